@@ -1,0 +1,34 @@
+"""roomsignal: an asyncio client for room-based WebRTC signaling.
+
+Join a room with a token, publish and subscribe through SDP/ICE exchange,
+keep playback in sync, chat, and learn exactly what went wrong as typed,
+awaitable ``SessionError`` events.
+"""
+
+from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.errors import (
+    MediaError,
+    ProtocolError,
+    SessionError,
+    SessionErrorException,
+    SessionStateError,
+    TokenError,
+    UnknownError,
+    UserError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ErrorCode",
+    "MediaError",
+    "ProtocolError",
+    "SessionError",
+    "SessionErrorException",
+    "SessionStateError",
+    "TokenError",
+    "UnknownError",
+    "UserError",
+    "__version__",
+    "lookup",
+]

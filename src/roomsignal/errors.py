@@ -1,0 +1,160 @@
+"""The error model apps receive, and the exception tree awaited calls raise.
+
+``SessionError`` is what every ``on_session_error`` listener gets, whatever
+found the error (a response, a ``sessionError`` notification, a bad frame, or
+the client itself). ``SessionErrorException`` carries one; its subclasses
+follow the catalog's categories, so ``except TokenError:`` works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roomsignal.catalog import Category, lookup
+
+__all__ = [
+    "MediaError",
+    "ProtocolError",
+    "SessionError",
+    "SessionErrorException",
+    "SessionStateError",
+    "TokenError",
+    "UnknownError",
+    "UserError",
+    "exception_for",
+    "make_error",
+]
+
+Source = Literal["server", "client"]
+
+
+class SessionError(BaseModel):
+    """One error, as the listeners receive it (frozen).
+
+    ``name``, ``category`` and ``description`` come from the catalog; a code it
+    does not know keeps its number, with category ``unknown``. ``method`` is
+    the request that failed, if any; ``received_at`` is Unix time in seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    code: int
+    name: str
+    category: Category
+    message: str
+    description: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    method: str | None = None
+    source: Source = "server"
+    session_id: str | None = None
+    participant_id: str | None = None
+    received_at: float = Field(default_factory=time.time)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the catalog says trying again can help."""
+        return lookup(self.code).retryable
+
+
+def make_error(
+    code: int,
+    message: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    method: str | None = None,
+    source: Source = "server",
+    session_id: str | None = None,
+    participant_id: str | None = None,
+) -> SessionError:
+    """Build a ``SessionError`` from a wire error object's parts (or the client's own).
+
+    The one place where errors are made: responses, ``sessionError``
+    notifications, decode failures and client-side failures all come here.
+    ``method`` defaults to ``data["method"]`` when the server named it.
+    """
+    entry = lookup(code)
+    payload = dict(data) if data else {}
+    if method is None:
+        named = payload.get("method")
+        if isinstance(named, str):
+            method = named
+    if participant_id is None:
+        named = payload.get("participantId")
+        if isinstance(named, str):
+            participant_id = named
+    return SessionError(
+        code=entry.code,
+        name=entry.name,
+        category=entry.category,
+        message=message,
+        description=entry.description,
+        data=payload,
+        method=method,
+        source=source,
+        session_id=session_id,
+        participant_id=participant_id,
+    )
+
+
+class SessionErrorException(Exception):
+    """Raised by an awaited call that failed; ``error`` is the ``SessionError``."""
+
+    def __init__(self, error: SessionError) -> None:
+        super().__init__(f"{error.code} {error.name}: {error.message}")
+        self.error = error
+
+    @property
+    def code(self) -> int:
+        """The error's code."""
+        return self.error.code
+
+
+class UserError(SessionErrorException):
+    """An error of category ``user``."""
+
+
+class SessionStateError(SessionErrorException):
+    """An error of category ``session``."""
+
+
+class MediaError(SessionErrorException):
+    """An error of category ``media``."""
+
+
+class TokenError(SessionErrorException):
+    """An error of category ``token``."""
+
+
+class ProtocolError(SessionErrorException):
+    """An error of category ``protocol``: a frame that is not a valid message.
+
+    Also what ``roomsignal.protocol.decode`` raises; ``request_id`` is the
+    frame's ``id`` when one could be read (so a server can answer it).
+    """
+
+    def __init__(self, error: SessionError, request_id: int | str | None = None) -> None:
+        super().__init__(error)
+        self.request_id = request_id
+
+
+class UnknownError(SessionErrorException):
+    """An error whose code the catalog does not know."""
+
+
+_BY_CATEGORY: dict[str, type[SessionErrorException]] = {
+    "user": UserError,
+    "session": SessionStateError,
+    "media": MediaError,
+    "token": TokenError,
+    "protocol": ProtocolError,
+    "unknown": UnknownError,
+}
+
+
+def exception_for(error: SessionError) -> SessionErrorException:
+    """The exception of the error's category, carrying it."""
+    return _BY_CATEGORY[error.category](error)

@@ -1,0 +1,240 @@
+"""One decode and one encode for every roomsignal frame; no I/O, no asyncio.
+
+``decode`` parses a frame straight from JSON with a single ``TypeAdapter``:
+a cheap callable picks the message kind (request, notification, response,
+error response) from the keys present, then a string discriminator on
+``method`` picks the model, resolved inside pydantic-core. A frame that is
+not a valid message raises ``ProtocolError`` with the JSON-RPC code that
+PROTOCOL.md section 2 assigns, so the server can answer it and the client
+can report it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Final
+
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from roomsignal.catalog import ErrorCode
+from roomsignal.errors import ProtocolError, make_error
+from roomsignal.protocol._models import (
+    CloseSessionRequest,
+    ErrorObject,
+    ErrorResponse,
+    GetSessionStateRequest,
+    IceCandidateNotification,
+    IceCandidateRequest,
+    JoinRequest,
+    LeaveRequest,
+    MessageReceivedNotification,
+    Model,
+    ParticipantJoinedNotification,
+    ParticipantLeftNotification,
+    PingRequest,
+    PublishRequest,
+    Response,
+    SdpAnswerNotification,
+    SdpAnswerRequest,
+    SdpOfferNotification,
+    SdpOfferRequest,
+    SendMessageRequest,
+    SendSyncDataRequest,
+    SessionClosedNotification,
+    SessionErrorNotification,
+    SimulateScenarioRequest,
+    StreamPublishedNotification,
+    StreamUnpublishedNotification,
+    SubscribeRequest,
+    SubscribeRequestNotification,
+    SubscriptionEndedNotification,
+    SyncDataNotification,
+    UnpublishRequest,
+    UnsubscribeRequest,
+)
+
+__all__ = [
+    "METHODS",
+    "NOTIFICATION_METHODS",
+    "Message",
+    "Notification",
+    "Request",
+    "decode",
+    "encode",
+    "error_response",
+]
+
+Request = (
+    JoinRequest
+    | LeaveRequest
+    | PublishRequest
+    | UnpublishRequest
+    | SubscribeRequest
+    | UnsubscribeRequest
+    | SdpOfferRequest
+    | SdpAnswerRequest
+    | IceCandidateRequest
+    | SendMessageRequest
+    | SendSyncDataRequest
+    | GetSessionStateRequest
+    | CloseSessionRequest
+    | PingRequest
+    | SimulateScenarioRequest
+)
+Notification = (
+    ParticipantJoinedNotification
+    | ParticipantLeftNotification
+    | StreamPublishedNotification
+    | StreamUnpublishedNotification
+    | SubscribeRequestNotification
+    | SdpOfferNotification
+    | SdpAnswerNotification
+    | IceCandidateNotification
+    | SubscriptionEndedNotification
+    | MessageReceivedNotification
+    | SyncDataNotification
+    | SessionErrorNotification
+    | SessionClosedNotification
+)
+Message = Request | Notification | Response | ErrorResponse
+
+_REQUEST_CLASSES: tuple[type[Model], ...] = Request.__args__
+_NOTIFICATION_CLASSES: tuple[type[Model], ...] = Notification.__args__
+METHODS: Final[frozenset[str]] = frozenset(
+    cls.model_fields["method"].default for cls in _REQUEST_CLASSES
+)
+NOTIFICATION_METHODS: Final[frozenset[str]] = frozenset(
+    cls.model_fields["method"].default for cls in _NOTIFICATION_CLASSES
+)
+
+_KIND_OF_CLASS: dict[type[Any], str] = {
+    **dict.fromkeys(_REQUEST_CLASSES, "request"),
+    **dict.fromkeys(_NOTIFICATION_CLASSES, "notification"),
+    Response: "response",
+    ErrorResponse: "error",
+}
+
+
+def _kind(value: Any) -> str | None:
+    """Which kind of JSON-RPC message a parsed frame is, from its keys alone."""
+    if isinstance(value, dict):
+        if "method" in value:
+            return "request" if "id" in value else "notification"
+        if "error" in value:
+            return "error"
+        if "result" in value:
+            return "response"
+        return None
+    return _KIND_OF_CLASS.get(type(value))
+
+
+_ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(
+    Annotated[
+        Annotated[Annotated[Request, Discriminator("method")], Tag("request")]
+        | Annotated[Annotated[Notification, Discriminator("method")], Tag("notification")]
+        | Annotated[Response, Tag("response")]
+        | Annotated[ErrorResponse, Tag("error")],
+        Discriminator(_kind),
+    ]
+)
+
+
+def decode(frame: str | bytes) -> Message:
+    """Parse one text frame into a typed message.
+
+    Raises ``ProtocolError`` (never anything else) when the frame is not a
+    valid message; its ``error.code`` is ``-32700`` (not JSON), ``-32600``
+    (not a message object, or a batch), ``-32601`` (unknown method) or
+    ``-32602`` (params of the wrong shape or type, listed in
+    ``error.data["errors"]``), and ``request_id`` is the frame's ``id`` when
+    one could be read. Safe to call from any thread.
+    """
+    try:
+        return _ADAPTER.validate_json(frame)
+    except ValidationError as exc:
+        raise _protocol_error(frame, exc.errors(include_url=False, include_input=False)) from None
+    except (RecursionError, ValueError, TypeError) as exc:  # deeply nested or odd input
+        raise _make(ErrorCode.PARSE_ERROR, f"frame cannot be parsed: {exc}", None, None) from None
+
+
+def encode(message: Model) -> str:
+    """Serialize a message (or any wire model) to one JSON text frame."""
+    return message.model_dump_json()
+
+
+def error_response(
+    request_id: int | str | None, code: int, message: str, data: dict[str, Any]
+) -> ErrorResponse:
+    """An error response answering ``request_id``."""
+    return ErrorResponse(id=request_id, error=ErrorObject(code=code, message=message, data=data))
+
+
+def _make(
+    code: ErrorCode,
+    message: str,
+    request_id: int | str | None,
+    method: str | None,
+    errors: list[dict[str, Any]] | None = None,
+) -> ProtocolError:
+    data: dict[str, Any] = {"name": code.name}
+    if method is not None:
+        data["method"] = method
+    if errors is not None:
+        data["errors"] = errors
+    return ProtocolError(make_error(code, message, data, source="client"), request_id)
+
+
+def _peek(frame: str | bytes) -> tuple[Any, int | str | None, str | None]:
+    """The parsed value, its id and method, read leniently (error path only)."""
+    try:
+        value = json.loads(frame)
+    except (ValueError, TypeError, RecursionError):
+        return None, None, None
+    if not isinstance(value, dict):
+        return value, None, None
+    request_id = value.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        request_id = None
+    method = value.get("method")
+    return value, request_id, method if isinstance(method, str) else None
+
+
+def _protocol_error(frame: str | bytes, errors: list[ErrorDetails]) -> ProtocolError:
+    value, request_id, method = _peek(frame)
+    first = errors[0] if errors else None
+    if first is None or first["type"] in ("json_invalid", "json_type", "string_unicode"):
+        return _make(ErrorCode.PARSE_ERROR, "frame is not valid JSON", None, None)
+    if isinstance(value, list):
+        return _make(ErrorCode.INVALID_REQUEST, "batches are not supported", None, None)
+    if not isinstance(value, dict):
+        return _make(
+            ErrorCode.INVALID_REQUEST, "frame is not a JSON-RPC message object", None, None
+        )
+    kind = _kind(value)
+    if first["type"] == "union_tag_invalid" and len(first["loc"]) == 1:
+        if kind == "request":
+            return _make(
+                ErrorCode.METHOD_NOT_FOUND, f"unknown method {method!r}", request_id, method
+            )
+        return _make(
+            ErrorCode.METHOD_NOT_FOUND, f"unknown notification {method!r}", request_id, method
+        )
+    if kind is None or first["type"] == "union_tag_not_found":
+        return _make(
+            ErrorCode.INVALID_REQUEST, "frame is not a JSON-RPC message object", request_id, method
+        )
+    # loc is (kind, [method,] field, ...): drop the tags pydantic adds.
+    skip = 2 if kind in ("request", "notification") else 1
+    details = [{"loc": list(err["loc"][skip:]), "msg": err["msg"]} for err in errors]
+    if kind in ("request", "notification") and all(d["loc"][:1] == ["params"] for d in details):
+        return _make(
+            ErrorCode.INVALID_PARAMS, f"invalid params for {method!r}", request_id, method, details
+        )
+    return _make(
+        ErrorCode.INVALID_REQUEST,
+        "frame is not a valid JSON-RPC message",
+        request_id,
+        method,
+        details,
+    )

@@ -1,0 +1,160 @@
+"""Mint and verify roomsignal tokens (HS256 JWT, PROTOCOL.md section 4).
+
+Required claims: ``sid`` (session id) and ``exp``. Optional: ``iat``,
+``sub``, ``roles`` (``synchronizer``, ``moderator``), ``grants``
+(``audio``/``video``/``create``, each default true) and ``max_streaming``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from roomsignal.catalog import ErrorCode
+
+__all__ = [
+    "Grants",
+    "TokenClaims",
+    "TokenInvalid",
+    "mint",
+    "peek_exp",
+    "verify",
+]
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What a token allows; each defaults to true."""
+
+    audio: bool = True
+    video: bool = True
+    create: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """The verified content of a token."""
+
+    sid: str
+    exp: float
+    sub: str | None = None
+    iat: float | None = None
+    roles: tuple[str, ...] = ()
+    grants: Grants = field(default_factory=Grants)
+    max_streaming: int | None = None
+
+
+class TokenInvalid(Exception):
+    """A token that cannot be used; ``code`` is 1100 (expired) or 1101 (not valid)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def mint(
+    secret: str,
+    session_id: str,
+    *,
+    ttl: float = 3600.0,
+    subject: str | None = None,
+    roles: Iterable[str] = (),
+    audio: bool = True,
+    video: bool = True,
+    create: bool = True,
+    max_streaming: int | None = None,
+    now: float | None = None,
+) -> str:
+    """A signed token for ``session_id`` that expires ``ttl`` seconds from now.
+
+    A negative ``ttl`` mints an already expired token (for tests and demos).
+    """
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {
+        "sid": session_id,
+        "iat": int(issued),
+        "exp": round(issued + ttl, 3),
+        "roles": list(roles),
+        "grants": {"audio": audio, "video": video, "create": create},
+    }
+    if subject is not None:
+        claims["sub"] = subject
+    if max_streaming is not None:
+        claims["max_streaming"] = max_streaming
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
+    """Check the signature and claims; raise ``TokenInvalid`` (1100 or 1101) otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sid"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid(
+            ErrorCode.TOKEN_DATA_IS_NOT_VALID, f"token is not valid: {exc}"
+        ) from None
+    exp = claims.get("exp")
+    sid = claims.get("sid")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claim 'exp' is not a number")
+    if not isinstance(sid, str) or not sid:
+        raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claim 'sid' is not a string")
+    if exp <= (time.time() if now is None else now):
+        raise TokenInvalid(ErrorCode.TOKEN_EXPIRED, "token has expired")
+    roles = claims.get("roles", [])
+    grants = claims.get("grants", {})
+    max_streaming = claims.get("max_streaming")
+    sub = claims.get("sub")
+    iat = claims.get("iat")
+    if (
+        not isinstance(roles, list)
+        or not all(isinstance(role, str) for role in roles)
+        or not isinstance(grants, dict)
+        or not all(isinstance(grants.get(k, True), bool) for k in ("audio", "video", "create"))
+        or (max_streaming is not None and (type(max_streaming) is not int or max_streaming < 0))
+        or (sub is not None and not isinstance(sub, str))
+        or (iat is not None and (isinstance(iat, bool) or not isinstance(iat, int | float)))
+    ):
+        raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claims have the wrong types")
+    return TokenClaims(
+        sid=sid,
+        exp=float(exp),
+        sub=sub,
+        iat=None if iat is None else float(iat),
+        roles=tuple(roles),
+        grants=Grants(
+            audio=grants.get("audio", True),
+            video=grants.get("video", True),
+            create=grants.get("create", True),
+        ),
+        max_streaming=max_streaming,
+    )
+
+
+def peek_exp(token: str) -> float | None:
+    """The token's ``exp`` read without verifying the signature; None if unreadable.
+
+    For the client's pre-flight check only: it never trusts anything else.
+    """
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (IndexError, ValueError, TypeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)

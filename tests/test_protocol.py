@@ -1,0 +1,342 @@
+"""The sans-I/O codec: round trips of every message, and bad input of every kind."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roomsignal.errors import ProtocolError
+from roomsignal.protocol import (
+    METHODS,
+    NOTIFICATION_METHODS,
+    CloseSessionParams,
+    CloseSessionRequest,
+    EmptyResult,
+    ErrorObject,
+    ErrorResponse,
+    GetSessionStateRequest,
+    IceCandidateNotification,
+    IceCandidateNotificationParams,
+    IceCandidateParams,
+    IceCandidateRequest,
+    JoinParams,
+    JoinRequest,
+    JoinResult,
+    LeaveRequest,
+    Message,
+    MessageReceivedNotification,
+    MessageReceivedParams,
+    Participant,
+    ParticipantJoinedNotification,
+    ParticipantJoinedParams,
+    ParticipantLeftNotification,
+    ParticipantLeftParams,
+    PingRequest,
+    PingResult,
+    PublishParams,
+    PublishRequest,
+    PublishResult,
+    Response,
+    SdpAnswerNotification,
+    SdpAnswerRequest,
+    SdpNotificationParams,
+    SdpOfferNotification,
+    SdpOfferRequest,
+    SdpParams,
+    SendMessageParams,
+    SendMessageRequest,
+    SendSyncDataParams,
+    SendSyncDataRequest,
+    SessionClosedNotification,
+    SessionClosedParams,
+    SessionErrorNotification,
+    SessionErrorParams,
+    SessionStateResult,
+    SimulateScenarioParams,
+    SimulateScenarioRequest,
+    StreamPublishedNotification,
+    StreamPublishedParams,
+    Streams,
+    StreamUnpublishedNotification,
+    StreamUnpublishedParams,
+    SubscribeRequest,
+    SubscribeRequestNotification,
+    SubscribeRequestParams,
+    SubscribeResult,
+    SubscriptionEndedNotification,
+    SubscriptionEndedParams,
+    SyncDataNotification,
+    SyncDataParams,
+    SyncState,
+    TargetParams,
+    UnpublishRequest,
+    UnsubscribeRequest,
+    decode,
+    encode,
+    error_response,
+)
+
+PARTICIPANT = Participant(
+    participant_id="p1",
+    name="alice",
+    participant_type="full",
+    roles=["moderator"],
+    streams=Streams(audio=True, video=False),
+    metadata={"k": [1, 2]},
+)
+SDP = SdpNotificationParams(seq=4, from_="p2", exchange_id="x1", sdp="v=0")
+
+MESSAGES: list[Message] = [
+    JoinRequest(id=1, params=JoinParams(token="t", name="bob")),
+    JoinRequest(
+        id="j",
+        params=JoinParams(
+            token="t",
+            name="bob",
+            participant_type="viewer",
+            metadata={"a": 1},
+            old_participant_secret="s",
+            last_seq=9,
+        ),
+    ),
+    LeaveRequest(id=2),
+    PublishRequest(id=3, params=PublishParams(audio=True, video=True)),
+    UnpublishRequest(id=4),
+    SubscribeRequest(id=5, params=TargetParams(target="p1")),
+    UnsubscribeRequest(id=6, params=TargetParams(target="p1")),
+    SdpOfferRequest(id=7, params=SdpParams(exchange_id="x", sdp="v=0")),
+    SdpAnswerRequest(id=8, params=SdpParams(exchange_id="x", sdp="v=0")),
+    IceCandidateRequest(id=9, params=IceCandidateParams(exchange_id="x", candidate="c")),
+    IceCandidateRequest(
+        id=10,
+        params=IceCandidateParams(exchange_id="x", candidate="c", sdp_mid="0", sdp_m_line_index=0),
+    ),
+    SendMessageRequest(id=11, params=SendMessageParams(text="hi")),
+    SendMessageRequest(id=12, params=SendMessageParams(text="hi", to=["p1", "p2"])),
+    SendSyncDataRequest(id=13, params=SendSyncDataParams(position=1.5, playing=True)),
+    SendSyncDataRequest(
+        id=14, params=SendSyncDataParams(position=0, playing=False, rate=2.0, media_id="m")
+    ),
+    GetSessionStateRequest(id=15),
+    CloseSessionRequest(id=16),
+    CloseSessionRequest(id=17, params=CloseSessionParams(reason="bye")),
+    PingRequest(id=18),
+    SimulateScenarioRequest(id=19, params=SimulateScenarioParams(scenario="internalError")),
+    SimulateScenarioRequest(
+        id=20, params=SimulateScenarioParams(scenario="sessionErrors", code=206, count=5)
+    ),
+    Response(id=1, result={}),
+    Response(id="x", result={"serverTime": 1.5}),
+    ErrorResponse(id=3, error=ErrorObject(code=105, message="m", data={"name": "N"})),
+    error_response(None, -32600, "batch", {"name": "INVALID_REQUEST"}),
+    ParticipantJoinedNotification(params=ParticipantJoinedParams(seq=1, participant=PARTICIPANT)),
+    ParticipantLeftNotification(
+        params=ParticipantLeftParams(seq=2, participant_id="p1", reason="left")
+    ),
+    StreamPublishedNotification(
+        params=StreamPublishedParams(seq=3, participant_id="p1", audio=True, video=False)
+    ),
+    StreamUnpublishedNotification(params=StreamUnpublishedParams(seq=3, participant_id="p1")),
+    SubscribeRequestNotification(
+        params=SubscribeRequestParams(seq=4, exchange_id="x", subscriber_id="p2")
+    ),
+    SdpOfferNotification(params=SDP),
+    SdpAnswerNotification(params=SDP),
+    IceCandidateNotification(
+        params=IceCandidateNotificationParams(
+            seq=5, exchange_id="x", from_="p2", candidate="c", sdp_m_line_index=1
+        )
+    ),
+    SubscriptionEndedNotification(
+        params=SubscriptionEndedParams(seq=6, exchange_id="x", participant_id="p2", reason="r")
+    ),
+    MessageReceivedNotification(
+        params=MessageReceivedParams(seq=7, from_="p2", text="yo", private=True)
+    ),
+    SyncDataNotification(
+        params=SyncDataParams(seq=8, from_="p2", position=3, playing=True, server_time=1.0)
+    ),
+    SessionErrorNotification(
+        params=SessionErrorParams(seq=9, code=303, message="timeout", data={"name": "M"})
+    ),
+    SessionClosedNotification(params=SessionClosedParams(seq=10, session_id="s", reason="done")),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(message: Message) -> None:
+    frame = encode(message)
+    decoded = decode(frame)
+    assert type(decoded) is type(message)
+    assert decoded == message
+    assert decode(frame.encode()) == message  # bytes too
+    assert encode(decoded) == frame
+
+
+def test_every_method_and_notification_has_a_round_trip() -> None:
+    requests = {m.method for m in MESSAGES if hasattr(m, "id") and hasattr(m, "method")}
+    notes = {m.method for m in MESSAGES if not hasattr(m, "id") and hasattr(m, "method")}
+    assert requests == METHODS
+    assert notes == NOTIFICATION_METHODS
+    assert len(METHODS) == 15
+    assert len(NOTIFICATION_METHODS) == 13
+
+
+def test_wire_names_are_camel_case_and_optional_fields_absent() -> None:
+    wire = json.loads(encode(MESSAGES[0]))
+    assert wire == {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "join",
+        "params": {"token": "t", "name": "bob", "participantType": "full"},
+    }
+    wire = json.loads(encode(MESSAGES[9]))
+    assert wire["params"] == {"exchangeId": "x", "candidate": "c"}
+    note = json.loads(encode(SdpOfferNotification(params=SDP)))
+    assert note["params"] == {"seq": 4, "exchangeId": "x1", "from": "p2", "sdp": "v=0"}
+    # a nullable field (streams) stays on the wire as null
+    viewer = Participant(participant_id="p", name="n", participant_type="viewer")
+    assert json.loads(encode(viewer))["streams"] is None
+    assert json.loads(encode(error_response(None, -32600, "m", {})))["id"] is None
+
+
+def test_results_parse_from_camel_case() -> None:
+    join = JoinResult.model_validate(
+        {
+            "sessionId": "s",
+            "participantId": "p",
+            "participantSecret": "sec",
+            "participantType": "full",
+            "roles": [],
+            "participants": [json.loads(encode(PARTICIPANT))],
+            "syncState": {"from": "p2", "position": 1, "playing": True, "serverTime": 2},
+            "seq": 0,
+            "resumed": False,
+        }
+    )
+    assert join.participants[0] == PARTICIPANT
+    assert join.sync_state == SyncState(from_="p2", position=1, playing=True, server_time=2)
+    assert PublishResult.model_validate({"streamId": "st"}).stream_id == "st"
+    assert SubscribeResult.model_validate({"exchangeId": "x"}).exchange_id == "x"
+    assert PingResult.model_validate({"serverTime": 1}).server_time == 1.0
+    assert SessionStateResult.model_validate({"sessionId": "s"}).participants == []
+    assert EmptyResult.model_validate({}) == EmptyResult()
+
+
+def test_unknown_fields_are_kept() -> None:
+    frame = '{"jsonrpc":"2.0","method":"participantLeft","params":{"seq":1,"participantId":"p","reason":"left","newField":7},"extra":true}'
+    message = decode(frame)
+    assert isinstance(message, ParticipantLeftNotification)
+    assert message.params.model_extra == {"newField": 7}
+    assert json.loads(encode(message))["params"]["newField"] == 7
+
+
+def _error(frame: str | bytes) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        decode(frame)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "request_id"),
+    [
+        ("not json", -32700, None),
+        (b"\xff\xfe\x00", -32700, None),
+        ('{"jsonrpc":"2.0","id":1,', -32700, None),
+        ("[]", -32600, None),
+        ('[{"jsonrpc":"2.0","id":1,"method":"ping"}]', -32600, None),
+        ("42", -32600, None),
+        ('"text"', -32600, None),
+        ("null", -32600, None),
+        ("{}", -32600, None),
+        ('{"jsonrpc":"2.0","id":3}', -32600, 3),
+        ('{"jsonrpc":"1.0","id":4,"method":"ping"}', -32600, 4),
+        ('{"jsonrpc":"2.0","id":[1],"method":"ping"}', -32600, None),
+        ('{"jsonrpc":"2.0","id":5,"method":"nope"}', -32601, 5),
+        ('{"jsonrpc":"2.0","id":"a","method":"join"}', -32602, "a"),
+        ('{"jsonrpc":"2.0","id":6,"method":"join","params":{"token":1,"name":"n"}}', -32602, 6),
+        ('{"jsonrpc":"2.0","id":7,"method":"publish","params":{"audio":"yes"}}', -32602, 7),
+        ('{"jsonrpc":"2.0","id":8,"method":"publish","params":[]}', -32602, 8),
+        ('{"jsonrpc":"2.0","method":"sessionError","params":{"seq":1}}', -32602, None),
+        ('{"jsonrpc":"2.0","method":"brandNew","params":{"seq":1}}', -32601, None),
+    ],
+)
+def test_bad_frames_raise_typed_errors(frame: str, code: int, request_id: object) -> None:
+    error = _error(frame)
+    assert error.error.code == code
+    assert error.request_id == request_id
+    assert error.error.category == "protocol"
+    assert error.error.data["name"] == error.error.name
+    assert error.error.message
+
+
+def test_invalid_params_lists_loc_and_msg() -> None:
+    error = _error('{"jsonrpc":"2.0","id":6,"method":"join","params":{"token":1}}')
+    errors = error.error.data["errors"]
+    assert {tuple(e["loc"]) for e in errors} == {("params", "token"), ("params", "name")}
+    assert all(isinstance(e["msg"], str) for e in errors)
+    assert error.error.data["method"] == "join"
+
+
+def test_participant_type_is_not_judged_by_the_codec() -> None:
+    message = decode(
+        '{"jsonrpc":"2.0","id":1,"method":"join","params":{"token":"x","name":"n","participantType":"alien"}}'
+    )
+    assert isinstance(message, JoinRequest)
+    assert message.params.participant_type == "alien"
+
+
+def test_deeply_nested_frame_is_a_protocol_error() -> None:
+    error = _error("[" * 100_000 + "]" * 100_000)
+    assert error.error.code in (-32700, -32600)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+frame_like = st.fixed_dictionaries(
+    {"jsonrpc": st.sampled_from(["2.0", "1.0", 2])},
+    optional={
+        "id": st.one_of(st.integers(), st.text(max_size=4), st.none(), st.booleans()),
+        "method": st.sampled_from([*sorted(METHODS | NOTIFICATION_METHODS), "x"]),
+        "params": st.one_of(json_values, st.dictionaries(st.text(max_size=10), json_values)),
+        "result": json_values,
+        "error": json_values,
+    },
+)
+
+
+def _decode_or_protocol_error(frame: str | bytes) -> None:
+    try:
+        message = decode(frame)
+    except ProtocolError as exc:
+        assert exc.error.code in (-32700, -32600, -32601, -32602)
+        json.dumps(exc.error.data)  # always serializable, so a server can answer it
+    else:
+        assert decode(encode(message)) == message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.binary()))
+def test_decode_of_any_text_or_bytes(frame: str | bytes) -> None:
+    _decode_or_protocol_error(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_decode_of_any_json_value(value: Any) -> None:
+    _decode_or_protocol_error(json.dumps(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(frame_like)
+def test_decode_of_frame_shaped_values(value: dict[str, Any]) -> None:
+    _decode_or_protocol_error(json.dumps(value))

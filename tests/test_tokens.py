@@ -1,0 +1,60 @@
+"""Tokens: mint, verify, and the unverified exp peek the client uses."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from roomsignal import ErrorCode
+from roomsignal.tokens import Grants, TokenInvalid, mint, peek_exp, verify
+
+SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+def test_mint_and_verify_round_trip() -> None:
+    token = mint(
+        SECRET, "room", ttl=60, subject="bob", roles=["moderator"], video=False, max_streaming=3
+    )
+    claims = verify(token, SECRET)
+    assert claims.sid == "room"
+    assert claims.sub == "bob"
+    assert claims.roles == ("moderator",)
+    assert claims.grants == Grants(audio=True, video=False, create=True)
+    assert claims.max_streaming == 3
+    assert claims.exp > time.time()
+
+
+def test_expired_token_is_1100() -> None:
+    with pytest.raises(TokenInvalid) as info:
+        verify(mint(SECRET, "room", ttl=-10), SECRET)
+    assert info.value.code == ErrorCode.TOKEN_EXPIRED
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        "",
+        mint("other-secret-0123456789abcdef-0123456789", "room"),
+        jwt.encode({"exp": time.time() + 60}, SECRET, algorithm="HS256"),  # no sid
+        jwt.encode({"sid": "room"}, SECRET, algorithm="HS256"),  # no exp
+        jwt.encode({"sid": 5, "exp": time.time() + 60}, SECRET, algorithm="HS256"),
+        jwt.encode({"sid": "r", "exp": time.time() + 60, "roles": "x"}, SECRET, algorithm="HS256"),
+        jwt.encode(
+            {"sid": "r", "exp": time.time() + 60, "grants": {"audio": 1}}, SECRET, algorithm="HS256"
+        ),
+    ],
+)
+def test_invalid_tokens_are_1101(token: str) -> None:
+    with pytest.raises(TokenInvalid) as info:
+        verify(token, SECRET)
+    assert info.value.code == ErrorCode.TOKEN_DATA_IS_NOT_VALID
+
+
+def test_peek_exp_reads_without_verifying() -> None:
+    token = mint(SECRET, "room", ttl=100, now=1000.0)
+    assert peek_exp(token) == 1100.0
+    assert peek_exp("garbage") is None
+    assert peek_exp("a.b.c") is None
