@@ -1,0 +1,548 @@
+"""Client-side measurements: each function drives one workload and returns numbers.
+
+Run by ``run.py`` in its own (client) process; the servers live in other
+processes (``servers.py``). The ``sessions`` workload runs in a fresh process
+of its own, so that its RSS growth is not blurred by earlier workloads:
+
+    python benchmarks/workloads.py sessions --url ws://127.0.0.1:PORT --secret S --n 5000
+
+prints one JSON object on its last stdout line.
+
+Every loop here is bounded in count and in time, and only dials 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+SUBPROTOCOL = "roomsignal.v1"
+STAMP_FIELD = "benchSentNs"
+ERROR_CODE = 206  # SESSION_IS_FULL_ERROR_CODE: any catalog code would do
+MARK = b'"sessionError"'
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes() -> int:
+    """This process's resident set size, from /proc/self/statm."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank on the sorted samples."""
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def proc_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class CpuMeter:
+    """Wall time, and the CPU share of this process and of the server, over a span."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+        self.server = proc_cpu_s(server_pid)
+
+    def stop(self) -> tuple[float, float, float]:
+        """(wall seconds, client CPU share, server CPU share)."""
+        wall = time.perf_counter() - self.wall
+        client = (time.process_time() - self.cpu) / wall
+        server = (proc_cpu_s(self.server_pid) - self.server) / wall
+        return wall, client, server
+
+
+def raw_connect(url: str) -> Any:
+    """A bare websockets client, as a careful user would open one."""
+    return connect(url, compression=None, proxy=None, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
+
+
+def request(request_id: int, method: str, params: dict[str, Any]) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+
+
+async def raw_join(ws: ClientConnection, token: str, name: str) -> dict[str, Any]:
+    """Join with a hand-written JSON-RPC frame; the result, or raise."""
+    await ws.send(request(1, "join", {"token": token, "name": name, "participantType": "full"}))
+    while True:
+        reply = json.loads(await ws.recv())
+        if reply.get("id") == 1:
+            break
+    if "result" not in reply:
+        raise RuntimeError(f"raw join failed: {reply}")
+    result: dict[str, Any] = reply["result"]
+    return result
+
+
+def session_class() -> Any:
+    """``roomsignal.Session``, or None while the client is not there yet."""
+    try:
+        from roomsignal import Session
+    except ImportError:
+        try:
+            from roomsignal.client import Session
+        except ImportError:
+            return None
+    return Session
+
+
+# --- events: sessionError streams ---------------------------------------------
+
+
+class RawEvents:
+    """A bare websockets client that asks for bursts and counts the frames."""
+
+    def __init__(self, ws: ClientConnection, server_pid: int | None) -> None:
+        self.ws = ws
+        self.next_id = 100
+        self.server_pid = server_pid
+
+    async def burst(self, count: int) -> tuple[float, float, float]:
+        """(events per second, client CPU share, server CPU share) for one burst."""
+        self.next_id += 1
+        frame = request(
+            self.next_id,
+            "simulateScenario",
+            {"scenario": "sessionErrors", "code": ERROR_CODE, "count": count},
+        )
+        recv = self.ws.recv
+        seen = 0
+        first = last = b""
+        meter = CpuMeter(self.server_pid)
+        await self.ws.send(frame)
+        while seen < count:
+            message = await recv(decode=False)
+            if MARK in message:
+                seen += 1
+                if seen == 1:
+                    first = message
+                last = message
+        elapsed, client_cpu, server_cpu = meter.stop()
+        gap = json.loads(last)["params"]["seq"] - json.loads(first)["params"]["seq"]
+        if gap != count - 1:
+            raise RuntimeError(f"raw client saw seq gap {gap} for {count} events")
+        return count / elapsed, client_cpu, server_cpu
+
+
+@dataclass
+class _Counter:
+    target: int = 0
+    seen: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class SessionEvents:
+    """The full client: an async ``on_session_error`` listener counts the errors."""
+
+    def __init__(self, session: Any, server_pid: int | None) -> None:
+        self.session = session
+        self.server_pid = server_pid
+        self.counter = _Counter()
+        counter = self.counter
+
+        async def on_error(error: Any) -> None:
+            if error.code == ERROR_CODE:
+                counter.seen += 1
+                if counter.seen >= counter.target:
+                    counter.done.set()
+
+        session.on_session_error(on_error)
+
+    async def burst(self, count: int, timeout: float) -> tuple[float, float, float]:
+        counter = self.counter
+        counter.target, counter.seen = count, 0
+        counter.done.clear()
+        meter = CpuMeter(self.server_pid)
+        await self.session.simulate_scenario("sessionErrors", code=ERROR_CODE, count=count)
+        async with asyncio.timeout(timeout):
+            await counter.done.wait()
+        elapsed, client_cpu, server_cpu = meter.stop()
+        return count / elapsed, client_cpu, server_cpu
+
+
+async def events(
+    url: str,
+    token: str,
+    count: int,
+    reps: int,
+    timeout: float,
+    *,
+    server_pid: int | None = None,
+    with_session: bool = True,
+) -> dict[str, Any]:
+    """Interleaved bursts, bare websockets then the full client, ``reps`` times each.
+
+    One warm-up burst each first (not counted). Medians are reported, with
+    the CPU share of client and server over each burst (a share near 1.0
+    says which side was the bottleneck).
+    """
+    session_cls = session_class() if with_session else None
+    raw_runs: list[tuple[float, float, float]] = []
+    full_runs: list[tuple[float, float, float]] = []
+    warm = max(1000, count // 10)
+    async with contextlib.AsyncExitStack() as stack:
+        ws = await stack.enter_async_context(raw_connect(url))
+        await raw_join(ws, token, f"raw-{os.getpid()}-{time.monotonic_ns()}")
+        raw = RawEvents(ws, server_pid)
+        full = None
+        if session_cls is not None:
+            session = session_cls(
+                url, token=token, name=f"full-{os.getpid()}-{time.monotonic_ns()}"
+            )
+            await stack.enter_async_context(session)
+            full = SessionEvents(session, server_pid)
+        async with asyncio.timeout(timeout * (2 * reps + 2)):
+            await raw.burst(warm)
+            if full is not None:
+                await full.burst(warm, timeout)
+            for _ in range(reps):
+                raw_runs.append(await raw.burst(count))
+                if full is not None:
+                    full_runs.append(await full.burst(count, timeout))
+    out = _runs_summary("raw_", raw_runs)
+    if full_runs:
+        out.update(_runs_summary("", full_runs))
+    return out
+
+
+def _runs_summary(prefix: str, runs: list[tuple[float, float, float]]) -> dict[str, Any]:
+    rates = [rate for rate, _, _ in runs]
+    return {
+        f"{prefix}events_per_s": statistics.median(rates),
+        f"{prefix}events_runs": [round(rate) for rate in rates],
+        f"{prefix}events_client_cpu": round(statistics.median(c for _, c, _ in runs), 3),
+        f"{prefix}events_server_cpu": round(statistics.median(s for _, _, s in runs), 3),
+    }
+
+
+async def socketio_events(url: str, count: int, reps: int, timeout: float) -> dict[str, Any]:
+    """The same stream through python-socketio's AsyncClient, with an async handler."""
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    counter = _Counter()
+
+    @client.on("sessionError")  # type: ignore[untyped-decorator]
+    async def on_error(data: dict[str, Any]) -> None:
+        if data["code"] == ERROR_CODE:
+            counter.seen += 1
+            if counter.seen >= counter.target:
+                counter.done.set()
+
+    async def burst(n: int) -> float:
+        counter.target, counter.seen = n, 0
+        counter.done.clear()
+        start = time.perf_counter()
+        await client.emit("simulateScenario", {"code": ERROR_CODE, "count": n})
+        async with asyncio.timeout(timeout):
+            await counter.done.wait()
+        return n / (time.perf_counter() - start)
+
+    rates: list[float] = []
+    await client.connect(url, transports=["websocket"], wait_timeout=10)
+    try:
+        await burst(max(500, count // 10))
+        rates.extend([await burst(count) for _ in range(reps)])
+    finally:
+        await client.disconnect()
+    return {"socketio_runs": rates, "socketio_events_per_s": statistics.median(rates)}
+
+
+# --- round trips ----------------------------------------------------------------
+
+
+async def _timed(call: Callable[[], Awaitable[Any]], n: int, warm: int) -> list[float]:
+    """Microseconds per call, ``n`` calls after ``warm`` unmeasured ones."""
+    for _ in range(warm):
+        await call()
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        start = clock()
+        await call()
+        samples.append((clock() - start) / 1000)
+    return samples
+
+
+def _summary(prefix: str, samples: list[float]) -> dict[str, float]:
+    return {
+        f"{prefix}_us": statistics.median(samples),
+        f"{prefix}_mean_us": statistics.fmean(samples),
+        f"{prefix}_p99_us": percentile(samples, 99),
+    }
+
+
+async def rtt(
+    echo_url: str, ref_url: str, token: str, n: int, timeout: float, *, with_session: bool = True
+) -> dict[str, Any]:
+    """Round trips: bare websockets vs echo, bare websockets vs reference ``ping``, Session.ping."""
+    out: dict[str, Any] = {}
+    warm = max(100, n // 10)
+    async with asyncio.timeout(timeout):
+        async with raw_connect(echo_url) as ws:
+            frame = request(1, "ping", {})
+
+            async def echo() -> None:
+                await ws.send(frame)
+                await ws.recv()
+
+            out.update(_summary("raw_rtt", await _timed(echo, n, warm)))
+
+        async with raw_connect(ref_url) as ws:
+            await raw_join(ws, token, f"rawping-{os.getpid()}-{time.monotonic_ns()}")
+            ids = iter(range(10, 10**9))
+
+            async def raw_ping() -> None:
+                await ws.send(request(next(ids), "ping", {}))
+                await ws.recv()
+
+            out.update(_summary("raw_ref_rtt", await _timed(raw_ping, n, warm)))
+
+        session_cls = session_class() if with_session else None
+        if session_cls is not None:
+            name = f"ping-{os.getpid()}-{time.monotonic_ns()}"
+            async with session_cls(ref_url, token=token, name=name) as session:
+                out.update(_summary("rtt", await _timed(session.ping, n, warm)))
+    return out
+
+
+# --- error latency ------------------------------------------------------------------
+
+
+async def error_latency(
+    url: str, token: str, n: int, timeout: float, *, with_session: bool = True
+) -> dict[str, Any]:
+    """Server write -> listener call, one error at a time, against a ``--stamp`` server.
+
+    The server stamps each sessionError with ``time.monotonic_ns()`` just
+    before handing it to websockets; the listener (or the bare client, after
+    ``recv``) reads ``time.monotonic_ns()`` on being called. Both processes
+    read the same CLOCK_MONOTONIC, so the difference is the one-way latency.
+    """
+    out: dict[str, Any] = {}
+    clock = time.monotonic_ns
+    warm = max(50, n // 10)
+    async with asyncio.timeout(timeout):
+        async with raw_connect(url) as ws:
+            await raw_join(ws, token, f"rawlat-{os.getpid()}-{time.monotonic_ns()}")
+            frame_id = 100
+            raw_samples: list[float] = []
+            for i in range(warm + n):
+                frame_id += 1
+                await ws.send(
+                    request(
+                        frame_id,
+                        "simulateScenario",
+                        {"scenario": "sessionErrors", "code": ERROR_CODE, "count": 1},
+                    )
+                )
+                while True:
+                    message = await ws.recv(decode=False)
+                    now = clock()
+                    if MARK in message:
+                        break
+                if i >= warm:
+                    sent = json.loads(message)["params"]["data"][STAMP_FIELD]
+                    raw_samples.append((now - sent) / 1000)
+            out["raw_error_latency_p50_us"] = percentile(raw_samples, 50)
+            out["raw_error_latency_p99_us"] = percentile(raw_samples, 99)
+
+        session_cls = session_class() if with_session else None
+        if session_cls is None:
+            return out
+        samples: list[float] = []
+        arrived = asyncio.Event()
+        name = f"lat-{os.getpid()}-{time.monotonic_ns()}"
+        async with session_cls(url, token=token, name=name) as session:
+
+            @session.on_session_error  # type: ignore[untyped-decorator]
+            async def on_error(error: Any) -> None:
+                now = clock()
+                sent = error.data.get(STAMP_FIELD)
+                if sent is not None:
+                    samples.append((now - sent) / 1000)
+                    arrived.set()
+
+            for _ in range(warm + n):
+                arrived.clear()
+                await session.simulate_scenario("sessionErrors", code=ERROR_CODE, count=1)
+                await arrived.wait()
+        del samples[:warm]
+        out["error_latency_p50_us"] = percentile(samples, 50)
+        out["error_latency_p99_us"] = percentile(samples, 99)
+        out["error_latency_mean_us"] = statistics.fmean(samples)
+    return out
+
+
+# --- many sessions (run in a fresh process) -------------------------------------
+
+
+async def _gather_bounded(
+    items: list[Any], work: Callable[[Any], Awaitable[Any]], concurrency: int
+) -> list[BaseException | None]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> BaseException | None:
+        async with semaphore:
+            try:
+                await work(item)
+            except Exception as exc:
+                return exc
+            return None
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+def _settled_rss() -> int:
+    gc.collect()
+    gc.collect()
+    return rss_bytes()
+
+
+async def many_sessions(
+    url: str, secret: str, n: int, per_room: int, concurrency: int, timeout: float, raw: bool
+) -> dict[str, Any]:
+    """Join ``n`` sessions (``per_room`` to a room) at most ``concurrency`` at a time.
+
+    Reports the wall time to join them all and the RSS growth per joined
+    session, after ``gc.collect()``; one session is joined and closed first
+    so that imports and first-use caches are not counted. ``raw`` uses bare
+    websockets connections and hand-written ``join`` frames instead (the
+    floor under the client's figures).
+    """
+    from roomsignal.tokens import mint
+
+    rooms = (n + per_room - 1) // per_room
+    run = time.monotonic_ns()
+    tokens = [mint(secret, f"bench-{run}-{room}", ttl=3600) for room in range(rooms)]
+    session_cls = None if raw else session_class()
+    if session_cls is None and not raw:
+        return {"error": "roomsignal.Session is not available"}
+
+    if raw:
+
+        async def open_one(index: int) -> Any:
+            ws = await raw_connect(url)
+            try:
+                await raw_join(ws, tokens[index // per_room], f"u{index}")
+            except BaseException:
+                await ws.close()
+                raise
+            return ws
+
+        async def close_one(ws: Any) -> None:
+            await ws.close()
+
+    else:
+
+        async def open_one(index: int) -> Any:
+            session = session_cls(url, token=tokens[index // per_room], name=f"u{index}")
+            await session.__aenter__()
+            return session
+
+        async def close_one(session: Any) -> None:
+            await session.close()
+
+    warm_token = mint(secret, f"bench-{run}-warm", ttl=3600)
+    warm_ws = await (raw_connect(url) if raw else _warm_session(session_cls, url, warm_token))
+    if raw:
+        await raw_join(warm_ws, warm_token, "warm")
+    await close_one(warm_ws)
+
+    opened: list[Any] = []
+
+    async def join(index: int) -> None:
+        opened.append(await open_one(index))
+
+    before = _settled_rss()
+    start = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        errors = await _gather_bounded(list(range(n)), join, concurrency)
+    join_s = time.perf_counter() - start
+    after = _settled_rss()
+    failures = [repr(exc) for exc in errors if exc is not None]
+    joined = len(opened)
+    start = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        await _gather_bounded(opened, close_one, concurrency)
+    close_s = time.perf_counter() - start
+    return {
+        "sessions": joined,
+        "requested": n,
+        "join_s": join_s,
+        "close_s": close_s,
+        "kib_per_session": (after - before) / 1024 / max(joined, 1),
+        "rss_before_mib": before / 2**20,
+        "rss_after_mib": after / 2**20,
+        "failures": len(failures),
+        "first_failures": failures[:3],
+    }
+
+
+async def _warm_session(session_cls: Any, url: str, token: str) -> Any:
+    session = session_cls(url, token=token, name="warm")
+    await session.__aenter__()
+    return session
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one workload in a fresh process")
+    parser.add_argument("workload", choices=["sessions"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--per-room", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--raw", action="store_true")
+    parser.add_argument("--cpu", type=int, default=None)
+    args = parser.parse_args()
+    if not args.url.startswith("ws://127.0.0.1:"):
+        sys.exit("workloads.py only dials 127.0.0.1")
+    if args.cpu is not None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(0, {args.cpu})
+    result = asyncio.run(
+        many_sessions(
+            args.url,
+            args.secret,
+            args.n,
+            args.per_room,
+            args.concurrency,
+            args.timeout,
+            args.raw,
+        )
+    )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
