@@ -6,6 +6,16 @@ awaitable ``SessionError`` events.
 """
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.client import (
+    Connected,
+    Disconnected,
+    Reconnected,
+    Reconnecting,
+    ReconnectPolicy,
+    RequestTimeoutError,
+    Session,
+    SessionState,
+)
 from roomsignal.errors import (
     MediaError,
     ProtocolError,
@@ -20,11 +30,19 @@ from roomsignal.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Connected",
+    "Disconnected",
     "ErrorCode",
     "MediaError",
     "ProtocolError",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
+    "RequestTimeoutError",
+    "Session",
     "SessionError",
     "SessionErrorException",
+    "SessionState",
     "SessionStateError",
     "TokenError",
     "UnknownError",

@@ -58,6 +58,7 @@ class ErrorCode(enum.IntEnum):
     REQUEST_TIMEOUT_ERROR_CODE = 902
     CONNECTION_LOST_ERROR_CODE = 903
     CONNECTION_REPLACED_ERROR_CODE = 904
+    NOT_CONNECTED_ERROR_CODE = 905
     # JSON-RPC 2.0 reserved codes, for frames that are not valid messages.
     PARSE_ERROR = -32700
     INVALID_REQUEST = -32600
@@ -71,6 +72,7 @@ CLIENT_ONLY_CODES: frozenset[int] = frozenset(
         ErrorCode.REQUEST_TIMEOUT_ERROR_CODE,
         ErrorCode.CONNECTION_LOST_ERROR_CODE,
         ErrorCode.CONNECTION_REPLACED_ERROR_CODE,
+        ErrorCode.NOT_CONNECTED_ERROR_CODE,
     }
 )
 
@@ -292,7 +294,11 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         ErrorCode.GENERIC_CONNECTION_ERROR,
         "session",
         "The connection closed in the middle of joining.",
-        ("the connection dropped while `join` was in flight (reported by the client)",),
+        (
+            "the connection dropped while `join` was in flight (reported by the client)",
+            "the connection dropped while another request was in flight (reported by the client)",
+            "the server could not be reached when connecting (reported by the client)",
+        ),
         True,
     ),
     _e(
@@ -325,6 +331,16 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         "session",
         "Another connection took this participant's seat (client side).",
         ("the server closed the connection with 4001 (`replaced`)",),
+        False,
+    ),
+    _e(
+        ErrorCode.NOT_CONNECTED_ERROR_CODE,
+        "session",
+        "The session is not connected (client side).",
+        (
+            "a request made before `connect()` or after `close()`",
+            "a request or wait still pending when the session closed",
+        ),
         False,
     ),
     _e(
@@ -404,7 +420,7 @@ def render_markdown() -> str:
         "Generated from `roomsignal.catalog` by `python scripts/gen_docs.py`;",
         "do not edit by hand (a test compares the two).",
         "",
-        "Codes 902-904 are found by the client itself and never sent on the wire. A code",
+        "Codes 902-905 are found by the client itself and never sent on the wire. A code",
         "not listed here is kept by number with category `unknown`.",
         "",
         "| code | name | category | retryable | description | causes |",

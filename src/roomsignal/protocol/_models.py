@@ -32,6 +32,7 @@ __all__ = [
     "LeaveRequest",
     "MessageReceivedNotification",
     "MessageReceivedParams",
+    "Model",
     "Participant",
     "ParticipantJoinedNotification",
     "ParticipantJoinedParams",

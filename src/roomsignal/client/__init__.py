@@ -1,0 +1,25 @@
+"""The asyncio client: ``Session``, its events, and the reconnection policy."""
+
+from roomsignal.client._events import (
+    Connected,
+    Disconnected,
+    Reconnected,
+    Reconnecting,
+    ReconnectPolicy,
+    SessionState,
+)
+from roomsignal.client._listeners import ErrorStream
+from roomsignal.client._session import RequestTimeoutError, Session, TokenProvider
+
+__all__ = [
+    "Connected",
+    "Disconnected",
+    "ErrorStream",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
+    "RequestTimeoutError",
+    "Session",
+    "SessionState",
+    "TokenProvider",
+]

@@ -1,0 +1,104 @@
+"""Payloads of the client's own life-cycle events, and the reconnection policy.
+
+Room events reuse the protocol's notification params (``ParticipantJoinedParams``
+and so on), which carry ``seq``; these are the events the client itself makes.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from roomsignal.protocol import Participant
+
+__all__ = [
+    "Connected",
+    "Disconnected",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
+    "SessionState",
+]
+
+
+class SessionState(enum.StrEnum):
+    """Where a ``Session`` is in its life."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    JOINED = "joined"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Connected(_Event):
+    """The first ``join`` succeeded."""
+
+    session_id: str
+    participant_id: str
+    participants: list[Participant]
+
+
+class Disconnected(_Event):
+    """The connection closed; ``will_reconnect`` says whether the client tries again.
+
+    ``code`` is the WebSocket close code (None when the connection dropped
+    without a close frame).
+    """
+
+    code: int | None
+    reason: str
+    will_reconnect: bool
+
+
+class Reconnecting(_Event):
+    """The client is about to dial again after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+
+
+class Reconnected(_Event):
+    """The client is back in the session.
+
+    ``resumed`` is true when the server gave the old seat back and replayed
+    ``replayed`` missed notifications (none lost, none duplicated). When it is
+    false, ``state_reset`` is true: the client joined afresh under a new
+    participant id, and what happened while it was away is gone.
+    """
+
+    resumed: bool
+    replayed: int
+    state_reset: bool
+    attempts: int
+    participant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """How the client retries after an abnormal close.
+
+    Exponential backoff with full jitter: attempt ``n`` waits a random time in
+    ``[0, min(max_delay, initial_delay * multiplier ** (n - 1))]`` (exactly
+    that bound when ``jitter`` is false). ``rejoin_on_reset`` says whether to
+    join afresh when the server refuses the resume (106), rather than stop.
+    """
+
+    max_attempts: int = 10
+    initial_delay: float = 0.1
+    max_delay: float = 5.0
+    multiplier: float = 2.0
+    jitter: bool = True
+    rejoin_on_reset: bool = True
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (from 1)."""
+        bound = min(self.max_delay, self.initial_delay * self.multiplier ** max(0, attempt - 1))
+        return random.uniform(0.0, bound) if self.jitter else bound

@@ -1,0 +1,289 @@
+"""The listener hub: fans events out to listeners, each awaited in order.
+
+Every listener has its own small queue and worker task, so a slow listener
+never stalls the reader or the other listeners, each listener sees events in
+arrival order, and a listener may await any session method. ``emit`` never
+blocks and never awaits: the reader calls it inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ErrorStream", "Inbox", "ListenerHub"]
+
+logger = logging.getLogger("roomsignal.client")
+
+T = TypeVar("T")
+Listener = Callable[[Any], Any]
+ListenerErrorHook = Callable[[BaseException, str, Any, Listener], Any]
+
+_STOP: Any = object()
+
+
+class Inbox(Generic[T]):
+    """An unbounded FIFO with one waiting reader: cheaper than ``asyncio.Queue``."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: T) -> None:
+        """Append an item and wake the reader; never blocks."""
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> T:
+        """The next item, waiting for one if needed (one reader at a time)."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def clear(self) -> None:
+        """Drop every pending item."""
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _Worker:
+    """One listener's queue and the task that awaits it, in order."""
+
+    __slots__ = ("event", "fn", "hub", "inbox", "removed", "task")
+
+    def __init__(self, hub: ListenerHub, event: str, fn: Listener) -> None:
+        self.hub = hub
+        self.event = event
+        self.fn = fn
+        self.inbox: Inbox[Any] = Inbox()
+        self.task: asyncio.Task[None] | None = None
+        self.removed = False
+
+    def deliver(self, payload: Any) -> None:
+        self.inbox.put(payload)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"roomsignal-listener-{self.event}"
+            )
+            self.hub._tasks.add(self.task)
+            self.task.add_done_callback(self.hub._tasks.discard)
+
+    async def _run(self) -> None:
+        inbox = self.inbox
+        fn = self.fn
+        while True:
+            payload = await inbox.get()
+            if payload is _STOP or self.removed:
+                return
+            try:
+                result = fn(payload)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.hub._failed(exc, self.event, payload, fn)
+
+
+class ErrorStream(Generic[T]):
+    """An async iterator over the events of one kind from the moment it was made.
+
+    Ends (``StopAsyncIteration``) when the session closes, after the events
+    already queued; ``aclose()`` or ``async with`` ends it early.
+    """
+
+    def __init__(self, hub: ListenerHub, event: str) -> None:
+        self._hub = hub
+        self._event = event
+        self._inbox: Inbox[Any] = Inbox()
+        self._done = False
+        hub._streams.setdefault(event, weakref.WeakSet()).add(self)
+
+    def _put(self, payload: Any) -> None:
+        self._inbox.put(payload)
+
+    def __aiter__(self) -> ErrorStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._done and not self._inbox:
+            raise StopAsyncIteration
+        item = await self._inbox.get()
+        if item is _STOP:
+            self._done = True
+            raise StopAsyncIteration
+        result: T = item
+        return result
+
+    async def aclose(self) -> None:
+        """Stop receiving; pending items are dropped."""
+        self._done = True
+        self._inbox.clear()
+        self._inbox.put(_STOP)
+        streams = self._hub._streams.get(self._event)
+        if streams is not None:
+            streams.discard(self)
+
+    async def __aenter__(self) -> ErrorStream[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class ListenerHub:
+    """Listeners, iterators and one-shot waiters for every event kind."""
+
+    def __init__(self) -> None:
+        self._workers: dict[str, dict[Listener, _Worker]] = {}
+        self._streams: dict[str, weakref.WeakSet[ErrorStream[Any]]] = {}
+        self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future[Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.error_hook: ListenerErrorHook | None = None
+        self.strict = False
+        self.failures = 0
+        self.first_failure: BaseException | None = None
+        self.closed = False
+
+    # -- registration ---------------------------------------------------------
+
+    def add(self, event: str, fn: Listener) -> None:
+        """Register ``fn`` for ``event``; registering it twice is a no-op."""
+        if not callable(fn):
+            raise TypeError(f"listener must be callable, not {type(fn).__name__}")
+        workers = self._workers.setdefault(event, {})
+        if fn not in workers:
+            workers[fn] = _Worker(self, event, fn)
+
+    def remove(self, event: str, fn: Listener) -> None:
+        """Unregister ``fn``; events queued for it and not yet delivered are dropped."""
+        worker = self._workers.get(event, {}).pop(fn, None)
+        if worker is not None:
+            worker.removed = True
+            worker.inbox.put(_STOP)
+
+    def count(self, event: str) -> int:
+        """How many listeners ``event`` has."""
+        return len(self._workers.get(event, ()))
+
+    def stream(self, event: str) -> ErrorStream[Any]:
+        """A new iterator over ``event`` payloads."""
+        stream: ErrorStream[Any] = ErrorStream(self, event)
+        if self.closed:
+            stream._put(_STOP)
+        return stream
+
+    def waiter(self, event: str, predicate: Callable[[Any], bool]) -> asyncio.Future[Any]:
+        """A future resolved with the next ``event`` payload that matches."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event, []).append((predicate, future))
+        return future
+
+    def drop_waiter(self, event: str, future: asyncio.Future[Any]) -> None:
+        """Forget a waiter (after it resolved, timed out or was cancelled)."""
+        waiters = self._waiters.get(event)
+        if waiters:
+            self._waiters[event] = [w for w in waiters if w[1] is not future]
+
+    # -- delivery ---------------------------------------------------------------
+
+    def emit(self, event: str, payload: Any) -> None:
+        """Hand ``payload`` to every listener, iterator and matching waiter; never blocks."""
+        if self.closed:
+            return
+        workers = self._workers.get(event)
+        if workers:
+            for worker in workers.values():
+                worker.deliver(payload)
+        streams = self._streams.get(event)
+        if streams:
+            for stream in streams:
+                stream._put(payload)
+        waiters = self._waiters.get(event)
+        if waiters:
+            remaining = []
+            for predicate, future in waiters:
+                if future.done():
+                    continue
+                if predicate(payload):
+                    future.set_result(payload)
+                else:
+                    remaining.append((predicate, future))
+            self._waiters[event] = remaining
+
+    def _failed(self, exc: Exception, event: str, payload: Any, fn: Listener) -> None:
+        self.failures += 1
+        if self.first_failure is None:
+            self.first_failure = exc
+        logger.error(
+            "listener %r for %s raised on %r", fn, event, payload, exc_info=(type(exc), exc, None)
+        )
+        hook = self.error_hook
+        if hook is None:
+            return
+        try:
+            result = hook(exc, event, payload, fn)
+            if inspect.isawaitable(result):
+                self._spawn(result)
+        except Exception:
+            logger.exception("on_listener_error hook raised")
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception:
+                logger.exception("on_listener_error hook raised")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- shutdown ---------------------------------------------------------------
+
+    def fail_waiters(self, make_exc: Callable[[], BaseException]) -> None:
+        """Fail every pending waiter (the session closed)."""
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                if not future.done():
+                    future.set_exception(make_exc())
+        self._waiters.clear()
+
+    async def aclose(self, timeout: float) -> None:
+        """Let listeners finish what is queued (up to ``timeout`` s), then cancel them.
+
+        Iterators end after their queued items. A listener that is running the
+        call that closes the session is not awaited (it would wait on itself).
+        """
+        self.closed = True
+        for streams in self._streams.values():
+            for stream in streams:
+                stream._put(_STOP)
+        for workers in self._workers.values():
+            for worker in workers.values():
+                worker.inbox.put(_STOP)
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def tasks(self) -> Iterable[asyncio.Task[None]]:
+        """The listener tasks still alive (for tests)."""
+        return tuple(self._tasks)
