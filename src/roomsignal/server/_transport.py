@@ -1,0 +1,402 @@
+"""The websockets transport around the rooms: it moves frames and runs deadlines.
+
+Each connection gets an integer id and a ``_Link``; text frames are parsed
+with the shared codec and handed to ``Rooms``, whose effects are carried out
+here in order. Writes are synchronous (no drain per frame, so one request's
+frames are never interleaved with another's); a connection that lets more
+than ``write_buffer_limit`` pile up is dropped as a slow consumer. One task
+owned by the server sleeps until the rooms' next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Self
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+
+from roomsignal.protocol import SUBPROTOCOL
+from roomsignal.server._config import ServerConfig
+from roomsignal.server._frames import BadFrame, parse_request
+from roomsignal.server._rooms import (
+    Abort,
+    Burst,
+    Close,
+    Effect,
+    Rooms,
+    Send,
+    internal_error_frame,
+)
+
+__all__ = ["SignalingServer"]
+
+logger = logging.getLogger("roomsignal.server")
+
+_BURST_CHUNK = 512
+_CLOSE_UNSUPPORTED = 1003
+
+
+def _select_subprotocol(
+    connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``roomsignal.v1`` when offered; a client offering none is served as v1."""
+    if SUBPROTOCOL in subprotocols:
+        return Subprotocol(SUBPROTOCOL)
+    if subprotocols:
+        raise NegotiationError(f"unsupported subprotocols; expected {SUBPROTOCOL}")
+    return None
+
+
+def _process_request(connection: ServerConnection, request: Request) -> Response | None:
+    """Answer ``GET /healthz`` over plain HTTP; let everything else upgrade."""
+    if request.path.split("?", 1)[0] == "/healthz":
+        return connection.respond(200, "ok\n")
+    return None
+
+
+class _Link:
+    """One connection as the transport sees it: write, close, abort."""
+
+    __slots__ = ("closer", "limit", "ws")
+
+    def __init__(self, ws: ServerConnection, limit: int) -> None:
+        self.ws = ws
+        self.limit = limit
+        self.closer: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.ws.protocol.state is State.OPEN and not self.ws.transport.is_closing()
+
+    def write(self, frames: Iterable[str]) -> None:
+        """Queue text frames for writing now, in order; dropped if the link is not open."""
+        if not self.alive:
+            return
+        ws = self.ws
+        try:
+            for frame in frames:
+                ws.protocol.send_text(frame.encode())
+            ws.send_data()
+        except Exception:
+            logger.debug("write failed", exc_info=True)
+            return
+        if ws.transport.get_write_buffer_size() > self.limit:
+            logger.warning("dropping a slow consumer (%s)", ws.remote_address)
+            self.abort()
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (once); ``finish`` awaits it."""
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+
+    def abort(self) -> None:
+        """Drop the TCP connection with no close frame."""
+        self.ws.transport.abort()
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its limit, then let others run."""
+        with contextlib.suppress(Exception):
+            await self.ws.drain()
+        await asyncio.sleep(0)
+
+    async def finish(self) -> None:
+        """Await the closing handshake started by ``close``, if any."""
+        if self.closer is not None:
+            with contextlib.suppress(Exception):
+                await self.closer
+
+
+class SignalingServer:
+    """The reference roomsignal server (PROTOCOL.md), over websockets.
+
+    Use ``async with SignalingServer(secret=...) as server:`` (the context
+    returns the started server) or ``await server.start()`` and
+    ``await server.close()``; ``await server.serve_forever()`` runs until
+    cancelled, then closes gracefully. ``port=0`` picks a free port, read it
+    from ``server.port`` after start. Without ``secret`` a random one is made
+    (read it from ``server.secret`` to mint tokens).
+
+    Keyword-only extras: ``ping_interval``/``ping_timeout`` (keepalive; a peer
+    that misses it is disconnected, not left), ``close_timeout``,
+    ``max_queue`` (incoming frames buffered per connection),
+    ``write_buffer_limit`` and ``closed_session_memory`` (see
+    ``ServerConfig``). Not thread-safe: use it from one event loop.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret: str | None = None,
+        max_streaming_participants: int = 16,
+        max_sessions: int = 10_000,
+        sdp_timeout: float = 10.0,
+        ice_queue_limit: int = 64,
+        resume_window: float = 30.0,
+        max_frame_bytes: int = 65536,
+        replay_buffer: int = 1024,
+        allow_simulation: bool = False,
+        *,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        max_queue: int = 16,
+        write_buffer_limit: int = 16 * 2**20,
+        closed_session_memory: int = 65536,
+    ) -> None:
+        self.config = ServerConfig(
+            max_streaming_participants=max_streaming_participants,
+            max_sessions=max_sessions,
+            sdp_timeout=sdp_timeout,
+            ice_queue_limit=ice_queue_limit,
+            resume_window=resume_window,
+            max_frame_bytes=max_frame_bytes,
+            replay_buffer=replay_buffer,
+            allow_simulation=allow_simulation,
+            closed_session_memory=closed_session_memory,
+            write_buffer_limit=write_buffer_limit,
+        )
+        self.host = host
+        self.secret = secret if secret is not None else secrets.token_urlsafe(32)
+        self._port = port
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._max_queue = max_queue
+        self._rooms: Rooms | None = None
+        self._server: Server | None = None
+        self._links: dict[int, _Link] = {}
+        self._conn_ids = itertools.count(1)
+        self._deadlines: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._armed: float | None = None
+
+    # --- life cycle -------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after ``start``); the requested one before."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of this server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self._port}"
+
+    @property
+    def rooms(self) -> Rooms:
+        """The live room state machine (for inspection in tests and health checks)."""
+        if self._rooms is None:
+            raise RuntimeError("the server is not running")
+        return self._rooms
+
+    @property
+    def is_serving(self) -> bool:
+        """Whether the server is started and not closed."""
+        return self._server is not None
+
+    async def start(self) -> None:
+        """Bind and start serving; a closed server may be started again (empty rooms)."""
+        if self._server is not None:
+            raise RuntimeError("the server is already running")
+        self._rooms = Rooms(self.secret, self.config)
+        self._wake = asyncio.Event()
+        self._armed = None
+        self._server = await serve(
+            self._serve_connection,
+            self.host,
+            self._port,
+            select_subprotocol=_select_subprotocol,
+            process_request=_process_request,
+            compression=None,
+            max_size=self.config.max_frame_bytes,
+            max_queue=self._max_queue,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+            close_timeout=self._close_timeout,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._deadlines = asyncio.create_task(self._run_deadlines(self._rooms))
+        logger.info("serving on %s", self.url)
+
+    async def close(self, graceful: bool = True) -> None:
+        """Stop serving; idempotent.
+
+        Graceful: every member gets ``sessionError`` 203 and ``sessionClosed``
+        (reason ``serverShutdown``), then each connection is closed with 1000.
+        Not graceful: every TCP connection is aborted with no close frame, as
+        if the server had crashed. Returns when every connection handler and
+        the deadline task have finished.
+        """
+        server, rooms = self._server, self._rooms
+        if server is None or rooms is None:
+            return
+        self._server = None
+        if graceful:
+            self._apply(rooms.shutdown())
+            for link in list(self._links.values()):
+                link.close(1000, "serverShutdown")
+            server.close(close_connections=True, code=1000, reason="serverShutdown")
+        else:
+            server.close(close_connections=False)
+            for link in list(self._links.values()):
+                link.abort()
+        await server.wait_closed()
+        if self._deadlines is not None:
+            self._deadlines.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deadlines
+            self._deadlines = None
+        logger.info("server closed (%s)", "graceful" if graceful else "aborted")
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (starting first if needed), then close gracefully."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            await self.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- connections ------------------------------------------------------------
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        rooms = self._rooms
+        assert rooms is not None
+        conn = next(self._conn_ids)
+        link = _Link(ws, self.config.write_buffer_limit)
+        self._links[conn] = link
+        try:
+            while True:
+                try:
+                    raw = await ws.recv()
+                except ConnectionClosed:
+                    break
+                if not isinstance(raw, str):
+                    link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
+                    break
+                burst = self._on_frame(rooms, conn, raw)
+                if burst is not None:
+                    await self._stream(rooms, conn, burst)
+        finally:
+            self._links.pop(conn, None)
+            try:
+                self._apply(rooms.disconnect(conn, time.time()))
+            except Exception:
+                logger.exception("internal error while disconnecting")
+            await link.finish()
+
+    def _on_frame(self, rooms: Rooms, conn: int, raw: str) -> Burst | None:
+        request = None
+        try:
+            parsed = parse_request(raw)
+            if isinstance(parsed, BadFrame):
+                self._write(conn, parsed.frame())
+                return None
+            request = parsed
+            return self._apply(rooms.handle(conn, request, time.time()))
+        except Exception:
+            logger.exception("internal error while handling a frame")
+            if request is not None:
+                self._write(conn, internal_error_frame(request.id, request.method))
+            return None
+
+    def _write(self, conn: int, frame: str) -> None:
+        link = self._links.get(conn)
+        if link is not None:
+            link.write((frame,))
+
+    def _apply(self, effects: list[Effect]) -> Burst | None:
+        """Carry out effects in order; returns the burst to stream, if any."""
+        burst = None
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._write(effect.conn, effect.frame)
+                continue
+            link = self._links.get(effect.conn)
+            if isinstance(effect, Burst):
+                burst = effect
+            elif link is None:
+                continue
+            elif isinstance(effect, Close):
+                link.close(effect.code, effect.reason)
+            elif isinstance(effect, Abort):
+                link.abort()
+        self._rearm()
+        return burst
+
+    async def _stream(self, rooms: Rooms, conn: int, burst: Burst) -> None:
+        """Stream a ``sessionError`` burst in chunks, draining between them.
+
+        Stops early when the caller's connection is lost or taken over; what
+        was numbered by then is in the replay buffer (and written to the new
+        connection after a takeover).
+        """
+        remaining = burst.count
+        while remaining > 0:
+            count = min(remaining, _BURST_CHUNK)
+            remaining -= count
+            target, frames = rooms.session_errors(burst.participant_id, burst.code, count)
+            if not frames:
+                return
+            link = self._links.get(target) if target is not None else None
+            if link is not None:
+                link.write(frames)
+            if target != conn or link is None or not link.alive:
+                return
+            await link.drain()
+
+    # --- deadlines ------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        rooms = self._rooms
+        if rooms is None:
+            return
+        deadline = rooms.next_deadline()
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            self._wake.set()
+
+    async def _run_deadlines(self, rooms: Rooms) -> None:
+        wake = self._wake
+        while True:
+            deadline = rooms.next_deadline()
+            self._armed = deadline
+            wake.clear()
+            try:
+                if deadline is None:
+                    await wake.wait()
+                else:
+                    delay = deadline - time.time()
+                    if delay > 0:
+                        async with asyncio.timeout(delay):
+                            await wake.wait()
+            except TimeoutError:
+                pass
+            try:
+                self._apply(rooms.expire(time.time()))
+            except Exception:
+                logger.exception("internal error while running deadlines")
