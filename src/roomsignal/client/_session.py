@@ -123,6 +123,10 @@ class _DialFailed(Exception):
     """The server could not be reached (reported as 901 by ``connect()``)."""
 
 
+class _NotSent(Exception):
+    """The connection closed before a request could be written: it was not sent."""
+
+
 class _Closed:
     """Why a connection ended, as the reader saw it."""
 
@@ -476,7 +480,7 @@ class Session:
             self._state = SessionState.CLOSED
             self._joined.set()  # wake requests waiting for a rejoin; they see CLOSED
             if was_joined and self._ws is not None:
-                with contextlib.suppress(SessionErrorException, ConnectionClosed, TimeoutError):
+                with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
                     async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
                         await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
             supervisor = self._supervisor
@@ -642,12 +646,20 @@ class Session:
             raise self._not_connected(method)
         try:
             async with asyncio.timeout(self.request_timeout):
-                if not self._joined.is_set():
-                    await self._joined.wait()
-                ws = self._ws
-                if self._state is not SessionState.JOINED or ws is None:
-                    raise self._not_connected(method)
-                return await self._request_on(ws, method, build, timed=False)
+                while True:
+                    if not self._joined.is_set():
+                        await self._joined.wait()
+                    ws, reader = self._ws, self._reader
+                    if self._state is not SessionState.JOINED or ws is None:
+                        raise self._not_connected(method)
+                    try:
+                        return await self._request_on(ws, method, build, timed=False)
+                    except _NotSent:
+                        # The connection died before the frame left: nothing was sent,
+                        # so wait for its reader to see it (that clears ``_joined``)
+                        # and send again once rejoined.
+                        if reader is not None:
+                            await asyncio.wait({reader})
         except TimeoutError as exc:
             if isinstance(exc, SessionErrorException):
                 raise
@@ -665,6 +677,7 @@ class Session:
 
         Errors answering it reach the listeners (from the reader) before this
         raises. With ``timed``, bounded by ``request_timeout`` (902 on expiry).
+        Raises ``_NotSent`` if the connection closed before the frame was written.
         """
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -673,11 +686,7 @@ class Session:
             try:
                 await ws.send(encode(build(request_id)))
             except ConnectionClosed:
-                raise self._client_error(
-                    ErrorCode.GENERIC_CONNECTION_ERROR,
-                    f"the connection closed before {method!r} could be sent",
-                    method,
-                ) from None
+                raise _NotSent from None
             if not timed:
                 return await future
             try:
@@ -800,6 +809,8 @@ class Session:
                 self._token = await self._token_provider()
                 return await self._join_new_connection(resume=resume, token_retry=False)
             raise
+        except _NotSent:
+            raise _DialFailed(f"the connection to {self.url} closed before joining") from None
         return JoinResult.model_validate(result)
 
     async def _drop_connection(self) -> None:
@@ -961,6 +972,8 @@ class Session:
             pass
         finally:
             if ws is self._ws or self._ws is None:
+                if not self._closing:
+                    self._joined.clear()
                 self._fail_pending("the connection closed")
         rcvd = ws.protocol.close_rcvd
         if rcvd is None:

@@ -1,0 +1,88 @@
+"""Bad input from a server never kills the client: it becomes protocol error events.
+
+The reference server never sends bad frames, so these tests script a peer with
+plain websockets on loopback that answers ``join`` and then misbehaves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from roomsignal import SessionState
+
+from .conftest import Recorder, SessionFactory, token
+
+JOIN_RESULT = {
+    "sessionId": "room",
+    "participantId": "p1",
+    "participantSecret": "secret",
+    "participantType": "full",
+    "roles": [],
+    "participants": [],
+    "seq": 0,
+    "resumed": False,
+}
+
+
+def _note(method: str, params: dict[str, object]) -> str:
+    return json.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+async def _scripted(frames: Sequence[str | bytes]) -> AsyncIterator[str]:
+    async def handler(ws: ServerConnection) -> None:
+        join = json.loads(await ws.recv())
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
+        for frame in frames:
+            await ws.send(frame)
+        async for raw in ws:  # answer pings so the client can check it is alive
+            request = json.loads(raw)
+            if request["method"] == "ping":
+                reply = {"jsonrpc": "2.0", "id": request["id"], "result": {"serverTime": 1.0}}
+            else:
+                reply = {"jsonrpc": "2.0", "id": request["id"], "result": {}}
+            await ws.send(json.dumps(reply))
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}"
+
+
+BAD_FRAMES: list[tuple[str | bytes, int]] = [
+    ("not json at all", -32700),
+    ("[1, 2]", -32600),
+    ("{}", -32600),
+    (_note("brandNewNotification", {"seq": 1}), -32601),
+    (_note("participantLeft", {"seq": 1, "participantId": 5}), -32602),
+    (b"\x00\x01binary", -32600),
+    (json.dumps({"jsonrpc": "2.0", "id": 999, "method": "ping"}), -32600),
+]
+
+
+@pytest.fixture
+async def scripted_url() -> AsyncIterator[str]:
+    frames = [frame for frame, _ in BAD_FRAMES]
+    frames.append(_note("sessionError", {"seq": 1, "code": 206, "message": "full", "data": {}}))
+    async for url in _scripted(frames):
+        yield url
+
+
+async def test_bad_frames_become_protocol_errors(
+    scripted_url: str, make_session: SessionFactory
+) -> None:
+    session = make_session(url=scripted_url, token=token("room"))
+    errors = Recorder()
+    session.on_session_error(errors)
+    await session.connect()
+    got = await errors.wait_for(len(BAD_FRAMES) + 1)
+    assert [e.code for e in got] == [code for _, code in BAD_FRAMES] + [206]
+    for error in got[:-1]:
+        assert error.category == "protocol"
+        assert error.source == "client"
+        assert error.data["name"] == error.name
+    assert got[-1].source == "server"
+    assert session.state is SessionState.JOINED
+    assert await session.ping() == 1.0  # the loop is still alive

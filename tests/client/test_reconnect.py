@@ -1,0 +1,219 @@
+"""Reconnection: resume without loss or duplicates, refused resumes, final closes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from roomsignal import ErrorCode, ReconnectPolicy, SessionState, SessionStateError
+from roomsignal.protocol import MessageReceivedParams
+from roomsignal.server import SignalingServer
+
+from .conftest import SECRET, Proxy, Recorder, SessionFactory, token
+
+
+async def test_cut_mid_stream_loses_and_duplicates_nothing(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """A real TCP cut while 400 messages flow: each arrives once, in order."""
+    listener = make_session("listener", url=proxy.url)
+    talker = make_session("talker")
+    inbox = Recorder()
+    reconnected = Recorder()
+    listener.on_reconnected(reconnected)
+
+    @listener.on_message
+    def receive(message: MessageReceivedParams) -> None:
+        inbox(message.text)
+        if len(inbox.items) == 100:
+            proxy.cut()  # mid-stream, from inside the dispatch path
+
+    await listener.connect()
+    await talker.connect()
+    for i in range(400):
+        await talker.send_message(f"m{i}")
+    await inbox.wait_for(400)
+    (event,) = await reconnected.wait_for(1)
+    assert event.resumed and not event.state_reset
+    assert inbox.items == [f"m{i}" for i in range(400)]
+    await talker.close()
+    await listener.close()
+    assert inbox.items == [f"m{i}" for i in range(400)]  # nothing more came
+    assert proxy.connections >= 2
+
+
+async def test_connection_drop_scenario_mid_error_burst(make_session: SessionFactory) -> None:
+    """simulateScenario connectionDrop after a burst: the burst arrives exactly once."""
+    session = make_session()
+    seen = Recorder()
+    reconnected = Recorder()
+    session.on_session_error(seen)
+    session.on_reconnected(reconnected)
+    await session.connect()
+    await session.simulate_scenario("sessionErrors", code=303, count=300)
+    # the server drops the connection with no response: the call reports 901
+    with pytest.raises(SessionStateError) as info:
+        await session.simulate_scenario("connectionDrop")
+    assert info.value.code == ErrorCode.GENERIC_CONNECTION_ERROR
+    (event,) = await reconnected.wait_for(1)
+    assert event.resumed
+    await session.simulate_scenario("sessionErrors", code=206, count=1)
+    errors = await seen.wait_for(302)
+    codes = [e.code for e in errors]
+    # the 901 of the dropped call may land anywhere in the burst; the rest is exact
+    assert codes.count(901) == 1
+    assert [code for code in codes if code != 901] == [303] * 300 + [206]
+    assert session.last_seq == 301
+
+
+async def test_cut_during_an_error_burst_counts_exactly(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """The proxy cuts the TCP stream mid-frame while a burst of 2000 errors flows."""
+    session = make_session(url=proxy.url)
+    seen, reconnected = Recorder(), Recorder()
+    session.on_session_error(seen)
+    session.on_reconnected(reconnected)
+    await session.connect()
+    proxy.cut_after = proxy.forwarded + 40_000  # about a third of the burst
+    await session.simulate_scenario("sessionErrors", code=303, count=2000)
+    (event,) = await reconnected.wait_for(1)
+    assert event.resumed and event.replayed > 0
+    errors = await seen.wait_for(2000, timeout=20)
+    await session.simulate_scenario("sessionErrors", code=206, count=1)
+    errors = await seen.wait_for(2001)
+    assert [e.code for e in errors] == [303] * 2000 + [206]
+    assert session.last_seq == 2001
+
+
+async def test_requests_wait_for_the_rejoin(proxy: Proxy, make_session: SessionFactory) -> None:
+    session = make_session(url=proxy.url)
+    reconnecting = Recorder()
+    session.on_reconnecting(reconnecting)
+    await session.connect()
+    proxy.refuse = True
+    proxy.cut()
+    await reconnecting.wait_for(1)
+    ping = asyncio.ensure_future(session.ping())
+    await reconnecting.wait_for(3)
+    assert not ping.done()
+    proxy.refuse = False
+    assert isinstance(await asyncio.wait_for(ping, 5), float)
+
+
+async def test_refused_resume_joins_afresh(make_session: SessionFactory) -> None:
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.05) as short,
+        Proxy(short.port) as proxy,
+    ):
+        if True:
+            session = make_session("bot", url=proxy.url)
+            witness = make_session("witness", url=short.url)
+            left, reconnected, errors = Recorder(), Recorder(), Recorder()
+            witness.on_participant_left(left)
+            session.on_reconnected(reconnected)
+            session.on_session_error(errors)
+            await session.connect()
+            await witness.connect()
+            old_id = session.participant_id
+            proxy.refuse = True
+            proxy.cut()
+            (gone,) = await left.wait_for(1)  # the resume window has passed
+            assert (gone.participant_id, gone.reason) == (old_id, "disconnected")
+            proxy.refuse = False
+            (event,) = await reconnected.wait_for(1)
+            assert not event.resumed and event.state_reset
+            assert session.participant_id == event.participant_id != old_id
+            assert ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE in [e.code for e in errors.items]
+            assert session.state is SessionState.JOINED
+            assert "witness" in {p.name for p in session.participants.values()}
+            await session.close()
+            await witness.close()
+
+
+async def test_replaced_connection_is_final(make_session: SessionFactory) -> None:
+    session = make_session()
+    errors, disconnected = Recorder(), Recorder()
+    session.on_session_error(errors)
+    session.on_disconnected(disconnected)
+    await session.connect()
+    secret = session._participant_secret  # another device takes the seat with it
+    async with connect(session.url, subprotocols=["roomsignal.v1"]) as thief:  # type: ignore[list-item]
+        await thief.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "join",
+                    "params": {
+                        "token": token("room"),
+                        "name": "bot",
+                        "oldParticipantSecret": secret,
+                        "lastSeq": session.last_seq,
+                    },
+                }
+            )
+        )
+        reply = json.loads(await thief.recv())
+        assert reply["result"]["resumed"] is True
+        error = (await errors.wait_for(1))[0]
+        assert error.code == ErrorCode.CONNECTION_REPLACED_ERROR_CODE
+        assert error.source == "client"
+        (event,) = await disconnected.wait_for(1)
+        assert event.code == 4001 and not event.will_reconnect
+        assert session.state is SessionState.CLOSED
+
+
+async def test_no_reconnect_policy_reports_903(proxy: Proxy, make_session: SessionFactory) -> None:
+    session = make_session(url=proxy.url, reconnect=None)
+    errors = Recorder()
+    session.on_session_error(errors)
+    await session.connect()
+    proxy.cut()
+    (error,) = await errors.wait_for(1)
+    assert error.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+    assert session.state is SessionState.CLOSED
+
+
+async def test_gives_up_after_max_attempts(proxy: Proxy, make_session: SessionFactory) -> None:
+    policy = ReconnectPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.002)
+    session = make_session(url=proxy.url, reconnect=policy)
+    errors, attempts = Recorder(), Recorder()
+    session.on_session_error(errors)
+    session.on_reconnecting(attempts)
+    await session.connect()
+    proxy.refuse = True
+    proxy.cut()
+    (error,) = await errors.wait_for(1)
+    assert error.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+    assert [a.attempt for a in attempts.items] == [1, 2, 3]
+    assert session.state is SessionState.CLOSED
+
+
+async def test_session_closed_by_moderator_is_final(make_session: SessionFactory) -> None:
+    mod = make_session("mod", token=token("room", roles=["moderator"]))
+    member = make_session("member")
+    closed, reconnecting = Recorder(), Recorder()
+    member.on_session_closed(closed)
+    member.on_reconnecting(reconnecting)
+    await mod.connect()
+    await member.connect()
+    await mod.close_session("movie over")
+    (event,) = await closed.wait_for(1)
+    assert event.reason == "movie over"
+    disconnected = Recorder()
+    member.on_disconnected(disconnected)
+    await disconnected.wait_for(1)
+    assert member.state is SessionState.CLOSED
+    assert reconnecting.items == []
+
+
+def test_backoff_policy_bounds() -> None:
+    policy = ReconnectPolicy(initial_delay=0.1, max_delay=5.0, jitter=False)
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.8]
+    assert policy.delay(20) == 5.0
+    jittered = ReconnectPolicy()
+    assert all(0 <= jittered.delay(n) <= min(5.0, 0.1 * 2 ** (n - 1)) for n in range(1, 30))
