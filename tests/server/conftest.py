@@ -128,10 +128,32 @@ class Peer:
         rcvd = self.ws.protocol.close_rcvd
         return None if rcvd is None else rcvd.code
 
+    async def drop(self) -> None:
+        """Ask the server to abort this connection (``connectionDrop``); wait for it."""
+        await self.send_raw(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "simulateScenario",
+                    "params": {"scenario": "connectionDrop"},
+                }
+            )
+        )
+        assert await self.closed() is None, "no close frame on a drop"
+        assert 0 not in self.responses, "no response to connectionDrop"
+
     async def quiet(self) -> None:
         """Prove nothing more is queued for us: a ping answers before any notification."""
         await self.call("ping")
         assert not self.notes, list(self.notes)
+
+
+async def until(predicate: Callable[[], bool], peer: Peer) -> None:
+    """Wait until ``predicate`` holds, round-tripping pings on ``peer`` (no sleeps)."""
+    async with asyncio.timeout(WAIT):
+        while not predicate():
+            await peer.call("ping")
 
 
 ServerFactory = Callable[..., Awaitable[SignalingServer]]
