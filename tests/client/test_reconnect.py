@@ -217,3 +217,41 @@ def test_backoff_policy_bounds() -> None:
     assert policy.delay(20) == 5.0
     jittered = ReconnectPolicy()
     assert all(0 <= jittered.delay(n) <= min(5.0, 0.1 * 2 ** (n - 1)) for n in range(1, 30))
+
+
+async def test_expired_token_is_refreshed_before_a_reconnect(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    fresh: list[str] = []
+
+    async def provider() -> str:
+        fresh.append(token("room"))
+        return fresh[-1]
+
+    session = make_session(url=proxy.url, token_provider=provider)
+    reconnected = Recorder()
+    session.on_reconnected(reconnected)
+    await session.connect()
+    assert fresh == []
+    session._token = token("room", ttl=-5)  # the token expires while connected
+    proxy.cut()
+    (event,) = await reconnected.wait_for(1)
+    assert event.resumed
+    assert len(fresh) == 1
+
+
+async def test_keepalive_notices_a_silent_server(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    session = make_session(url=proxy.url, ping_interval=0.05, ping_timeout=0.1, open_timeout=0.2)
+    disconnected, reconnected = Recorder(), Recorder()
+    session.on_disconnected(disconnected)
+    session.on_reconnected(reconnected)
+    await session.connect()
+    proxy.pause()  # no close, no reset: the peer just goes silent
+    (event,) = await disconnected.wait_for(1)
+    assert event.will_reconnect
+    proxy.resume()
+    (back,) = await reconnected.wait_for(1)
+    assert back.resumed
+    assert isinstance(await session.ping(), float)
