@@ -1,0 +1,182 @@
+"""Reconnection (PROTOCOL.md section 8): resume, window expiry, replay gap, takeover, keepalive."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from roomsignal.server import SignalingServer
+
+from .conftest import Peer, ServerFactory, token, until
+
+MakePeer = Callable[[SignalingServer], Awaitable[Peer]]
+
+
+async def resume(peer: Peer, old: Peer, last_seq: int, **kw: Any) -> dict[str, Any]:
+    assert old.secret is not None
+    answer = await peer.request(
+        "join",
+        {
+            "token": token("room"),
+            "name": kw.get("name", "ignored-on-resume"),
+            "oldParticipantSecret": old.secret,
+            "lastSeq": last_seq,
+        },
+    )
+    return answer
+
+
+async def pair(server: SignalingServer, make_peer: MakePeer) -> tuple[Peer, Peer]:
+    alice, bob = await make_peer(server), await make_peer(server)
+    await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.note("participantJoined")
+    return alice, bob
+
+
+async def test_resume_within_the_window_replays_missed_notifications_first(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    alice, bob = await pair(server, make_peer)
+    await alice.call("sendMessage", text="m1")
+    assert (await bob.note("messageReceived"))["seq"] == 1
+    await bob.drop()
+    for text in ("m2", "m3"):
+        await alice.call("sendMessage", text=text)
+    await alice.call("publish", audio=True)
+    assert server.rooms.last_seq(bob.participant_id or "") == 4
+    again = await make_peer(server)
+    answer = await resume(again, bob, last_seq=1)
+    result = answer["result"]
+    assert result["participantId"] == bob.participant_id
+    assert result["resumed"] is True
+    assert result["seq"] == 4
+    assert result["participantSecret"] == bob.secret
+    assert [p["name"] for p in result["participants"]] == ["alice"]
+    await alice.call("sendMessage", text="m4")
+    replayed = [await again.note() for _ in range(4)]
+    assert [n["seq"] for n in replayed] == [2, 3, 4, 5]
+    assert [n.get("text") for n in replayed] == ["m2", "m3", None, "m4"]
+    await alice.quiet()  # nobody saw a leave or a join
+    assert server.rooms.is_connected(bob.participant_id or "") is True
+
+
+async def test_resume_replays_a_burst_from_last_seq(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    _, bob = await pair(server, make_peer)
+    await bob.call("simulateScenario", scenario="sessionErrors", code=101, count=50)
+    for seq in range(1, 11):
+        assert (await bob.note("sessionError"))["seq"] == seq
+    await bob.drop()
+    again = await make_peer(server)
+    result = (await resume(again, bob, last_seq=10))["result"]
+    assert result["seq"] == 50
+    assert [(await again.note("sessionError"))["seq"] for _ in range(40)] == list(range(11, 51))
+    await again.quiet()
+
+
+async def test_after_the_window_others_see_disconnected_and_the_secret_gives_106(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(resume_window=0.3)
+    alice, bob = await pair(server, make_peer)
+    await bob.ws.close()  # closed without leave
+    left = await alice.note("participantLeft")
+    assert left == {"participantId": bob.participant_id, "reason": "disconnected", "seq": 2}
+    again = await make_peer(server)
+    error = (await resume(again, bob, last_seq=0))["error"]
+    assert error["code"] == 106
+    assert error["data"]["name"] == "USER_NOT_AUTHORIZED_ERROR_CODE"
+    assert (await again.join("room", "bob"))["resumed"] is False
+
+
+async def test_the_last_seat_expiring_removes_the_session(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(resume_window=0.2)
+    alice, probe = await make_peer(server), await make_peer(server)
+    await alice.join("room", "alice")
+    await alice.drop()
+    assert server.rooms.stats()["sessions"] == 1
+    await until(lambda: server.rooms.stats()["sessions"] == 0, probe)
+    assert server.rooms.stats() == {
+        "sessions": 0,
+        "participants": 0,
+        "connections": 0,
+        "exchanges": 0,
+        "closedSessions": 0,
+    }
+
+
+async def test_last_seq_older_than_the_buffer_is_a_replay_gap(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(replay_buffer=2)
+    alice, bob = await pair(server, make_peer)
+    await bob.drop()
+    for n in range(5):
+        await alice.call("sendMessage", text=f"m{n}")
+    again = await make_peer(server)
+    error = (await resume(again, bob, last_seq=2))["error"]
+    assert error["code"] == 106
+    assert error["data"]["name"] == "USER_NOT_AUTHORIZED_ERROR_CODE"
+    assert error["data"]["reason"] == "replayGap"
+    assert error["data"]["participantId"] == bob.participant_id
+    left = await alice.note("participantLeft")
+    assert left["participantId"] == bob.participant_id
+    assert left["reason"] == "disconnected"
+    fresh = await again.join("room", "bob")  # same name, same connection, afresh
+    assert fresh["resumed"] is False
+    assert fresh["participantId"] != bob.participant_id
+    assert fresh["seq"] == 0
+    # lastSeq 3 would have been fillable: the buffer held seqs 4 and 5.
+    assert (await alice.note("participantJoined"))["participant"]["name"] == "bob"
+
+
+async def test_resume_while_the_old_connection_looks_alive_takes_the_seat_over(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    alice, bob = await pair(server, make_peer)
+    await alice.call("sendMessage", text="before")
+    await bob.note("messageReceived")
+    again = await make_peer(server)
+    result = (await resume(again, bob, last_seq=1))["result"]
+    assert result["resumed"] is True
+    assert result["seq"] == 1
+    assert await bob.closed() == 4001
+    assert bob.ws.protocol.close_rcvd is not None
+    assert bob.ws.protocol.close_rcvd.reason == "replaced"
+    await alice.call("sendMessage", text="after")
+    note = await again.note("messageReceived")
+    assert note == {"from": alice.participant_id, "text": "after", "private": False, "seq": 2}
+    await alice.quiet()
+    assert server.rooms.is_connected(bob.participant_id or "") is True
+
+
+async def test_replay_gap_while_the_old_connection_is_alive_ends_it(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(replay_buffer=1)
+    alice, bob = await pair(server, make_peer)
+    for n in range(3):
+        await alice.call("sendMessage", text=f"m{n}")
+    again = await make_peer(server)
+    error = (await resume(again, bob, last_seq=0))["error"]
+    assert error["data"]["reason"] == "replayGap"
+    assert await bob.closed() == 4001
+    assert (await alice.note("participantLeft"))["reason"] == "disconnected"
+
+
+async def test_a_peer_that_stops_answering_pings_is_disconnected_not_left(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(ping_interval=0.1, ping_timeout=0.1, close_timeout=0.2)
+    alice, bob = await pair(server, make_peer)
+    bob.ws.transport.pause_reading()  # bob's side goes silent: no pongs
+    await until(lambda: server.rooms.is_connected(bob.participant_id or "") is False, alice)
+    await alice.quiet()  # no participantLeft: the seat waits for a resume
+    state = server.rooms.session_state("room")
+    assert state is not None
+    assert bob.participant_id in {p.participant_id for p in state.participants}
+    bob.ws.transport.abort()
