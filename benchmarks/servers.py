@@ -21,9 +21,10 @@ crashed parent never leaves one behind).
   fast as websockets can: the client-bound variant of the events benchmark.
 
 ``--stamp`` (ref and stub) writes ``benchSentNs``, the server's
-``time.monotonic_ns()`` taken just before the frame is handed to websockets,
-into ``params.data`` of every ``sessionError`` notification; CLOCK_MONOTONIC
-is one clock for every process of the machine, so the client can subtract.
+``time.monotonic_ns()`` taken as websockets frames the notification for
+writing (``Protocol.send_text``), into ``params.data`` of every
+``sessionError``; CLOCK_MONOTONIC is one clock for every process of the
+machine, so the client can subtract.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from websockets.asyncio.server import ServerConnection, serve
 SUBPROTOCOL = "roomsignal.v1"
 STAMP_FIELD = "benchSentNs"
 SESSION_ERROR_MARK = '"method":"sessionError"'
+STUB_CHUNK = 512
 
 
 def _announce(port: int) -> None:
@@ -71,23 +73,29 @@ def _stamped(frame: str) -> str:
     value = json.loads(frame)
     data = value["params"].setdefault("data", {})
     data[STAMP_FIELD] = 0
-    text = json.dumps(value, separators=(",", ":"))
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     marker = f'"{STAMP_FIELD}":0'
     return text.replace(marker, f'"{STAMP_FIELD}":{time.monotonic_ns()}', 1)
 
 
 def _install_stamp() -> None:
-    """Wrap websockets' ``Connection.send`` so each sessionError frame carries its send time."""
-    from websockets.asyncio.connection import Connection
+    """Stamp every sessionError frame as websockets frames it for writing.
 
-    original = Connection.send
+    Wraps ``websockets.protocol.Protocol.send_text``, which every text frame
+    goes through (``Connection.send`` and direct protocol writes alike); the
+    bytes reach the transport in the same synchronous call or the next one.
+    """
+    from websockets.protocol import Protocol
 
-    async def send(self: Connection, message: Any, text: bool | None = None) -> None:
-        if isinstance(message, str) and SESSION_ERROR_MARK in message:
-            message = _stamped(message)
-        await original(self, message, text=text)
+    original = Protocol.send_text
+    mark = SESSION_ERROR_MARK.encode()
 
-    Connection.send = send  # type: ignore[method-assign]
+    def send_text(self: Protocol, data: bytes, fin: bool = True) -> None:
+        if mark in data:
+            data = _stamped(data.decode()).encode()
+        original(self, data, fin)
+
+    Protocol.send_text = send_text  # type: ignore[method-assign]
 
 
 def _select_subprotocol(_connection: ServerConnection, offered: Any) -> str | None:
@@ -197,7 +205,8 @@ def _frame_template(frame: str) -> tuple[str, str]:
 
 async def run_stub(args: argparse.Namespace) -> None:
     head, tail = _frame_template(args.frame or _default_frame())
-    stamp = args.stamp
+    if args.stamp:
+        _install_stamp()
     counter = 0
 
     def response(request_id: Any, result: dict[str, Any]) -> str:
@@ -233,10 +242,15 @@ async def run_stub(args: argparse.Namespace) -> None:
                 return
             elif method == "simulateScenario" and params.get("scenario") == "sessionErrors":
                 await ws.send(response(request_id, {}))
-                for _ in range(int(params.get("count", 1))):
-                    seq += 1
-                    frame = f"{head}{seq}{tail}"
-                    await ws.send(_stamped(frame) if stamp else frame)
+                remaining = int(params.get("count", 1))
+                while remaining > 0:  # chunks written at once, as the reference server does
+                    chunk = min(remaining, STUB_CHUNK)
+                    remaining -= chunk
+                    for number in range(seq + 1, seq + chunk + 1):
+                        ws.protocol.send_text(f"{head}{number}{tail}".encode())
+                    seq += chunk
+                    ws.send_data()
+                    await ws.drain()
             else:
                 error = {"code": -32601, "message": "not in the stub", "data": {"name": "X"}}
                 await ws.send(json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}))

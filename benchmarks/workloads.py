@@ -240,10 +240,15 @@ def _runs_summary(prefix: str, runs: list[tuple[float, float, float]]) -> dict[s
         f"{prefix}events_runs": [round(rate) for rate in rates],
         f"{prefix}events_client_cpu": round(statistics.median(c for _, c, _ in runs), 3),
         f"{prefix}events_server_cpu": round(statistics.median(s for _, _, s in runs), 3),
+        f"{prefix}events_client_cpu_us": round(
+            statistics.median(c / r * 1e6 for r, c, _ in runs), 2
+        ),
     }
 
 
-async def socketio_events(url: str, count: int, reps: int, timeout: float) -> dict[str, Any]:
+async def socketio_events(
+    url: str, count: int, reps: int, timeout: float, *, server_pid: int | None = None
+) -> dict[str, Any]:
     """The same stream through python-socketio's AsyncClient, with an async handler."""
     import socketio
 
@@ -257,23 +262,24 @@ async def socketio_events(url: str, count: int, reps: int, timeout: float) -> di
             if counter.seen >= counter.target:
                 counter.done.set()
 
-    async def burst(n: int) -> float:
+    async def burst(n: int) -> tuple[float, float, float]:
         counter.target, counter.seen = n, 0
         counter.done.clear()
-        start = time.perf_counter()
+        meter = CpuMeter(server_pid)
         await client.emit("simulateScenario", {"code": ERROR_CODE, "count": n})
         async with asyncio.timeout(timeout):
             await counter.done.wait()
-        return n / (time.perf_counter() - start)
+        elapsed, client_cpu, server_cpu = meter.stop()
+        return n / elapsed, client_cpu, server_cpu
 
-    rates: list[float] = []
+    runs: list[tuple[float, float, float]] = []
     await client.connect(url, transports=["websocket"], wait_timeout=10)
     try:
         await burst(max(500, count // 10))
-        rates.extend([await burst(count) for _ in range(reps)])
+        runs.extend([await burst(count) for _ in range(reps)])
     finally:
         await client.disconnect()
-    return {"socketio_runs": rates, "socketio_events_per_s": statistics.median(rates)}
+    return _runs_summary("socketio_", runs)
 
 
 # --- round trips ----------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Micro-benchmarks of the client's per-event and per-ping work, no sockets.
+
+    python benchmarks/micro_event_path.py [--n 200000]
+
+Each line is the median of 5 timed loops, in microseconds per call. The
+"current" rows call what the client calls today; the others are candidate
+replacements, measured on the same frame, to back the suggestions in
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import Discriminator, TypeAdapter
+
+from roomsignal.catalog import lookup
+from roomsignal.errors import SessionError, make_error
+from roomsignal.protocol import (
+    Notification,
+    PingRequest,
+    PingResult,
+    SessionErrorNotification,
+    SessionErrorParams,
+    decode,
+    encode,
+)
+
+FRAME = encode(
+    SessionErrorNotification(
+        params=SessionErrorParams(
+            seq=12345,
+            code=206,
+            message="simulated session error",
+            data={"name": "SESSION_IS_FULL_ERROR_CODE"},
+        )
+    )
+).encode()
+RESPONSE = b'{"jsonrpc":"2.0","id":42,"result":{"serverTime":1790000000.123456}}'
+
+
+def per_call_us(fn: Callable[[], Any], n: int) -> float:
+    """Median over 5 loops of ``n`` calls, microseconds per call."""
+    fn()
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - start) / n * 1e6)
+    return statistics.median(runs)
+
+
+# --- candidate: a notification-only adapter picked by the frame's first bytes ----------
+
+_NOTIFICATIONS: TypeAdapter[Any] = TypeAdapter(Annotated[Notification, Discriminator("method")])
+_NOTIFICATION_PREFIX = b'{"jsonrpc":"2.0","method":"'
+
+
+def decode_fast(frame: bytes) -> Any:
+    """Notifications as our server writes them go straight to a string-discriminated union."""
+    if frame.startswith(_NOTIFICATION_PREFIX):
+        try:
+            return _NOTIFICATIONS.validate_json(frame)
+        except ValueError:
+            pass  # fall back: decode() classifies the error exactly
+    return decode(frame)
+
+
+# --- candidate: SessionError without re-validating catalog values -------------------------
+
+
+def make_error_constructed(code: int, message: str, data: dict[str, Any]) -> SessionError:
+    entry = lookup(code)
+    method = data.get("method")
+    participant = data.get("participantId")
+    return SessionError.model_construct(
+        code=entry.code,
+        name=entry.name,
+        category=entry.category,
+        message=message,
+        description=entry.description,
+        data=dict(data),
+        method=method if isinstance(method, str) else None,
+        source="server",
+        session_id="s1",
+        participant_id=participant if isinstance(participant, str) else None,
+        received_at=time.time(),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    args = parser.parse_args()
+    n = args.n
+    note = decode(FRAME)
+    params = note.params  # type: ignore[union-attr]
+    data = params.data
+    rows: list[tuple[str, float]] = []
+
+    def row(label: str, fn: Callable[[], Any]) -> None:
+        rows.append((label, per_call_us(fn, n)))
+
+    row("decode(frame)                     [current]", lambda: decode(FRAME))
+    row("decode_fast(frame), prefix check  [candidate]", lambda: decode_fast(FRAME))
+    row("json.loads(frame)                 [reference]", lambda: json.loads(FRAME))
+    assert decode_fast(FRAME) == note
+    row(
+        "make_error(...)                   [current]",
+        lambda: make_error(
+            params.code,
+            params.message,
+            data,
+            method=None,
+            source="server",
+            session_id="s1",
+            participant_id="p1",
+        ),
+    )
+    row(
+        "SessionError.model_construct(...) [candidate]",
+        lambda: make_error_constructed(params.code, params.message, data),
+    )
+    constructed = make_error_constructed(params.code, params.message, data)
+    validated = make_error(params.code, params.message, data, session_id="s1")
+    assert constructed.model_dump(exclude={"received_at", "participant_id"}) == (
+        validated.model_dump(exclude={"received_at", "participant_id"})
+    )
+    row("lookup(code)                      [part]", lambda: lookup(206))
+    row("dict(data)                        [part]", lambda: dict(data))
+    row("time.time()                       [part]", time.time)
+    row("encode(PingRequest(id=i))         [current ping]", lambda: encode(PingRequest(id=7)))
+    row(
+        "f-string ping frame               [candidate]",
+        lambda: f'{{"jsonrpc":"2.0","id":{7},"method":"ping","params":{{}}}}',
+    )
+    row("decode(ping response)             [current ping]", lambda: decode(RESPONSE))
+    result = {"serverTime": 1790000000.123456}
+    row(
+        "PingResult.model_validate(result) [current ping]",
+        lambda: PingResult.model_validate(result).server_time,
+    )
+    row("float(result['serverTime'])       [candidate]", lambda: float(result["serverTime"]))
+    width = max(len(label) for label, _ in rows)
+    print(f"{'per call':<{width}}  us")
+    for label, us in rows:
+        print(f"{label:<{width}}  {us:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
