@@ -85,9 +85,21 @@ class _Link:
             return
         ws = self.ws
         try:
+            protocol = ws.protocol
             for frame in frames:
-                ws.protocol.send_text(frame.encode())
-            ws.send_data()
+                protocol.send_text(frame.encode())
+            data = protocol.data_to_send()
+            if all(data):
+                # One write (one send() syscall) for the lot, not one per frame.
+                ws.transport.write(b"".join(data))
+            else:  # an end-of-stream marker is pending: let websockets handle it
+                for chunk in data:
+                    if chunk:
+                        ws.transport.write(chunk)
+                    elif ws.transport.can_write_eof():
+                        ws.transport.write_eof()
+                    else:
+                        ws.transport.close()
         except Exception:
             logger.debug("write failed", exc_info=True)
             return
