@@ -1,25 +1,91 @@
-"""The ``roomsignal`` command line: serve, demo, join, token, errors."""
+"""The ``roomsignal`` command line: serve, demo, join, token, errors.
+
+``main(argv)`` parses, runs one command and returns its exit status. Bad
+input (a missing secret, an unreachable URL, a refused token) is one line on
+stderr and a non-zero status, never a traceback; argparse's own errors exit
+2 with its usage line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
-from roomsignal.catalog import render_markdown
+from jwt import InsecureKeyLengthWarning
+
+from roomsignal import __version__
+from roomsignal.cli._catalog import add_errors_command
+from roomsignal.cli._demo import add_demo_command
+from roomsignal.cli._join import add_join_command
+from roomsignal.cli._options import CommandError, UsageError
+from roomsignal.cli._serve import add_serve_command
+from roomsignal.cli._token import add_token_command
+from roomsignal.errors import SessionErrorException
 
 __all__ = ["main"]
+
+logger = logging.getLogger("roomsignal.cli")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (each has its own ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="roomsignal",
+        description="Room-based WebRTC signaling: the reference server, a demo, and tools.",
+        epilog="Run 'roomsignal COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"roomsignal {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_demo_command(commands)
+    add_serve_command(commands)
+    add_join_command(commands)
+    add_token_command(commands)
+    add_errors_command(commands)
+    return parser
+
+
+def _fail(command: str, message: str) -> None:
+    """One clear line on stderr (newlines folded so it stays one line)."""
+    line = " ".join(str(message).split())
+    print(f"roomsignal {command}: {line}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="roomsignal", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the demo on the embedded reference server")
-    commands.add_parser("errors", help="print the error catalog")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "errors":
-        sys.stdout.write(render_markdown())
-        return 0
-    sys.stdout.write("roomsignal demo: the demo comes with the CLI (issue 5).\n")
-    return 0
+    run: Command = args.run
+    command: str = args.command
+    try:
+        with warnings.catch_warnings():
+            # PyJWT warns (two lines, per token) about short secrets; the
+            # commands that take a secret say it once, in one line.
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return run(args)
+    except UsageError as exc:
+        _fail(command, str(exc))
+        return 2
+    except CommandError as exc:
+        _fail(command, str(exc))
+        return 1
+    except SessionErrorException as exc:
+        error = exc.error
+        _fail(command, f"{error.code} {error.name}: {error.message}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        _fail(command, exc.strerror or str(exc))
+        return 1
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        logger.debug("roomsignal %s failed", command, exc_info=True)
+        _fail(command, f"unexpected {type(exc).__name__}: {exc}")
+        if os.environ.get("ROOMSIGNAL_DEBUG"):
+            raise
+        return 1

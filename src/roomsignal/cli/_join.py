@@ -1,0 +1,130 @@
+"""``roomsignal join``: join a session and print every event as it arrives.
+
+One line per event (or one JSON object per line with ``--json``) on stdout,
+until Ctrl-C or SIGTERM, when the session is left cleanly; or until the
+server closes the session (exit 0) or the connection is lost for good
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import sys
+from typing import Any
+
+from roomsignal.cli._options import CommandError, UsageError, positive_float
+from roomsignal.cli._render import EVENTS, clock, event_json, event_line
+from roomsignal.cli._serve import install_stop_signals
+from roomsignal.client import Disconnected, ReconnectPolicy, Session
+from roomsignal.errors import SessionErrorException
+
+__all__ = ["add_join_command"]
+
+
+def add_join_command(commands: Any) -> None:
+    """Register ``join`` on the subcommand parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "join",
+        help="join a session and print every event",
+        description="Join a session and print every event and error as it arrives, "
+        "until Ctrl-C or SIGTERM; then leave cleanly.",
+    )
+    parser.add_argument("url", help="the server, e.g. ws://127.0.0.1:8765")
+    parser.add_argument("--token", required=True, help="a token (see 'roomsignal token')")
+    parser.add_argument("--name", required=True, help="the name to join under")
+    parser.add_argument(
+        "--type",
+        choices=("full", "viewer", "screen"),
+        default="full",
+        help="participant type (default: full)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    parser.add_argument(
+        "--no-reconnect", action="store_true", help="stop when the connection drops"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="connect and request timeout (default: 10)",
+    )
+    parser.set_defaults(run=run_join)
+
+
+class _Printer:
+    """Prints each event as one line, and notices when the session is over."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.over = asyncio.Event()
+        self.lost = False
+
+    def emit(self, event: str, payload: Any) -> None:
+        if self.as_json:
+            line = event_json(event, payload)
+        else:
+            line = f"{clock()} {event_line(event, payload)}"
+        print(line, flush=True)
+
+    def on_event(self, event: str, payload: Any) -> None:
+        self.emit(event, payload)
+        # After sessionClosed the server closes the connection: wait for that
+        # (``disconnected``) rather than leave on a connection that is closing.
+        if isinstance(payload, Disconnected) and not payload.will_reconnect:
+            self.lost = payload.code != 1000
+            self.over.set()
+
+
+def run_join(args: argparse.Namespace) -> int:
+    """Join and print until interrupted."""
+    if not args.url.startswith(("ws://", "wss://")):
+        raise UsageError(f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}")
+    return asyncio.run(_join(args))
+
+
+async def _join(args: argparse.Namespace) -> int:
+    printer = _Printer(args.json)
+    session = Session(
+        args.url,
+        token=args.token,
+        name=args.name,
+        participant_type=args.type,
+        reconnect=None if args.no_reconnect else ReconnectPolicy(),
+        open_timeout=args.timeout,
+        request_timeout=args.timeout,
+    )
+    # Listeners first: nothing that follows the join result may be missed.
+    for event in EVENTS:
+        getattr(session, f"on_{event}")(functools.partial(printer.on_event, event))
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        try:
+            await session.connect()
+        except SessionErrorException as exc:
+            error = exc.error
+            raise CommandError(
+                f"cannot join {args.url} as {args.name!r}: "
+                f"{error.code} {error.name}: {error.message}"
+            ) from None
+        stopping = asyncio.ensure_future(stop.wait())
+        ending = asyncio.ensure_future(printer.over.wait())
+        try:
+            await asyncio.wait({stopping, ending}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopping, ending):
+                task.cancel()
+            await asyncio.gather(stopping, ending, return_exceptions=True)
+        interrupted = stop.is_set()
+    finally:
+        await session.close()
+    if interrupted:
+        printer.emit("left", {"name": args.name})
+        return 0
+    if printer.lost:
+        print("roomsignal join: the connection was lost for good", file=sys.stderr, flush=True)
+        return 1
+    return 0

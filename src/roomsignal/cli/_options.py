@@ -1,0 +1,93 @@
+"""Options several commands share: the secret, numbers that must be positive.
+
+``UsageError`` is bad input found after parsing (a missing secret, say):
+``main`` prints it as one line and exits 2; ``CommandError`` is a failure
+the user can act on (a port in use), printed the same way, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+__all__ = [
+    "SECRET_ENV",
+    "CommandError",
+    "UsageError",
+    "add_secret_option",
+    "non_negative_float",
+    "non_negative_int",
+    "port_number",
+    "positive_float",
+    "resolve_secret",
+    "weak_secret_note",
+]
+
+SECRET_ENV = "ROOMSIGNAL_SECRET"
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on: one line on stderr, exit 1."""
+
+
+class UsageError(CommandError):
+    """Bad input found after argparse: one line on stderr, exit status 2."""
+
+
+def add_secret_option(parser: argparse.ArgumentParser) -> None:
+    """``--secret``, defaulting to the ``ROOMSIGNAL_SECRET`` environment variable."""
+    parser.add_argument(
+        "--secret",
+        default=None,
+        help=f"the HS256 secret shared with the server (default: ${SECRET_ENV})",
+    )
+
+
+def resolve_secret(args: argparse.Namespace) -> str | None:
+    """The secret from ``--secret`` or the environment; None if neither is set."""
+    secret: str | None = args.secret or os.environ.get(SECRET_ENV) or None
+    return secret
+
+
+def weak_secret_note(secret: str) -> str | None:
+    """A one-line note when ``secret`` is too short for HS256 (RFC 7518 3.2), else None."""
+    if len(secret.encode()) >= 32:
+        return None
+    return (
+        f"note: the secret is {len(secret.encode())} bytes; "
+        "HS256 wants at least 32 (fine for a test, weak for production)"
+    )
+
+
+def _number(kind: type[int] | type[float], text: str, minimum: float, strict: bool) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or (value <= minimum if strict else value < minimum):
+        bound = "greater than" if strict else "at least"
+        raise argparse.ArgumentTypeError(f"must be {bound} {minimum:g}: {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    return int(_number(int, text, 0, strict=False))
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    return float(_number(float, text, 0, strict=False))
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    return float(_number(float, text, 0, strict=True))
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return value

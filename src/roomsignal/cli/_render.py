@@ -1,0 +1,102 @@
+"""How the CLI shows events and errors: one line of text, or one JSON object.
+
+Shared by ``join`` (every event as it arrives) and ``demo`` (errors as the
+bots' listeners receive them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from roomsignal.errors import SessionError
+
+__all__ = ["EVENTS", "clock", "error_line", "event_json", "event_line"]
+
+# Every event a ``Session`` emits, by the suffix of its ``on_<event>`` method.
+EVENTS = (
+    "connected",
+    "session_error",
+    "participant_joined",
+    "participant_left",
+    "stream_published",
+    "stream_unpublished",
+    "subscribe_request",
+    "subscription_ended",
+    "sdp_offer",
+    "sdp_answer",
+    "ice_candidate",
+    "message",
+    "sync_data",
+    "reconnecting",
+    "reconnected",
+    "disconnected",
+    "session_closed",
+)
+
+
+def clock(at: float | None = None) -> str:
+    """Local wall time as ``HH:MM:SS.mmm``."""
+    at = time.time() if at is None else at
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
+def error_line(error: SessionError) -> str:
+    """``code NAME [category] message`` plus the failed method and a client-side mark."""
+    line = f"{error.code} {error.name} [{error.category}] {error.message}"
+    extras = []
+    if error.method:
+        extras.append(f"method={error.method}")
+    if error.source == "client":
+        extras.append("found by the client")
+    if extras:
+        line += f" ({', '.join(extras)})"
+    return line
+
+
+def _payload(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, BaseModel):
+        data: dict[str, Any] = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return data
+    if isinstance(payload, dict):
+        return dict(payload)
+    return {"value": repr(payload)}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def event_line(event: str, payload: Any) -> str:
+    """One human-readable line for an event (no timestamp)."""
+    if isinstance(payload, SessionError):
+        return f"{'error':<19} {error_line(payload)}"
+    data = _payload(payload)
+    seq = data.pop("seq", None)
+    participant = data.pop("participant", None)
+    parts = []
+    if isinstance(participant, dict):
+        parts.append(
+            f"{participant.get('participantId')} {participant.get('name')!r} "
+            f"({participant.get('participantType')})"
+        )
+    participants = data.pop("participants", None)
+    for key, value in data.items():
+        parts.append(f"{key}={_short(value)}")
+    if isinstance(participants, list):
+        names = ",".join(str(p.get("name")) for p in participants if isinstance(p, dict))
+        parts.append(f"others=[{names}]")
+    if seq is not None:
+        parts.append(f"#{seq}")
+    return f"{event:<19} {' '.join(parts)}".rstrip()
+
+
+def event_json(event: str, payload: Any, at: float | None = None) -> str:
+    """One JSON object for an event: ``{"event": ..., "time": ..., <payload fields>}``."""
+    data = _payload(payload)
+    return json.dumps({"event": event, "time": time.time() if at is None else at, **data})

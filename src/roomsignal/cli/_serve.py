@@ -1,0 +1,283 @@
+"""``roomsignal serve``: the reference server, until SIGINT or SIGTERM.
+
+Every limit of ``SignalingServer`` is an option. The secret comes from
+``--secret`` or ``ROOMSIGNAL_SECRET``; ``--dev`` generates one (and says so).
+Joins, leaves and errors are logged to stderr by the server's own loggers;
+the address is printed on stdout once the socket is bound. A signal closes
+every session gracefully (members get ``sessionError`` 203, then
+``sessionClosed``); a second signal aborts what is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from roomsignal.cli._options import (
+    SECRET_ENV,
+    CommandError,
+    UsageError,
+    add_secret_option,
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_float,
+    resolve_secret,
+    weak_secret_note,
+)
+
+__all__ = ["add_serve_command", "install_stop_signals"]
+
+logger = logging.getLogger("roomsignal.cli")
+
+_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def add_serve_command(commands: Any) -> None:
+    """Register ``serve`` on the subcommand parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "serve",
+        help="run the reference signaling server",
+        description="Run the reference signaling server (WebSocket, JSON-RPC 2.0, "
+        "subprotocol roomsignal.v1; GET /healthz answers 200 ok) until SIGINT or SIGTERM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port_number, default=8765, help="port to bind, 0 for any (default: 8765)"
+    )
+    add_secret_option(parser)
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="with no secret given, generate one and print it (for local development only)",
+    )
+    parser.add_argument(
+        "--allow-simulation",
+        action="store_true",
+        help="answer simulateScenario (failures on demand, for tests and demos)",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-streaming-participants",
+        type=non_negative_int,
+        default=16,
+        metavar="N",
+        help="full/screen participants per session, unless the token says (default: 16)",
+    )
+    limits.add_argument(
+        "--max-sessions",
+        type=non_negative_int,
+        default=10_000,
+        metavar="N",
+        help="sessions the server holds at once (default: 10000)",
+    )
+    limits.add_argument(
+        "--sdp-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time to complete an SDP exchange (default: 10)",
+    )
+    limits.add_argument(
+        "--ice-queue-limit",
+        type=non_negative_int,
+        default=64,
+        metavar="N",
+        help="ICE candidates held per exchange and direction before the offer (default: 64)",
+    )
+    limits.add_argument(
+        "--resume-window",
+        type=non_negative_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a dropped participant keeps its seat (default: 30)",
+    )
+    limits.add_argument(
+        "--max-frame-bytes",
+        type=non_negative_int,
+        default=65536,
+        metavar="N",
+        help="largest frame accepted; bigger closes with 1009 (default: 65536)",
+    )
+    limits.add_argument(
+        "--replay-buffer",
+        type=non_negative_int,
+        default=1024,
+        metavar="N",
+        help="notifications kept per participant for a resume (default: 1024)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="logging to stderr (default: info: joins, leaves, errors)",
+    )
+    parser.set_defaults(run=run_serve)
+
+
+def install_stop_signals(stop: asyncio.Event) -> list[signal.Signals]:
+    """Make SIGINT and SIGTERM set ``stop``; returns the signals handled this way.
+
+    Where the loop cannot handle signals (Windows), Ctrl-C still raises
+    ``KeyboardInterrupt``, which the caller turns into a clean exit.
+    """
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(signum)
+    return installed
+
+
+def _remove_signals(installed: list[signal.Signals]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in installed:
+        loop.remove_signal_handler(signum)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Configure logging, resolve the secret and serve until a signal."""
+    secret = resolve_secret(args)
+    generated = False
+    if secret is None:
+        if not args.dev:
+            raise UsageError(
+                f"no secret: pass --secret or set {SECRET_ENV} (or --dev to generate one)"
+            )
+        secret = secrets.token_urlsafe(32)
+        generated = True
+    with serve_logging(args.log_level):
+        note = weak_secret_note(secret)
+        if note is not None:
+            logger.warning("%s", note)
+        return asyncio.run(_serve(args, secret, generated))
+
+
+class _RefusalsAsInfo(logging.Filter):
+    """Show the server's refused requests (it logs them at DEBUG) at INFO.
+
+    ``serve`` logs joins, leaves and errors at its default level; the room
+    logs each refusal as ``"%s refused with %s: %s"`` at DEBUG, so this filter
+    lifts those records to INFO and drops the other DEBUG records unless
+    DEBUG was asked for.
+    """
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.DEBUG and str(record.msg).startswith("%s refused with"):
+            record.levelno = logging.INFO
+            record.levelname = "INFO"
+            return True
+        return record.levelno > logging.DEBUG or self.debug
+
+
+@contextlib.contextmanager
+def serve_logging(level: str) -> Iterator[None]:
+    """Log to stderr at ``level`` while serving; the server's refusals count as INFO.
+
+    Undone on exit, so that ``main`` can run in-process (tests) without
+    leaving handlers behind.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root = logging.getLogger()
+    server_logger = logging.getLogger("roomsignal.server")
+    # websockets logs every connection and health check at INFO: too chatty here.
+    ws_logger = logging.getLogger("websockets")
+    saved = [(lg, lg.level) for lg in (root, server_logger, ws_logger)]
+    refusals = _RefusalsAsInfo(debug=level == "debug")
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    ws_logger.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    if level in ("debug", "info"):
+        server_logger.setLevel(logging.DEBUG)
+        server_logger.addFilter(refusals)
+    try:
+        yield
+    finally:
+        server_logger.removeFilter(refusals)
+        root.removeHandler(handler)
+        for lg, saved_level in saved:
+            lg.setLevel(saved_level)
+
+
+async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
+    from roomsignal.server import SignalingServer
+
+    server = SignalingServer(
+        host=args.host,
+        port=args.port,
+        secret=secret,
+        max_streaming_participants=args.max_streaming_participants,
+        max_sessions=args.max_sessions,
+        sdp_timeout=args.sdp_timeout,
+        ice_queue_limit=args.ice_queue_limit,
+        resume_window=args.resume_window,
+        max_frame_bytes=args.max_frame_bytes,
+        replay_buffer=args.replay_buffer,
+        allow_simulation=args.allow_simulation,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    stop = asyncio.Event()
+    installed = install_stop_signals(stop)
+    try:
+        if generated:
+            print(f"dev secret (generated, for local use only): {secret}", flush=True)
+            print(f"  export {SECRET_ENV}='{secret}'", flush=True)
+        host_port = server.url.removeprefix("ws://")
+        print(f"listening on {server.url}  (health: http://{host_port}/healthz)", flush=True)
+        logger.info(
+            "serving on %s: simulation %s, sdp_timeout %gs, resume_window %gs",
+            server.url,
+            "allowed" if args.allow_simulation else "off",
+            args.sdp_timeout,
+            args.resume_window,
+        )
+        await stop.wait()
+        logger.info("shutting down: closing every session (a second signal aborts)")
+        _remove_signals(installed)
+        installed = []
+        force = asyncio.Event()
+        installed = install_stop_signals(force)
+        closing = asyncio.ensure_future(server.close(graceful=True))
+        forcing = asyncio.ensure_future(force.wait())
+        try:
+            await asyncio.wait({closing, forcing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forcing
+        if not closing.done():
+            logger.warning("second signal: aborting every connection")
+            closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+            await server.close(graceful=False)
+        else:
+            closing.result()
+        logger.info("server stopped")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await server.close(graceful=False)
+        raise
+    finally:
+        _remove_signals(installed)
+    return 0

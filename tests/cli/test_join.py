@@ -1,0 +1,80 @@
+"""``roomsignal join`` as a real process: every event printed as it arrives, clean leave."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+from roomsignal import Session
+from roomsignal.server import SignalingServer
+from roomsignal.tokens import mint
+
+from .conftest import SECRET, spawn
+
+
+def _event(line: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(line)
+    return data
+
+
+def _is(name: str) -> Any:
+    return lambda line: _event(line)["event"] == name
+
+
+async def test_join_json_prints_events_until_the_session_is_closed(
+    server: SignalingServer,
+) -> None:
+    token = mint(SECRET, "room")
+    async with spawn("join", server.url, "--token", token, "--name", "watcher", "--json") as proc:
+        connected = _event(await proc.line(_is("connected")))
+        assert connected["session_id"] == "room"
+        watcher_id = connected["participant_id"]
+        host_token = mint(SECRET, "room", roles=["moderator", "synchronizer"])
+        async with Session(server.url, token=host_token, name="host", reconnect=None) as host:
+            await proc.line(_is("participant_joined"))
+            await host.publish(audio=True, video=False)
+            await host.send_message("hello", to=[watcher_id])
+            await host.send_sync_data(42.0, True, media_id="film")
+            await proc.line(_is("sync_data"))
+            await host.close_session("done")
+        assert await proc.wait() == 0  # the session ended: join exits by itself
+    events = [_event(line) for line in proc.stdout]  # every line is one JSON object
+    names = [event["event"] for event in events]
+    assert names[:5] == [
+        "connected",
+        "participant_joined",
+        "stream_published",
+        "message",
+        "sync_data",
+    ]
+    assert {"session_error", "session_closed", "disconnected"} <= set(names)
+    assert [e["code"] for e in events if e["event"] == "session_error"] == [203]
+    by_name = {event["event"]: event for event in events}
+    assert by_name["participant_joined"]["participant"]["name"] == "host"
+    assert by_name["stream_published"]["audio"] is True
+    assert by_name["message"]["text"] == "hello"
+    assert by_name["message"]["private"] is True
+    assert by_name["sync_data"]["position"] == 42.0
+    assert by_name["session_error"]["code"] == 203
+    assert by_name["session_error"]["name"] == "SESSION_CLOSED_ERROR_CODE"
+    assert by_name["session_closed"]["reason"] == "done"
+    assert proc.stderr == []
+
+
+async def test_join_text_leaves_cleanly_on_sigint(server: SignalingServer) -> None:
+    token = mint(SECRET, "room")
+    async with spawn("join", server.url, "--token", token, "--name", "watcher") as proc:
+        await proc.line(lambda line: " connected " in line)
+        async with Session(server.url, token=mint(SECRET, "room"), name="peer") as peer:
+            await proc.line(lambda line: " participant_joined " in line and "'peer'" in line)
+            left = peer.wait_for_error  # keep a reference: the session is alive here
+            assert left is not None
+            proc.process.send_signal(signal.SIGINT)
+            assert await proc.wait() == 0
+            await proc.line(lambda line: " left " in line)
+            # the server saw a leave, not a drop: nobody keeps the watcher's seat
+            state = await peer.get_state()
+            assert [p.name for p in state.participants] == ["peer"]
+    assert proc.stderr == []
+    assert not any(line.startswith("{") for line in proc.stdout)

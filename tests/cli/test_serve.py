@@ -1,0 +1,77 @@
+"""``roomsignal serve`` as a real process: healthz, logs, and shutdown on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from roomsignal import Session, SessionError, SessionErrorException
+from roomsignal.protocol import SessionClosedParams
+from roomsignal.tokens import mint
+
+from .conftest import SECRET, spawn
+
+
+async def _healthz(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(5):
+        response = await reader.read()
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    return response
+
+
+def _url(line: str) -> tuple[str, int]:
+    url = line.split()[2]
+    return url, int(url.rsplit(":", 1)[1])
+
+
+async def test_serve_answers_healthz_logs_and_closes_sessions_on_sigterm() -> None:
+    args = ["serve", "--port", "0", "--sdp-timeout", "3", "--resume-window", "5"]
+    args += ["--max-streaming-participants", "2", "--allow-simulation"]
+    async with spawn(*args, ROOMSIGNAL_SECRET=SECRET) as proc:
+        url, port = _url(await proc.line(lambda line: line.startswith("listening on ws://")))
+
+        response = await _healthz(port)
+        assert response.startswith(b"HTTP/1.1 200")
+        assert response.endswith(b"ok\n")
+
+        errors: list[SessionError] = []
+        closed: asyncio.Future[SessionClosedParams] = asyncio.get_running_loop().create_future()
+        session = Session(url, token=mint(SECRET, "room"), name="alice", reconnect=None)
+        session.on_session_error(errors.append)
+        session.on_session_closed(closed.set_result)
+        gone = asyncio.Event()
+        session.on_disconnected(lambda event: gone.set())
+        async with session:
+            await proc.line(lambda line: "joined session room" in line, stderr=True)
+            with contextlib.suppress(SessionErrorException):
+                await session.publish(audio=False, video=False)
+            await proc.line(lambda line: "refused with 105" in line, stderr=True)
+            with contextlib.suppress(SessionErrorException):  # --allow-simulation: 201
+                await session.simulate_scenario("internalError")
+            proc.process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(5):
+                event = await closed
+                await gone.wait()  # closing before the socket did would make 905 (client)
+        assert event.reason == "serverShutdown"
+        assert [e.code for e in errors] == [105, 201, 203]
+        assert await proc.wait() == 0
+        await proc.line(lambda line: "server stopped" in line, stderr=True)
+        assert not any("Traceback" in line for line in proc.stdout)
+
+
+async def test_serve_dev_generates_a_secret_and_stops_on_sigint() -> None:
+    async with spawn("serve", "--dev", "--port", "0", "--log-level", "warning") as proc:
+        secret_line = await proc.line(lambda line: line.startswith("dev secret"))
+        secret = secret_line.rsplit(" ", 1)[1]
+        url, _ = _url(await proc.line(lambda line: line.startswith("listening on")))
+        async with Session(url, token=mint(secret, "room"), name="bob", reconnect=None) as bob:
+            assert bob.session_id == "room"
+        proc.process.send_signal(signal.SIGINT)
+        assert await proc.wait() == 0
+        assert proc.stderr == []  # warning level: nothing to say
