@@ -126,13 +126,14 @@ async def test_101_candidate_or_offer_on_an_unknown_exchange(peer: OpenPeer) -> 
 
 async def test_102_any_method_but_join_and_ping_before_join(peer: OpenPeer) -> None:
     alice = await peer()
-    for method, params in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("publish", {"audio": True}),
         ("leave", {}),
         ("getSessionState", {}),
         ("sendMessage", {"text": "hi"}),
         ("simulateScenario", {"scenario": "internalError"}),
-    ]:
+    ]
+    for method, params in cases:
         error = await alice.fail(method, **params)
         check(error, 102, "USER_NOT_FOUND_ERROR_CODE", method)
     await alice.call("ping")

@@ -92,7 +92,7 @@ def test_notifications_are_numbered_per_participant_and_decode_as_models() -> No
         assert isinstance(effect, Send)
         message = decode(effect.frame)
         if "method" in json.loads(effect.frame):
-            assert isinstance(message, Notification.__args__)  # type: ignore[attr-defined]
+            assert isinstance(message, Notification.__args__)
     assert d.rooms.last_seq(d.ids[1]) == 2  # b joined, c joined; nothing for its own message
 
 

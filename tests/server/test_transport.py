@@ -329,3 +329,18 @@ async def test_random_frames_never_break_the_server(
         r for r in caplog.records if r.exc_info and not isinstance(r.exc_info[1], SimulatedFailure)
     ]
     assert not crashes, crashes
+
+
+async def test_non_finite_numbers_are_invalid_params_and_never_relayed(peer: OpenPeer) -> None:
+    alice, bob = await peer(), await peer()
+    await alice.join("room", "alice", roles=["synchronizer"])
+    await bob.join("room", "bob")
+    for literal in ("NaN", "1e999", "-Infinity"):
+        await alice.send_raw(
+            '{"jsonrpc":"2.0","id":5,"method":"sendSyncData",'
+            f'"params":{{"position":{literal},"playing":true}}}}'
+        )
+        error = (await alice.response(5))["error"]
+        assert error["code"] == -32602
+        assert error["data"]["errors"][0]["loc"] == ["params", "position"]
+    await bob.quiet()

@@ -107,9 +107,13 @@ class Model(BaseModel):
 
 
 class StrictModel(Model):
-    """Request params: JSON types are checked strictly (no "1" for 1)."""
+    """Request params: JSON types are checked strictly (no "1" for 1).
 
-    model_config = ConfigDict(strict=True)
+    ``NaN`` and infinities (``1e999``) are not JSON numbers: refused, so a
+    server never relays a float it cannot encode back.
+    """
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
 
 # --- shared shapes --------------------------------------------------------
