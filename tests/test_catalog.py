@@ -142,3 +142,26 @@ def test_exception_per_category(code: int, kind: type[SessionErrorException]) ->
     assert exc.code == code
     assert exc.error.code == code
     assert str(code) in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "data", "kwargs"),
+    [
+        (206, "full", {"name": "SESSION_IS_FULL_ERROR_CODE"}, {}),
+        (4242, "new", None, {"source": "client", "session_id": "s", "participant_id": "p"}),
+        (105, "m", {"method": "publish", "participantId": "p9"}, {}),
+    ],
+)
+def test_fast_built_error_equals_a_validated_one(
+    code: int, message: str, data: dict[str, object] | None, kwargs: dict[str, str]
+) -> None:
+    error = make_error(code, message, data, **kwargs)  # type: ignore[arg-type]
+    validated = SessionError.model_validate(error.model_dump())
+    assert error == validated
+    assert error.model_dump() == validated.model_dump()
+    assert error.model_dump_json() == validated.model_dump_json()
+    assert error.model_fields_set == validated.model_fields_set
+    assert error.model_copy(update={"message": "x"}).message == "x"
+    assert repr(error) == repr(validated)
+    with pytest.raises(ValueError):
+        error.code = 1  # type: ignore[misc]

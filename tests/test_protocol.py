@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from roomsignal.errors import ProtocolError
 from roomsignal.protocol import (
@@ -79,6 +80,7 @@ from roomsignal.protocol import (
     encode,
     error_response,
 )
+from roomsignal.protocol._codec import _ADAPTER
 
 PARTICIPANT = Participant(
     participant_id="p1",
@@ -296,7 +298,11 @@ def test_deeply_nested_frame_is_a_protocol_error() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
@@ -340,3 +346,40 @@ def test_decode_of_any_json_value(value: Any) -> None:
 @given(frame_like)
 def test_decode_of_frame_shaped_values(value: dict[str, Any]) -> None:
     _decode_or_protocol_error(json.dumps(value))
+
+
+def _general(frame: str) -> Message | None:
+    try:
+        return _ADAPTER.validate_json(frame)
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(frame_like, st.booleans())
+def test_fast_paths_agree_with_the_general_decoder(value: dict[str, Any], escape: bool) -> None:
+    frame = json.dumps(value)
+    if escape:  # an escaped key must not fool the substring shortcuts
+        frame = frame.replace('"id"', '"\\u0069d"')
+    expected = _general(frame)
+    try:
+        got: Message | None = decode(frame)
+    except ProtocolError:
+        got = None
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_fast_paths_agree_on_every_message(message: Message) -> None:
+    frame = encode(message)
+    assert decode(frame) == _general(frame)
+    escaped = frame.replace('"id"', '"\\u0069d"')
+    assert type(_general(escaped)) is type(_decode_or_none(escaped))
+
+
+def _decode_or_none(frame: str) -> Message | None:
+    try:
+        return decode(frame)
+    except ProtocolError:
+        return None

@@ -74,7 +74,8 @@ def make_error(
 
     The one place where errors are made: responses, ``sessionError``
     notifications, decode failures and client-side failures all come here.
-    ``method`` defaults to ``data["method"]`` when the server named it.
+    ``method`` defaults to ``data["method"]``, and ``participant_id`` to
+    ``data["participantId"]``, when the server named them.
     """
     entry = lookup(code)
     payload = dict(data) if data else {}
@@ -86,18 +87,44 @@ def make_error(
         named = payload.get("participantId")
         if isinstance(named, str):
             participant_id = named
-    return SessionError(
-        code=entry.code,
-        name=entry.name,
-        category=entry.category,
-        message=message,
-        description=entry.description,
-        data=payload,
-        method=method,
-        source=source,
-        session_id=session_id,
-        participant_id=participant_id,
-    )
+    fields = {
+        "code": entry.code,
+        "name": entry.name,
+        "category": entry.category,
+        "message": message,
+        "description": entry.description,
+        "data": payload,
+        "method": method,
+        "source": source,
+        "session_id": session_id,
+        "participant_id": participant_id,
+        "received_at": time.time(),
+    }
+    if (
+        type(message) is str
+        and (session_id is None or type(session_id) is str)
+        and source in _SOURCES
+    ):
+        # Every field is of its declared type already (the catalog's entry, our
+        # own strings, a fresh dict): skip re-validation on this hot path.
+        return _trusted(fields)
+    return SessionError(**fields)
+
+
+_SOURCES = frozenset({"server", "client"})
+_FIELDS_SET = set(SessionError.model_fields)
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _trusted(fields: dict[str, Any]) -> SessionError:
+    """A ``SessionError`` from fields known to be valid (what ``model_construct`` does, faster)."""
+    error: SessionError = _new(SessionError)
+    _setattr(error, "__dict__", fields)
+    _setattr(error, "__pydantic_fields_set__", _FIELDS_SET.copy())
+    _setattr(error, "__pydantic_extra__", None)
+    _setattr(error, "__pydantic_private__", None)
+    return error
 
 
 class SessionErrorException(Exception):

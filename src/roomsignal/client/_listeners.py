@@ -14,6 +14,7 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from types import CoroutineType
 from typing import Any, Generic, TypeVar
 
 __all__ = ["ErrorStream", "Inbox", "ListenerHub"]
@@ -92,7 +93,9 @@ class _Worker:
                 return
             try:
                 result = fn(payload)
-                if inspect.isawaitable(result):
+                if result is not None and (
+                    type(result) is CoroutineType or inspect.isawaitable(result)
+                ):
                     await result
             except Exception as exc:
                 self.hub._failed(exc, self.event, payload, fn)
@@ -149,6 +152,8 @@ class ListenerHub:
 
     def __init__(self) -> None:
         self._workers: dict[str, dict[Listener, _Worker]] = {}
+        # What ``emit`` calls for each event, rebuilt whenever registrations change.
+        self._sinks: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._streams: dict[str, weakref.WeakSet[ErrorStream[Any]]] = {}
         self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,6 +172,7 @@ class ListenerHub:
         workers = self._workers.setdefault(event, {})
         if fn not in workers:
             workers[fn] = _Worker(self, event, fn)
+            self._rebuild(event)
 
     def remove(self, event: str, fn: Listener) -> None:
         """Unregister ``fn``; events queued for it and not yet delivered are dropped."""
@@ -174,6 +180,7 @@ class ListenerHub:
         if worker is not None:
             worker.removed = True
             worker.inbox.put(_STOP)
+            self._rebuild(event)
 
     def count(self, event: str) -> int:
         """How many listeners ``event`` has."""
@@ -184,12 +191,14 @@ class ListenerHub:
         stream: ErrorStream[Any] = ErrorStream(self, event)
         if self.closed:
             stream._put(_STOP)
+        self._rebuild(event)
         return stream
 
     def waiter(self, event: str, predicate: Callable[[Any], bool]) -> asyncio.Future[Any]:
         """A future resolved with the next ``event`` payload that matches."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event, []).append((predicate, future))
+        self._rebuild(event)
         return future
 
     def drop_waiter(self, event: str, future: asyncio.Future[Any]) -> None:
@@ -197,32 +206,41 @@ class ListenerHub:
         waiters = self._waiters.get(event)
         if waiters:
             self._waiters[event] = [w for w in waiters if w[1] is not future]
+            self._rebuild(event)
 
     # -- delivery ---------------------------------------------------------------
 
     def emit(self, event: str, payload: Any) -> None:
         """Hand ``payload`` to every listener, iterator and matching waiter; never blocks."""
-        if self.closed:
-            return
-        workers = self._workers.get(event)
-        if workers:
-            for worker in workers.values():
-                worker.deliver(payload)
+        for sink in self._sinks.get(event, ()):
+            sink(payload)
+
+    def _rebuild(self, event: str) -> None:
+        sinks: list[Callable[[Any], None]] = [
+            worker.deliver for worker in self._workers.get(event, {}).values()
+        ]
         streams = self._streams.get(event)
         if streams:
-            for stream in streams:
-                stream._put(payload)
-        waiters = self._waiters.get(event)
-        if waiters:
-            remaining = []
-            for predicate, future in waiters:
-                if future.done():
-                    continue
-                if predicate(payload):
-                    future.set_result(payload)
-                else:
-                    remaining.append((predicate, future))
-            self._waiters[event] = remaining
+            # Through the weak set, so that an iterator dropped without aclose() is freed.
+            def to_streams(payload: Any) -> None:
+                for stream in streams:
+                    stream._put(payload)
+
+            sinks.append(to_streams)
+        if self._waiters.get(event):
+            sinks.append(lambda payload: self._resolve_waiters(event, payload))
+        self._sinks[event] = tuple(sinks)
+
+    def _resolve_waiters(self, event: str, payload: Any) -> None:
+        remaining = []
+        for predicate, future in self._waiters.get(event, ()):
+            if future.done():
+                continue
+            if predicate(payload):
+                future.set_result(payload)
+            else:
+                remaining.append((predicate, future))
+        self._waiters[event] = remaining
 
     def _failed(self, exc: Exception, event: str, payload: Any, fn: Listener) -> None:
         self.failures += 1

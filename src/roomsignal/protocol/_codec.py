@@ -140,6 +140,40 @@ _ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(
 )
 
 
+# Fast paths: a frame with no literal "id" key can only be a notification, and one
+# with both "id" and "method" keys can only be a request (a quote inside a JSON
+# string is always escaped, so these substrings cannot come from string values
+# that merely contain them). The guess is only a shortcut: when it fails to
+# validate, the general adapter decides, and reports errors as usual.
+_NOTIFICATION_ADAPTER: Final[TypeAdapter[Notification]] = TypeAdapter(
+    Annotated[Notification, Discriminator("method")]
+)
+_REQUEST_ADAPTER: Final[TypeAdapter[Request]] = TypeAdapter(
+    Annotated[Request, Discriminator("method")]
+)
+
+
+def _guess(frame: str | bytes) -> Message | None:
+    if isinstance(frame, str):
+        has_id, has_method = '"id"' in frame, '"method"' in frame
+    else:
+        has_id, has_method = b'"id"' in frame, b'"method"' in frame
+    if not has_method:
+        return None
+    message: Message
+    try:
+        if has_id:
+            message = _REQUEST_ADAPTER.validate_json(frame)
+        else:
+            message = _NOTIFICATION_ADAPTER.validate_json(frame)
+    except ValueError:  # ValidationError, or anything odd: the general path decides
+        return None
+    extra = message.__pydantic_extra__
+    if extra and "id" in extra:  # an escaped "id" key: not what the substring said
+        return None
+    return message
+
+
 def decode(frame: str | bytes) -> Message:
     """Parse one text frame into a typed message.
 
@@ -150,6 +184,9 @@ def decode(frame: str | bytes) -> Message:
     ``error.data["errors"]``), and ``request_id`` is the frame's ``id`` when
     one could be read. Safe to call from any thread.
     """
+    message = _guess(frame)
+    if message is not None:
+        return message
     try:
         return _ADAPTER.validate_json(frame)
     except ValidationError as exc:
