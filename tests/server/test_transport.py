@@ -175,6 +175,7 @@ async def test_graceful_close_sends_203_then_session_closed_then_1000(
     assert closed == {"sessionId": "room", "reason": "serverShutdown", "seq": 2}
     assert await alice.closed() == 1000
     assert await idle.closed() == 1000
+    assert server.connection_count == 0
     await server.close()  # idempotent
 
 
@@ -197,6 +198,25 @@ async def test_abortive_close_drops_every_connection_without_a_close_frame(
         "join", token=token(), name="alice", oldParticipantSecret=alice.secret, lastSeq=0
     )
     assert error["code"] == 106
+
+
+async def test_abortive_close_cuts_short_a_graceful_close_stuck_on_a_silent_peer(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(close_timeout=60.0)
+    silent = await make_peer(server)
+    await silent.join("room", "silent")
+    silent.ws.transport.pause_reading()  # never answers the closing handshake
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):  # stuck for up to close_timeout (60 s)
+            await server.close()
+    assert not server.is_serving
+    assert server.rooms.stats()["sessions"] == 0
+    assert server.connection_count == 1
+    async with asyncio.timeout(WAIT):
+        await server.close(graceful=False)
+    assert server.connection_count == 0
+    await server.close()  # idempotent once closed
 
 
 async def test_serve_forever_runs_until_cancelled(make_peer: MakePeer) -> None:

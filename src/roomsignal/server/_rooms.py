@@ -838,10 +838,16 @@ class Rooms:
 
     # --- subscriptions and the SDP exchange -----------------------------------------------
 
+    @staticmethod
+    def _find(session: _Session, participant_id: str) -> _Member:
+        """The member ``participant_id`` of ``session`` (a waiting seat counts)."""
+        member = session.members.get(participant_id)
+        if member is None:
+            raise RoomError(Denial.UNKNOWN_PARTICIPANT, participant_id=participant_id)
+        return member
+
     def _target(self, member: _Member, target_id: str) -> _Member:
-        target = member.session.members.get(target_id)
-        if target is None:
-            raise RoomError(Denial.UNKNOWN_PARTICIPANT, participant_id=target_id)
+        target = self._find(member.session, target_id)
         if target is member or target.conn is None:
             raise RoomError(Denial.TARGET_UNAVAILABLE, participant_id=target_id)
         return target
@@ -1028,12 +1034,7 @@ class Rooms:
         if params.to is None:
             recipients = _others(session, member)
         else:
-            recipients = []
-            for target_id in dict.fromkeys(params.to):
-                target = session.members.get(target_id)
-                if target is None:
-                    raise RoomError(Denial.UNKNOWN_PARTICIPANT, participant_id=target_id)
-                recipients.append(target)
+            recipients = [self._find(session, target_id) for target_id in dict.fromkeys(params.to)]
         out.notify(
             recipients,
             MessageReceivedNotification(

@@ -193,6 +193,7 @@ class SignalingServer:
         self._deadlines: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._armed: float | None = None
+        self._closing = False
 
     # --- life cycle -------------------------------------------------------------
 
@@ -215,15 +216,21 @@ class SignalingServer:
         return self._rooms
 
     @property
+    def connection_count(self) -> int:
+        """How many WebSocket connections are being served right now."""
+        return len(self._links)
+
+    @property
     def is_serving(self) -> bool:
-        """Whether the server is started and not closed."""
-        return self._server is not None
+        """Whether the server is started and not closing."""
+        return self._server is not None and not self._closing
 
     async def start(self) -> None:
         """Bind and start serving; a closed server may be started again (empty rooms)."""
         if self._server is not None:
             raise RuntimeError("the server is already running")
         self._rooms = Rooms(self.secret, self.config)
+        self._closing = False
         self._wake = asyncio.Event()
         self._armed = None
         self._server = await serve(
@@ -249,23 +256,30 @@ class SignalingServer:
         Graceful: every member gets ``sessionError`` 203 and ``sessionClosed``
         (reason ``serverShutdown``), then each connection is closed with 1000.
         Not graceful: every TCP connection is aborted with no close frame, as
-        if the server had crashed. Returns when every connection handler and
-        the deadline task have finished.
+        if the server had crashed; this also cuts short a graceful close that
+        is still waiting for its closing handshakes (or was cancelled).
+        Returns when every connection handler and the deadline task have
+        finished. Cancelling it leaves the server closing; call it again.
         """
         server, rooms = self._server, self._rooms
         if server is None or rooms is None:
             return
-        self._server = None
-        if graceful:
-            self._apply(rooms.shutdown())
-            for link in list(self._links.values()):
-                link.close(1000, "serverShutdown")
-            server.close(close_connections=True, code=1000, reason="serverShutdown")
-        else:
-            server.close(close_connections=False)
+        if not self._closing:
+            self._closing = True
+            if graceful:
+                self._apply(rooms.shutdown())
+                for link in list(self._links.values()):
+                    link.close(1000, "serverShutdown")
+                server.close(close_connections=True, code=1000, reason="serverShutdown")
+            else:
+                server.close(close_connections=False)
+        if not graceful:
             for link in list(self._links.values()):
                 link.abort()
         await server.wait_closed()
+        if self._server is not server:
+            return  # another close() finished first
+        self._server = None
         if self._deadlines is not None:
             self._deadlines.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -313,7 +327,10 @@ class SignalingServer:
                     break
                 burst = self._on_frame(rooms, conn, raw)
                 if burst is not None:
-                    await self._stream(rooms, conn, burst)
+                    try:
+                        await self._stream(rooms, conn, burst)
+                    except Exception:
+                        logger.exception("internal error while streaming a burst")
         finally:
             self._links.pop(conn, None)
             try:
