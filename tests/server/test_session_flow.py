@@ -211,3 +211,26 @@ async def test_connection_drop_aborts_without_close_frame_and_keeps_the_seat(
     assert server.rooms.is_connected(bob.participant_id) is False
     await alice.note("participantJoined")
     await alice.quiet()
+
+
+async def test_unsubscribe_without_a_subscription_is_a_quiet_success(peer: OpenPeer) -> None:
+    alice, bob = await peer(), await peer()
+    await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.note("participantJoined")
+    assert await bob.call("unsubscribe", target=alice.participant_id) == {}
+    await alice.quiet()
+
+
+async def test_private_message_to_a_list_including_yourself(peer: OpenPeer) -> None:
+    alice, bob = await peer(), await peer()
+    await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.note("participantJoined")
+    ids = [alice.participant_id, alice.participant_id]
+    assert await alice.call("sendMessage", text="note to self", to=ids) == {}
+    note = await alice.note("messageReceived")
+    assert note["private"] is True
+    assert note["from"] == alice.participant_id
+    await alice.quiet()  # delivered once, duplicates removed
+    await bob.quiet()
