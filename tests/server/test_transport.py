@@ -179,6 +179,26 @@ async def test_graceful_close_sends_203_then_session_closed_then_1000(
     await server.close()  # idempotent
 
 
+async def test_nothing_is_left_running_after_close(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    before = asyncio.all_tasks()
+    server = await make_server(resume_window=60.0)
+    alice, bob = await make_peer(server), await make_peer(server)
+    await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.call("publish", audio=True)
+    await bob.call("subscribe", target=alice.participant_id)  # an sdp deadline pending
+    await bob.drop()  # a resume deadline pending
+    await server.close()
+    await alice.closed()
+    left = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if left:
+        _, pending = await asyncio.wait(left, timeout=WAIT)
+        assert not pending, pending
+    assert server.connection_count == 0
+
+
 async def test_abortive_close_drops_every_connection_without_a_close_frame(
     make_server: ServerFactory, make_peer: MakePeer
 ) -> None:

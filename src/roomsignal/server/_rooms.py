@@ -525,7 +525,7 @@ class Rooms:
         except RoomError as exc:
             caller = self._conns.get(conn)
             participant_id = exc.participant_id
-            if participant_id is None and caller is not None:
+            if participant_id is None and caller is not None and exc.code > 0:
                 participant_id = caller.id
             data = _error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             logger.debug("%s refused with %s: %s", method, exc.code, exc.message)

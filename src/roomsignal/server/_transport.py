@@ -412,7 +412,11 @@ class SignalingServer:
     async def _run_deadlines(self, rooms: Rooms) -> None:
         wake = self._wake
         while True:
-            deadline = rooms.next_deadline()
+            try:
+                deadline = rooms.next_deadline()
+            except Exception:
+                logger.exception("internal error while reading deadlines")
+                deadline = None
             self._armed = deadline
             wake.clear()
             try:
