@@ -57,7 +57,8 @@ BAD_FRAMES: list[tuple[str | bytes, int]] = [
     ("{}", -32600),
     (_note("brandNewNotification", {"seq": 1}), -32601),
     (_note("participantLeft", {"seq": 1, "participantId": 5}), -32602),
-    (b"\x00\x01binary", -32600),
+    (b"\x00\x01binary", -32700),  # binary frames are read as JSON too: not JSON here
+    (json.dumps({"jsonrpc": "2.0", "id": 999, "method": "ping"}).encode(), -32600),
     (json.dumps({"jsonrpc": "2.0", "id": 999, "method": "ping"}), -32600),
 ]
 
@@ -86,3 +87,32 @@ async def test_bad_frames_become_protocol_errors(
     assert got[-1].source == "server"
     assert session.state is SessionState.JOINED
     assert await session.ping() == 1.0  # the loop is still alive
+
+
+async def test_fragmented_messages_keep_their_order(make_session: SessionFactory) -> None:
+    """Whole frames take a fast path; a fragmented message must not be overtaken."""
+
+    def error(seq: int) -> str:
+        return _note("sessionError", {"seq": seq, "code": 201, "message": f"e{seq}", "data": {}})
+
+    async def handler(ws: ServerConnection) -> None:
+        join = json.loads(await ws.recv())
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
+        await ws.send(error(1))
+        frame = error(2)
+        await ws.send([frame[:10], frame[10:30], frame[30:]])  # one message, three frames
+        for seq in range(3, 50):
+            await ws.send(error(seq))
+        async for raw in ws:  # answer leave, so close() needs no timeout
+            reply = {"jsonrpc": "2.0", "id": json.loads(raw)["id"], "result": {}}
+            await ws.send(json.dumps(reply))
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        session = make_session(url=f"ws://127.0.0.1:{port}", reconnect=None)
+        errors = Recorder()
+        session.on_session_error(errors)
+        await session.connect()
+        got = await errors.wait_for(49)
+        assert [e.message for e in got] == [f"e{seq}" for seq in range(1, 50)]
+        await session.close()

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.client._connection import DirectConnection
 from roomsignal.client._events import (
     Connected,
     Disconnected,
@@ -325,6 +326,7 @@ class Session:
             "ping_timeout": ping_timeout,
             "max_size": max_size,
             "proxy": None,
+            "create_connection": DirectConnection,
         }
         self._close_timeout = close_timeout
         self._hub = ListenerHub()
@@ -332,7 +334,7 @@ class Session:
         self._hub.strict = strict_listeners
         self._state = SessionState.IDLE
         self._joined = asyncio.Event()
-        self._ws: ClientConnection | None = None
+        self._ws: DirectConnection | None = None
         self._reader: asyncio.Task[_Closed] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
@@ -785,6 +787,8 @@ class Session:
             ws = await connect(self.url, **self._connect_options)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise _DialFailed(f"cannot connect to {self.url}: {exc}") from exc
+        assert isinstance(ws, DirectConnection)
+        ws.on_frame = self._on_frame
         self._ws = ws
         self._reader = asyncio.get_running_loop().create_task(
             self._read(ws), name="roomsignal-reader"
@@ -818,6 +822,7 @@ class Session:
         ws, reader = self._ws, self._reader
         self._ws = self._reader = None
         if ws is not None:
+            ws.on_frame = None
             try:
                 async with asyncio.timeout(self._close_timeout):
                     await ws.close()
@@ -938,39 +943,26 @@ class Session:
 
     # -- the reader --------------------------------------------------------------------
 
-    async def _read(self, ws: ClientConnection) -> _Closed:
-        """Decode every frame of ``ws`` until it closes; returns how it closed."""
-        handlers = self._handlers
-        pending = self._pending
+    async def _read(self, ws: DirectConnection) -> _Closed:
+        """Read ``ws`` until it closes; returns how it closed.
+
+        Whole frames reach ``_on_frame`` straight from the connection (see
+        ``DirectConnection``); this loop only drains what websockets queued
+        (fragmented messages), in order, and notices the close.
+        """
         try:
-            async for frame in ws:
-                if isinstance(frame, bytes):
-                    self._protocol_error("the server sent a binary frame")
-                    continue
-                try:
-                    message = decode(frame)
-                except ProtocolError as exc:
-                    self._emit_error(exc.error)
-                    continue
-                try:
-                    handler = handlers.get(type(message))
-                    if handler is not None:
-                        handler(message.params)  # type: ignore[union-attr]
-                    elif isinstance(message, Response):
-                        entry = pending.get(message.id)  # type: ignore[arg-type]
-                        if entry is not None and not entry[1].done():
-                            if entry[0] == "join":
-                                self._joined_result(message.result)
-                            entry[1].set_result(message.result)
-                    elif isinstance(message, ErrorResponse):
-                        self._error_response(message)
-                    else:
-                        self._protocol_error(f"unexpected {type(message).__name__} from the server")
-                except Exception:  # a bug of ours must not kill the connection
-                    logger.exception("failed to handle %r", message)
+            recv = ws.recv
+            while True:
+                # Bytes straight to pydantic: no UTF-8 decode to str first. So a binary
+                # frame holding a valid message is accepted too (liberal in what we
+                # accept); one that holds anything else is a -32700 like any bad text.
+                frame = await recv(decode=False)
+                ws.took()
+                self._on_frame(frame)
         except ConnectionClosed:
             pass
         finally:
+            ws.on_frame = None
             if ws is self._ws or self._ws is None:
                 if not self._closing:
                     self._joined.clear()
@@ -979,6 +971,30 @@ class Session:
         if rcvd is None:
             return _Closed(None, "the connection dropped without a close frame")
         return _Closed(rcvd.code, rcvd.reason)
+
+    def _on_frame(self, frame: bytes) -> None:
+        """Decode one frame and act on it: resolve a response, or emit events."""
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            self._emit_error(exc.error)
+            return
+        try:
+            handler = self._handlers.get(type(message))
+            if handler is not None:
+                handler(message.params)  # type: ignore[union-attr]
+            elif isinstance(message, Response):
+                entry = self._pending.get(message.id)  # type: ignore[arg-type]
+                if entry is not None and not entry[1].done():
+                    if entry[0] == "join":
+                        self._joined_result(message.result)
+                    entry[1].set_result(message.result)
+            elif isinstance(message, ErrorResponse):
+                self._error_response(message)
+            else:
+                self._protocol_error(f"unexpected {type(message).__name__} from the server")
+        except Exception:  # a bug of ours must not kill the connection
+            logger.exception("failed to handle %r", message)
 
     def _emit_error(self, error: SessionError) -> None:
         if error.session_id is None and self._session_id is not None:
@@ -1040,11 +1056,20 @@ class Session:
         return handle
 
     def _on_session_error_note(self, params: Any) -> None:
-        if not self._fresh(params.seq):
+        # The hot path of error bursts: _fresh() and _make_error() inlined.
+        seq = params.seq
+        if seq != self._last_seq + 1 and not self._fresh(seq):
             return
+        self._last_seq = seq
         self._hub.emit(
             "session_error",
-            self._make_error(params.code, params.message, params.data, None, "server"),
+            make_error(
+                params.code,
+                params.message,
+                params.data,
+                session_id=self._session_id,
+                participant_id=self._participant_id,
+            ),
         )
 
     def _on_participant_joined_note(self, params: ParticipantJoinedParams) -> None:
