@@ -162,6 +162,8 @@ async def test_session_errors_with_unknown_code_keeps_the_number(peer: OpenPeer)
 
 async def test_simulate_without_code_or_unknown_scenario_is_invalid_params(peer: OpenPeer) -> None:
     alice = await peer()
+    # A params check, so it comes before 102 (section 2).
+    assert (await alice.fail("simulateScenario", scenario="meteorStrike"))["code"] == -32602
     await alice.join("room", "alice")
     error = await alice.fail("simulateScenario", scenario="sessionErrors")
     assert error["code"] == -32602

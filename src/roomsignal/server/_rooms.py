@@ -297,6 +297,22 @@ def internal_error_frame(request_id: int | str, method: str) -> str:
     return error_frame(request_id, error.code, error.message, error.data(method))
 
 
+_SCENARIOS = ("internalError", "sessionErrors", "connectionDrop")
+
+
+def _check_scenario(request: SimulateScenarioRequest) -> None:
+    """Refuse an unknown scenario, or ``sessionErrors`` without ``code`` (-32602)."""
+    params = request.params
+    if params.scenario not in _SCENARIOS:
+        message = "Input should be " + ", ".join(repr(s) for s in _SCENARIOS)
+        errors = [{"loc": ["params", "scenario"], "msg": message}]
+    elif params.scenario == "sessionErrors" and params.code is None:
+        errors = [{"loc": ["params", "code"], "msg": "Field required"}]
+    else:
+        return
+    raise RoomError(Denial.BAD_SCENARIO, errors=errors)
+
+
 class SimulatedFailure(RuntimeError):
     """Raised on purpose by ``simulateScenario`` ``internalError``."""
 
@@ -610,8 +626,10 @@ class Rooms:
     def _dispatch(self, out: _Out, conn: int, request: Request, now: float) -> Model | None:
         if isinstance(request, PingRequest):
             return PingResult(server_time=now)
-        if isinstance(request, SimulateScenarioRequest) and not self._config.allow_simulation:
-            raise RoomError(Denial.SIMULATION_OFF)
+        if isinstance(request, SimulateScenarioRequest):
+            if not self._config.allow_simulation:
+                raise RoomError(Denial.SIMULATION_OFF)
+            _check_scenario(request)  # a params check: before 102, as section 2 orders
         if isinstance(request, JoinRequest):
             return self._join(out, conn, request.params, now)
         member = self._conns.get(conn)
@@ -1124,32 +1142,17 @@ class Rooms:
         self, out: _Out, member: _Member, request: SimulateScenarioRequest, now: float
     ) -> Model | None:
         params = request.params
+        assert member.conn is not None
         if params.scenario == "internalError":
             raise SimulatedFailure("simulateScenario internalError")
         if params.scenario == "connectionDrop":
-            assert member.conn is not None
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)
             return None
-        if params.scenario == "sessionErrors":
-            if params.code is None:
-                raise RoomError(
-                    Denial.BAD_SCENARIO,
-                    errors=[{"loc": ["params", "code"], "msg": "Field required"}],
-                )
-            assert member.conn is not None
-            if params.count:
-                out.effects.append(Burst(member.conn, member.id, params.code, params.count))
-            return EmptyResult()
-        raise RoomError(
-            Denial.BAD_SCENARIO,
-            errors=[
-                {
-                    "loc": ["params", "scenario"],
-                    "msg": "Input should be 'internalError', 'sessionErrors' or 'connectionDrop'",
-                }
-            ],
-        )
+        assert params.code is not None  # _check_scenario
+        if params.count:
+            out.effects.append(Burst(member.conn, member.id, params.code, params.count))
+        return EmptyResult()
 
     # --- helpers -------------------------------------------------------------------
 
