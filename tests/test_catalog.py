@@ -165,3 +165,14 @@ def test_fast_built_error_equals_a_validated_one(
     assert repr(error) == repr(validated)
     with pytest.raises(ValueError):
         error.code = 1  # type: ignore[misc]
+
+
+def test_readme_table_is_generated_from_the_catalog() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- catalog:start -->\n", "<!-- catalog:end -->"
+    assert start in readme and end in readme, "README.md lacks the catalog markers"
+    table = readme[readme.index(start) + len(start) : readme.index(end)]
+    expected = [line for line in render_markdown().splitlines() if line.startswith("|")]
+    assert table.splitlines() == expected, (
+        "the README's catalog table is stale: run python scripts/gen_docs.py"
+    )

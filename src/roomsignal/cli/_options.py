@@ -39,7 +39,7 @@ def add_secret_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secret",
         default=None,
-        help=f"the HS256 secret shared with the server (default: ${SECRET_ENV})",
+        help=f"the HS256 secret that signs the tokens (default: ${SECRET_ENV})",
     )
 
 
