@@ -180,3 +180,21 @@ async def test_a_peer_that_stops_answering_pings_is_disconnected_not_left(
     assert state is not None
     assert bob.participant_id in {p.participant_id for p in state.participants}
     bob.ws.transport.abort()
+
+
+async def test_frames_after_leave_are_ignored_and_take_no_seat(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    alice, probe = await make_peer(server), await make_peer(server)
+    await alice.join("room", "alice")
+    # leave and, before the close completes, a join: the join must not take a seat.
+    await alice.send_raw('{"jsonrpc":"2.0","id":1,"method":"leave"}')
+    await alice.send_raw(
+        '{"jsonrpc":"2.0","id":2,"method":"join","params":'
+        f'{{"token":"{token("room")}","name":"alice"}}}}'
+    )
+    assert (await alice.response(1))["result"] == {}
+    assert await alice.closed() == 1000
+    assert 2 not in alice.responses
+    await until(lambda: server.rooms.stats()["participants"] == 0, probe)
+    assert (await probe.join("room", "alice"))["participants"] == []

@@ -322,6 +322,8 @@ class SignalingServer:
                     raw = await ws.recv()
                 except ConnectionClosed:
                     break
+                if link.closer is not None:
+                    break  # closing (leave, takeover, closeSession): later frames are moot
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
                     break
