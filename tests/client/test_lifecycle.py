@@ -113,3 +113,22 @@ async def test_close_during_reconnection(proxy: Proxy, make_session: SessionFact
     await session.close()
     assert session.state is SessionState.CLOSED
     assert _library_tasks() == []
+
+
+async def test_a_listener_may_close_the_session(make_session: SessionFactory) -> None:
+    session = make_session()
+    closed = asyncio.Event()
+
+    @session.on_session_error
+    async def stop(error: object) -> None:
+        await session.close()
+        closed.set()
+
+    await session.connect()
+    await session.simulate_scenario("sessionErrors", code=201, count=3)
+    async with asyncio.timeout(5):
+        await closed.wait()
+    assert session.state is SessionState.CLOSED
+    await session.close()
+    await asyncio.sleep(0)  # let the listener's own task return
+    assert _library_tasks() == []

@@ -255,3 +255,21 @@ async def test_keepalive_notices_a_silent_server(
     (back,) = await reconnected.wait_for(1)
     assert back.resumed
     assert isinstance(await session.ping(), float)
+
+
+async def test_failing_token_provider_ends_the_session_cleanly(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    async def provider() -> str:
+        raise RuntimeError("vault unreachable")
+
+    session = make_session(url=proxy.url, token_provider=provider)
+    errors = Recorder()
+    session.on_session_error(errors)
+    await session.connect()
+    session._token = token("room", ttl=-5)
+    proxy.cut()
+    got = await errors.wait_for(2)
+    assert [e.code for e in got] == [ErrorCode.TOKEN_EXPIRED, ErrorCode.CONNECTION_LOST_ERROR_CODE]
+    assert "vault unreachable" in got[0].message
+    assert session.state is SessionState.CLOSED

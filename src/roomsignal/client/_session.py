@@ -773,7 +773,7 @@ class Session:
                     "join",
                     exp=exp,
                 )
-            self._token = await self._token_provider()
+            self._token = await self._provide_token()
         return self._token
 
     async def _join_new_connection(self, *, resume: bool, token_retry: bool) -> JoinResult:
@@ -810,7 +810,7 @@ class Session:
                 and token_retry
             ):
                 await self._drop_connection()
-                self._token = await self._token_provider()
+                self._token = await self._provide_token()
                 return await self._join_new_connection(resume=resume, token_retry=False)
             raise
         except _NotSent:
@@ -837,8 +837,33 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
 
+    async def _provide_token(self) -> str:
+        """A fresh token from the provider; its failure is reported as 1100."""
+        assert self._token_provider is not None
+        try:
+            token = await self._token_provider()
+            if not isinstance(token, str):
+                raise TypeError(f"token_provider returned {type(token).__name__}, not str")
+        except Exception as exc:
+            logger.exception("token_provider failed")
+            raise self._client_error(
+                ErrorCode.TOKEN_EXPIRED,
+                f"the token has expired and token_provider failed: {exc!r}",
+                "join",
+            ) from exc
+        return token
+
     async def _supervise(self) -> None:
-        """Wait for each connection to end; reconnect or finish."""
+        """Wait for each connection to end; reconnect or finish (never raises)."""
+        try:
+            await self._supervise_connections()
+        except Exception as exc:  # a bug of ours: end the session loudly, not silently
+            logger.exception("session supervisor failed")
+            if not self._closing:
+                await self._drop_connection()
+                self._finish(ErrorCode.CONNECTION_LOST_ERROR_CODE, f"internal failure: {exc!r}")
+
+    async def _supervise_connections(self) -> None:
         while True:
             reader = self._reader
             if reader is None:
