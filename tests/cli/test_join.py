@@ -78,3 +78,23 @@ async def test_join_text_leaves_cleanly_on_sigint(server: SignalingServer) -> No
             assert [p.name for p in state.participants] == ["peer"]
     assert proc.stderr == []
     assert not any(line.startswith("{") for line in proc.stdout)
+
+
+async def test_join_says_so_when_the_connection_is_lost_for_good() -> None:
+    server = SignalingServer(secret=SECRET)
+    await server.start()
+    try:
+        args = ["join", server.url, "--token", mint(SECRET, "room"), "--name", "w"]
+        async with spawn(*args, "--no-reconnect", "--json") as proc:
+            await proc.line(_is("connected"))
+            await server.close(graceful=False)  # a crash: no close frame
+            assert await proc.wait() == 1
+            assert len(proc.stderr) == 1
+            assert "lost" in proc.stderr[0]
+            events = [_event(line) for line in proc.stdout]
+            assert [e["event"] for e in events[:2]] == ["connected", "disconnected"]
+            assert events[1]["will_reconnect"] is False
+            # the client's 903 may come after, unless join closed the session first
+            assert all(e["code"] == 903 for e in events[2:])
+    finally:
+        await server.close()
