@@ -86,13 +86,14 @@ class Output:
         self.line(f"  > {text}")
 
     def error(self, bot: str, error: SessionError) -> None:
-        where = " (found by the client)" if error.source == "client" else ""
-        method = f" answering {error.method}" if error.method else " as sessionError"
         if error.source == "client":
-            method = ""
+            how = " (found by the client)"
+        elif error.method:
+            how = f" answering {error.method}"
+        else:
+            how = " as sessionError"
         self.line(
-            f"      {bot:<7} on_session_error: {error.code} {error.name} [{error.category}]"
-            f"{method}{where}"
+            f"      {bot:<7} on_session_error: {error.code} {error.name} [{error.category}]{how}"
         )
         self.line(f"      {'':<7}   {error.message}")
 
@@ -206,6 +207,7 @@ class Bot:
         self.candidates = Log()
         self.subscribe_requests = Log()
         self.closed = Log()
+        self.disconnected = Log()
         self.session.on_message(self.messages)
         self.session.on_sync_data(self.sync)
         self.session.on_sdp_offer(self.offers)
@@ -213,6 +215,7 @@ class Bot:
         self.session.on_ice_candidate(self.candidates)
         self.session.on_subscribe_request(self.subscribe_requests)
         self.session.on_session_closed(self.closed)
+        self.session.on_disconnected(self.disconnected)
 
     @property
     def id(self) -> str:
@@ -377,7 +380,7 @@ class Demo:
         erin = self.bot("erin")
         await self.join(erin)
         await erin.session.publish(audio=True, video=True)
-        self.out.act("erin", f"joined and publishes: {STREAMING_SEATS} of 3 streaming seats taken")
+        self.out.act("erin", f"joined and publishes: all {STREAMING_SEATS} streaming seats taken")
         frank = self.bot("frank")
         await self.expect(
             206, "frank joins as a 4th streaming participant", self.join(frank), frank
@@ -481,6 +484,7 @@ class Demo:
         with self.step("sessionClosed"):
             for member in members:
                 await member.closed.count(1)
+                await member.disconnected.count(1)  # then the server closes each connection
             self.out.act("", f"sessionClosed reached {', '.join(b.label for b in members)}")
         late = self.bot("late")
         await self.expect(203, "late joins the closed session", self.join(late), late)
