@@ -107,8 +107,11 @@ def main() -> None:
     def row(label: str, fn: Callable[[], Any]) -> None:
         rows.append((label, per_call_us(fn, n)))
 
-    row("decode(frame)                     [current]", lambda: decode(FRAME))
-    row("decode_fast(frame), prefix check  [candidate]", lambda: decode_fast(FRAME))
+    text = FRAME.decode()
+    row("decode(str frame)                 [current]", lambda: decode(text))
+    row("decode(bytes frame)               [rejected]", lambda: decode(FRAME))
+    row("bytes.decode() (what recv() adds)  [part]", FRAME.decode)
+    row("decode_fast(frame), prefix check  [earlier candidate]", lambda: decode_fast(FRAME))
     row("json.loads(frame)                 [reference]", lambda: json.loads(FRAME))
     assert decode_fast(FRAME) == note
     row(
@@ -124,7 +127,7 @@ def main() -> None:
         ),
     )
     row(
-        "SessionError.model_construct(...) [candidate]",
+        "SessionError.model_construct(...) [rejected]",
         lambda: make_error_constructed(params.code, params.message, data),
     )
     constructed = make_error_constructed(params.code, params.message, data)

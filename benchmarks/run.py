@@ -410,6 +410,7 @@ def derive(results: dict[str, Any]) -> None:
         return None
 
     results["events_ratio"] = ratio("events_per_s", "raw_events_per_s")
+    results["events_ratio_median"] = ratio("events_per_s_median", "raw_events_per_s_median")
     results["stub_events_ratio"] = ratio("stub_events_per_s", "stub_raw_events_per_s")
     # The same quotient from client CPU time per event: little disturbed by other processes.
     results["events_cpu_ratio"] = ratio("raw_events_client_cpu_us", "events_client_cpu_us")

@@ -200,9 +200,9 @@ async def events(
 ) -> dict[str, Any]:
     """Interleaved bursts, bare websockets then the full client, ``reps`` times each.
 
-    One warm-up burst each first (not counted). Medians are reported, with
-    the CPU share of client and server over each burst (a share near 1.0
-    says which side was the bottleneck).
+    One warm-up burst each first (not counted). The best rate of the runs is
+    reported (and the median), with the medians of the CPU share of client
+    and server over each burst and of the client's CPU time per event.
     """
     session_cls = session_class() if with_session else None
     raw_runs: list[tuple[float, float, float]] = []
@@ -236,7 +236,9 @@ async def events(
 def _runs_summary(prefix: str, runs: list[tuple[float, float, float]]) -> dict[str, Any]:
     rates = [rate for rate, _, _ in runs]
     return {
-        f"{prefix}events_per_s": statistics.median(rates),
+        # Best of the runs: other processes on the machine only ever slow a run down.
+        f"{prefix}events_per_s": max(rates),
+        f"{prefix}events_per_s_median": statistics.median(rates),
         f"{prefix}events_runs": [round(rate) for rate in rates],
         f"{prefix}events_client_cpu": round(statistics.median(c for _, c, _ in runs), 3),
         f"{prefix}events_server_cpu": round(statistics.median(s for _, _, s in runs), 3),
