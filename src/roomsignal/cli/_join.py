@@ -14,6 +14,9 @@ import functools
 import sys
 from typing import Any
 
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
+
 from roomsignal.cli._options import CommandError, UsageError, positive_float
 from roomsignal.cli._render import EVENTS, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
@@ -80,8 +83,13 @@ class _Printer:
 
 def run_join(args: argparse.Namespace) -> int:
     """Join and print until interrupted."""
-    if not args.url.startswith(("ws://", "wss://")):
-        raise UsageError(f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}")
+    try:
+        parse_uri(args.url)
+    except (InvalidURI, ValueError) as exc:
+        detail = exc.msg if isinstance(exc, InvalidURI) else str(exc)
+        raise UsageError(
+            f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}: {detail}"
+        ) from None
     return asyncio.run(_join(args))
 
 
