@@ -11,10 +11,12 @@ The session reconnects by itself with exponential backoff and jitter
   publishes again, since a fresh seat has no streams.
 
 Try it: export ``ROOMSIGNAL_SECRET`` (so the restarted server accepts the
-same token), start ``roomsignal serve``, run the bot, stop the server with
-Ctrl-C and start it again within a minute; or, against a server started with
-``--allow-simulation``, pass ``--drop-after 2`` to have the server cut the
-connection and see a resume.
+same token), start ``roomsignal serve``, run the bot, kill the server
+abruptly (``kill -9``: a crash) and start it again within a minute. (Ctrl-C
+is a graceful shutdown: the server closes every session, members get
+``sessionClosed``, and there is nothing to reconnect to.) Or, against a
+server started with ``--allow-simulation``, pass ``--drop-after 2`` to have
+the server cut the connection and see a resume.
 
     ROOMSIGNAL_SECRET=... python examples/resilient_bot.py --session lobby
 """
@@ -67,7 +69,7 @@ async def main(
 
     @session.on_disconnected
     def on_disconnected(event: Disconnected) -> None:
-        then = "reconnecting" if event.will_reconnect else "giving up"
+        then = "reconnecting" if event.will_reconnect else "not reconnecting"
         print(f"disconnected ({event.code} {event.reason or '-'}): {then}")
         if not event.will_reconnect:
             stop.set()
