@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import functools
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 from websockets.exceptions import InvalidURI
@@ -111,21 +112,15 @@ async def _join(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     try:
         try:
-            await session.connect()
+            if not await _first(session.connect(), stop.wait()):
+                return 130  # interrupted while joining (connect() is safe to cancel)
         except SessionErrorException as exc:
             error = exc.error
             raise CommandError(
                 f"cannot join {args.url} as {args.name!r}: "
                 f"{error.code} {error.name}: {error.message}"
             ) from None
-        stopping = asyncio.ensure_future(stop.wait())
-        ending = asyncio.ensure_future(printer.over.wait())
-        try:
-            await asyncio.wait({stopping, ending}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stopping, ending):
-                task.cancel()
-            await asyncio.gather(stopping, ending, return_exceptions=True)
+        await _first(stop.wait(), printer.over.wait())
         interrupted = stop.is_set()
     finally:
         await session.close()
@@ -136,3 +131,22 @@ async def _join(args: argparse.Namespace) -> int:
         print("roomsignal join: the connection was lost for good", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+async def _first(main: Awaitable[Any], other: Awaitable[Any]) -> bool:
+    """Await ``main`` unless ``other`` ends first (then cancel ``main``); True if ``main`` won.
+
+    ``main``'s exception, if it ends with one, is raised.
+    """
+    main_task = asyncio.ensure_future(main)
+    other_task = asyncio.ensure_future(other)
+    try:
+        await asyncio.wait({main_task, other_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (main_task, other_task):
+            task.cancel()
+        await asyncio.gather(main_task, other_task, return_exceptions=True)
+    if main_task.cancelled():
+        return False
+    main_task.result()
+    return True
