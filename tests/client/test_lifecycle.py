@@ -9,11 +9,12 @@ import pytest
 from roomsignal import (
     Disconnected,
     RequestTimeoutError,
+    Session,
     SessionState,
     SessionStateError,
 )
 
-from .conftest import Proxy, Recorder, SessionFactory
+from .conftest import Proxy, Recorder, SessionFactory, token
 
 
 def _library_tasks() -> list[asyncio.Task[object]]:
@@ -132,3 +133,23 @@ async def test_a_listener_may_close_the_session(make_session: SessionFactory) ->
     await session.close()
     await asyncio.sleep(0)  # let the listener's own task return
     assert _library_tasks() == []
+
+
+@pytest.mark.parametrize("url", ["ws://[::1", "http://example.test", "nope"])
+def test_malformed_url_is_refused_at_once(url: str) -> None:
+    with pytest.raises(ValueError, match="not a ws:// or wss:// URL"):
+        Session(url, token="t", name="n")
+
+
+async def test_close_after_the_session_closed_reports_nothing(
+    make_session: SessionFactory,
+) -> None:
+    mod = make_session("mod", token=token("room", roles=["moderator"]), reconnect=None)
+    errors, closed = Recorder(), Recorder()
+    mod.on_session_error(errors)
+    mod.on_session_closed(closed)
+    await mod.connect()
+    await mod.close_session("bye")
+    await closed.wait_for(1)
+    await mod.close()  # before or after the server's close frame: no spurious error
+    assert [e.code for e in errors.items] == [203]

@@ -20,6 +20,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.client._connection import DirectConnection
@@ -306,9 +307,14 @@ class Session:
 
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
-        ``reconnect=None`` turns reconnection off. ``strict_listeners`` makes
+        ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
+        URL that is not ``ws://`` or ``wss://``. ``strict_listeners`` makes
         ``close()`` re-raise the first exception a listener raised (for tests).
         """
+        try:
+            parse_uri(url)  # a malformed URL is the caller's bug: say so now
+        except (InvalidURI, ValueError) as exc:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
         self.url = url
         self.name = name
         self.participant_type = participant_type
@@ -481,7 +487,8 @@ class Session:
             was_active = was_joined or self._state is SessionState.RECONNECTING
             self._state = SessionState.CLOSED
             self._joined.set()  # wake requests waiting for a rejoin; they see CLOSED
-            if was_joined and self._ws is not None:
+            if was_joined and self._ws is not None and self._final is None:
+                # (No leave once the server closed the session: it is closing us.)
                 with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
                     async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
                         await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
@@ -751,6 +758,10 @@ class Session:
         for method, future in pending.values():
             if future.done():
                 continue
+            if self._closing and method == "leave":
+                # close()'s own leave: the connection ending under it is what close wants.
+                future.set_result({})
+                continue
             code = (
                 ErrorCode.NOT_CONNECTED_ERROR_CODE
                 if self._closing
@@ -785,7 +796,7 @@ class Session:
         token = await self._fresh_token()
         try:
             ws = await connect(self.url, **self._connect_options)
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
             raise _DialFailed(f"cannot connect to {self.url}: {exc}") from exc
         assert isinstance(ws, DirectConnection)
         ws.on_frame = self._on_frame
