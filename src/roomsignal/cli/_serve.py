@@ -163,30 +163,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, secret, generated))
 
 
-class _RefusalsAsInfo(logging.Filter):
-    """Show the server's refused requests (it logs them at DEBUG) at INFO.
-
-    ``serve`` logs joins, leaves and errors at its default level; the room
-    logs each refusal as ``"%s refused with %s: %s"`` at DEBUG, so this filter
-    lifts those records to INFO and drops the other DEBUG records unless
-    DEBUG was asked for.
-    """
-
-    def __init__(self, debug: bool) -> None:
-        super().__init__()
-        self.debug = debug
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.DEBUG and str(record.msg).startswith("%s refused with"):
-            record.levelno = logging.INFO
-            record.levelname = "INFO"
-            return True
-        return record.levelno > logging.DEBUG or self.debug
-
-
 @contextlib.contextmanager
 def serve_logging(level: str) -> Iterator[None]:
-    """Log to stderr at ``level`` while serving; the server's refusals count as INFO.
+    """Log to stderr at ``level`` while serving (joins, leaves and refusals are INFO).
 
     Undone on exit, so that ``main`` can run in-process (tests) without
     leaving handlers behind.
@@ -194,21 +173,15 @@ def serve_logging(level: str) -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
     root = logging.getLogger()
-    server_logger = logging.getLogger("roomsignal.server")
     # websockets logs every connection and health check at INFO: too chatty here.
     ws_logger = logging.getLogger("websockets")
-    saved = [(lg, lg.level) for lg in (root, server_logger, ws_logger)]
-    refusals = _RefusalsAsInfo(debug=level == "debug")
+    saved = [(lg, lg.level) for lg in (root, ws_logger)]
     root.addHandler(handler)
     root.setLevel(level.upper())
     ws_logger.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
-    if level in ("debug", "info"):
-        server_logger.setLevel(logging.DEBUG)
-        server_logger.addFilter(refusals)
     try:
         yield
     finally:
-        server_logger.removeFilter(refusals)
         root.removeHandler(handler)
         for lg, saved_level in saved:
             lg.setLevel(saved_level)

@@ -544,7 +544,7 @@ class Rooms:
             if participant_id is None and caller is not None and exc.code > 0:
                 participant_id = caller.id
             data = _error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
-            logger.debug("%s refused with %s: %s", method, exc.code, exc.message)
+            logger.info("%s refused with %s: %s", method, exc.code, exc.message)
             out.first(Send(conn, error_frame(request.id, exc.code, exc.message, data)))
         except Exception:
             logger.exception("internal error while handling %s", method)
