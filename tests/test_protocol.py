@@ -77,6 +77,7 @@ from roomsignal.protocol import (
     UnpublishRequest,
     UnsubscribeRequest,
     decode,
+    decode_session_error,
     encode,
     error_response,
 )
@@ -383,3 +384,40 @@ def _decode_or_none(frame: str) -> Message | None:
         return decode(frame)
     except ProtocolError:
         return None
+
+
+session_error_like = st.fixed_dictionaries(
+    {"method": st.sampled_from(["sessionError", "sessionClosed"])},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0"]),
+        "id": st.integers(),
+        "params": st.fixed_dictionaries(
+            {},
+            optional={
+                "seq": st.one_of(st.integers(), st.text(max_size=3), st.booleans()),
+                "code": st.one_of(st.integers(), st.floats(allow_nan=False), st.none()),
+                "message": st.one_of(st.text(max_size=5), st.integers()),
+                "data": st.one_of(st.dictionaries(st.text(max_size=5), json_values), st.none()),
+                "extra": json_values,
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(session_error_like, st.booleans(), st.booleans())
+def test_session_error_shortcut_agrees_with_decode(
+    value: dict[str, Any], escape: bool, as_bytes: bool
+) -> None:
+    frame = json.dumps(value)
+    if escape:
+        frame = frame.replace('"id"', '"\\u0069d"')
+    raw: str | bytes = frame.encode() if as_bytes else frame
+    fast = decode_session_error(raw)
+    full = _decode_or_none(frame)
+    if fast is None:
+        # the shortcut may decline a frame, never accept one decode refuses
+        return
+    assert isinstance(full, SessionErrorNotification)
+    assert full.params.model_dump() == {"data": {}, **fast}

@@ -82,6 +82,7 @@ from roomsignal.protocol import (
     SessionClosedNotification,
     SessionClosedParams,
     SessionErrorNotification,
+    SessionErrorParams,
     SessionStateResult,
     SimulateScenarioParams,
     SimulateScenarioRequest,
@@ -103,6 +104,7 @@ from roomsignal.protocol import (
     UnpublishRequest,
     UnsubscribeRequest,
     decode,
+    decode_session_error,
     encode,
 )
 from roomsignal.tokens import peek_exp
@@ -1010,6 +1012,10 @@ class Session:
 
     def _on_frame(self, frame: bytes) -> None:
         """Decode one frame and act on it: resolve a response, or emit events."""
+        error = decode_session_error(frame)
+        if error is not None:  # the hot path of error bursts
+            self._on_session_error_dict(error)
+            return
         try:
             message = decode(frame)
         except ProtocolError as exc:
@@ -1091,18 +1097,21 @@ class Session:
 
         return handle
 
-    def _on_session_error_note(self, params: Any) -> None:
+    def _on_session_error_note(self, params: SessionErrorParams) -> None:
+        self._on_session_error_dict(params.model_dump())
+
+    def _on_session_error_dict(self, params: dict[str, Any]) -> None:
         # The hot path of error bursts: _fresh() and _make_error() inlined.
-        seq = params.seq
+        seq = params["seq"]
         if seq != self._last_seq + 1 and not self._fresh(seq):
             return
         self._last_seq = seq
         self._hub.emit(
             "session_error",
             make_error(
-                params.code,
-                params.message,
-                params.data,
+                params["code"],
+                params["message"],
+                params.get("data"),
                 session_id=self._session_id,
                 participant_id=self._participant_id,
             ),

@@ -11,6 +11,7 @@ from roomsignal.protocol._codec import (
     Notification,
     Request,
     decode,
+    decode_session_error,
     encode,
     error_response,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Notification",
     "Request",
     "decode",
+    "decode_session_error",
     "encode",
     "error_response",
     *_models_all,

@@ -12,10 +12,11 @@ can report it.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, NotRequired
 
-from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
+from typing_extensions import TypedDict
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import ProtocolError, make_error
@@ -43,6 +44,7 @@ from roomsignal.protocol._models import (
     SendSyncDataRequest,
     SessionClosedNotification,
     SessionErrorNotification,
+    SessionErrorParams,
     SimulateScenarioRequest,
     StreamPublishedNotification,
     StreamUnpublishedNotification,
@@ -172,6 +174,55 @@ def _guess(frame: str | bytes) -> Message | None:
     if extra and "id" in extra:  # an escaped "id" key: not what the substring said
         return None
     return message
+
+
+def _as_typed_dict(model: type[Model], **fixed: Any) -> Any:
+    """A ``TypedDict`` with ``model``'s wire shape (generated: the model stays the source)."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key in fixed:
+            fields[key] = fixed[key]
+        elif info.is_required():
+            fields[key] = info.annotation
+        else:
+            fields[key] = NotRequired[info.annotation]
+    make: Any = TypedDict  # the functional form, with a computed name and fields
+    typed: Any = make(f"{model.__name__}Dict", fields)
+    typed.__pydantic_config__ = ConfigDict(extra="allow")  # unknown keys kept, as in Model
+    return typed
+
+
+# The hottest frame of all, error bursts, validated into plain dicts: the same shape
+# and the same checks as SessionErrorNotification, without building two models.
+_SESSION_ERROR_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(
+    _as_typed_dict(
+        SessionErrorNotification,
+        method=Literal["sessionError"],  # required, as the discriminator makes it
+        params=_as_typed_dict(SessionErrorParams),
+    )
+)
+
+
+def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
+    """The params of a ``sessionError`` notification as a dict, or None for any other frame.
+
+    A shortcut for the client's hottest path: None also when the frame is not
+    quite right, so that ``decode`` then says what is wrong.
+    """
+    if isinstance(frame, bytes):
+        if b'"sessionError"' not in frame or b'"id"' in frame:
+            return None
+    elif '"sessionError"' not in frame or '"id"' in frame:
+        return None
+    try:
+        value = _SESSION_ERROR_ADAPTER.validate_json(frame)
+    except ValueError:
+        return None
+    if "id" in value:  # an escaped "id" key
+        return None
+    params: dict[str, Any] = value["params"]
+    return params
 
 
 def decode(frame: str | bytes) -> Message:
