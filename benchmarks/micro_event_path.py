@@ -15,9 +15,10 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, TypeAdapter
+from typing_extensions import TypedDict
 
 from roomsignal.catalog import lookup
 from roomsignal.errors import SessionError, make_error
@@ -72,6 +73,39 @@ def decode_fast(frame: bytes) -> Any:
     return decode(frame)
 
 
+# --- candidate: the sessionError frame validated into plain dicts, not two models --------
+
+
+class _ErrorParamsDict(TypedDict):
+    seq: int
+    code: int
+    message: str
+    data: dict[str, Any]
+
+
+class _ErrorFrameDict(TypedDict):
+    jsonrpc: Literal["2.0"]
+    method: Literal["sessionError"]
+    params: _ErrorParamsDict
+
+
+_ERROR_FRAME_DICT: TypeAdapter[_ErrorFrameDict] = TypeAdapter(_ErrorFrameDict)
+
+# --- candidate: one validate_json call per batch of frames (one data_received) --------------
+
+_BATCH: TypeAdapter[list[Any]] = TypeAdapter(list[Annotated[Notification, Discriminator("method")]])
+BATCH = [FRAME.replace(b'"seq":12345', b'"seq":%d' % seq) for seq in range(1, 86)]
+
+
+def decode_each() -> None:
+    for frame in BATCH:
+        decode(frame)
+
+
+def decode_batched() -> None:
+    _BATCH.validate_json(b"[" + b",".join(BATCH) + b"]")
+
+
 # --- candidate: SessionError without re-validating catalog values -------------------------
 
 
@@ -113,6 +147,24 @@ def main() -> None:
     row("bytes.decode() (what recv() adds)  [part]", FRAME.decode)
     row("decode_fast(frame), prefix check  [earlier candidate]", lambda: decode_fast(FRAME))
     row("json.loads(frame)                 [reference]", lambda: json.loads(FRAME))
+    row("notification adapter only         [part]", lambda: _NOTIFICATIONS.validate_json(FRAME))
+    row(
+        "TypedDict adapter, dicts out      [candidate]",
+        lambda: _ERROR_FRAME_DICT.validate_json(FRAME),
+    )
+    per_frame = len(BATCH)
+    rows.append(
+        (
+            "decode() x85, per frame          [current]",
+            per_call_us(decode_each, n // 85) / per_frame,
+        )
+    )
+    rows.append(
+        (
+            "85 frames, one list validate_json [candidate]",
+            per_call_us(decode_batched, n // 85) / per_frame,
+        )
+    )
     assert decode_fast(FRAME) == note
     row(
         "make_error(...)                   [current]",

@@ -308,37 +308,51 @@ def _summary(prefix: str, samples: list[float]) -> dict[str, float]:
     }
 
 
+ROUNDS = 5  # round trips and latencies alternate between clients in this many rounds
+
+
 async def rtt(
     echo_url: str, ref_url: str, token: str, n: int, timeout: float, *, with_session: bool = True
 ) -> dict[str, Any]:
-    """Round trips: bare websockets vs echo, bare websockets vs reference ``ping``, Session.ping."""
+    """Round trips: bare websockets vs echo, bare websockets vs reference ``ping``, Session.ping.
+
+    The three clients take turns, ``n / ROUNDS`` calls each per round, so
+    that a disturbance of the machine falls on all of them alike.
+    """
     out: dict[str, Any] = {}
     warm = max(100, n // 10)
-    async with asyncio.timeout(timeout):
-        async with raw_connect(echo_url) as ws:
-            frame = request(1, "ping", {})
+    per_round = max(1, n // ROUNDS)
+    samples: dict[str, list[float]] = {"raw_rtt": [], "raw_ref_rtt": [], "rtt": []}
+    async with asyncio.timeout(timeout), contextlib.AsyncExitStack() as stack:
+        echo_ws = await stack.enter_async_context(raw_connect(echo_url))
+        frame = request(1, "ping", {})
 
-            async def echo() -> None:
-                await ws.send(frame)
-                await ws.recv()
+        async def echo() -> None:
+            await echo_ws.send(frame)
+            await echo_ws.recv()
 
-            out.update(_summary("raw_rtt", await _timed(echo, n, warm)))
+        ref_ws = await stack.enter_async_context(raw_connect(ref_url))
+        await raw_join(ref_ws, token, f"rawping-{os.getpid()}-{time.monotonic_ns()}")
+        ids = iter(range(10, 10**9))
 
-        async with raw_connect(ref_url) as ws:
-            await raw_join(ws, token, f"rawping-{os.getpid()}-{time.monotonic_ns()}")
-            ids = iter(range(10, 10**9))
+        async def raw_ping() -> None:
+            await ref_ws.send(request(next(ids), "ping", {}))
+            await ref_ws.recv()
 
-            async def raw_ping() -> None:
-                await ws.send(request(next(ids), "ping", {}))
-                await ws.recv()
-
-            out.update(_summary("raw_ref_rtt", await _timed(raw_ping, n, warm)))
-
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {"raw_rtt": echo, "raw_ref_rtt": raw_ping}
         session_cls = session_class() if with_session else None
         if session_cls is not None:
             name = f"ping-{os.getpid()}-{time.monotonic_ns()}"
-            async with session_cls(ref_url, token=token, name=name) as session:
-                out.update(_summary("rtt", await _timed(session.ping, n, warm)))
+            session = await stack.enter_async_context(session_cls(ref_url, token=token, name=name))
+            calls["rtt"] = session.ping
+        for call in calls.values():
+            await _timed(call, 0, warm)
+        for _ in range(ROUNDS):
+            for key, call in calls.items():
+                samples[key].extend(await _timed(call, per_round, 0))
+    for key, values in samples.items():
+        if values:
+            out.update(_summary(key, values))
     return out
 
 
@@ -350,60 +364,78 @@ async def error_latency(
 ) -> dict[str, Any]:
     """Server write -> listener call, one error at a time, against a ``--stamp`` server.
 
-    The server stamps each sessionError with ``time.monotonic_ns()`` just
-    before handing it to websockets; the listener (or the bare client, after
+    The server stamps each sessionError with ``time.monotonic_ns()`` as
+    websockets frames it for writing; the listener (or the bare client, after
     ``recv``) reads ``time.monotonic_ns()`` on being called. Both processes
     read the same CLOCK_MONOTONIC, so the difference is the one-way latency.
+    The bare client and the Session take turns, ``n / ROUNDS`` samples each
+    per round.
     """
     out: dict[str, Any] = {}
     clock = time.monotonic_ns
     warm = max(50, n // 10)
-    async with asyncio.timeout(timeout):
-        async with raw_connect(url) as ws:
-            await raw_join(ws, token, f"rawlat-{os.getpid()}-{time.monotonic_ns()}")
-            frame_id = 100
-            raw_samples: list[float] = []
-            for i in range(warm + n):
-                frame_id += 1
-                await ws.send(
-                    request(
-                        frame_id,
-                        "simulateScenario",
-                        {"scenario": "sessionErrors", "code": ERROR_CODE, "count": 1},
-                    )
-                )
-                while True:
-                    message = await ws.recv(decode=False)
-                    now = clock()
-                    if MARK in message:
-                        break
-                if i >= warm:
-                    sent = json.loads(message)["params"]["data"][STAMP_FIELD]
-                    raw_samples.append((now - sent) / 1000)
-            out["raw_error_latency_p50_us"] = percentile(raw_samples, 50)
-            out["raw_error_latency_p99_us"] = percentile(raw_samples, 99)
+    per_round = max(1, n // ROUNDS)
+    raw_samples: list[float] = []
+    samples: list[float] = []
+    async with asyncio.timeout(timeout), contextlib.AsyncExitStack() as stack:
+        ws = await stack.enter_async_context(raw_connect(url))
+        await raw_join(ws, token, f"rawlat-{os.getpid()}-{time.monotonic_ns()}")
+        frame_ids = iter(range(100, 10**9))
 
+        async def raw_one(keep: bool) -> None:
+            await ws.send(
+                request(
+                    next(frame_ids),
+                    "simulateScenario",
+                    {"scenario": "sessionErrors", "code": ERROR_CODE, "count": 1},
+                )
+            )
+            while True:
+                message = await ws.recv(decode=False)
+                now = clock()
+                if MARK in message:
+                    break
+            if keep:
+                sent = json.loads(message)["params"]["data"][STAMP_FIELD]
+                raw_samples.append((now - sent) / 1000)
+
+        session = None
         session_cls = session_class() if with_session else None
-        if session_cls is None:
-            return out
-        samples: list[float] = []
         arrived = asyncio.Event()
-        name = f"lat-{os.getpid()}-{time.monotonic_ns()}"
-        async with session_cls(url, token=token, name=name) as session:
+        keeping = [False]
+        if session_cls is not None:
+            name = f"lat-{os.getpid()}-{time.monotonic_ns()}"
+            session = await stack.enter_async_context(session_cls(url, token=token, name=name))
 
             @session.on_session_error  # type: ignore[untyped-decorator]
             async def on_error(error: Any) -> None:
                 now = clock()
                 sent = error.data.get(STAMP_FIELD)
                 if sent is not None:
-                    samples.append((now - sent) / 1000)
+                    if keeping[0]:
+                        samples.append((now - sent) / 1000)
                     arrived.set()
 
-            for _ in range(warm + n):
-                arrived.clear()
-                await session.simulate_scenario("sessionErrors", code=ERROR_CODE, count=1)
-                await arrived.wait()
-        del samples[:warm]
+        async def session_one(keep: bool) -> None:
+            assert session is not None
+            keeping[0] = keep
+            arrived.clear()
+            await session.simulate_scenario("sessionErrors", code=ERROR_CODE, count=1)
+            await arrived.wait()
+
+        for _ in range(warm):
+            await raw_one(False)
+            if session is not None:
+                await session_one(False)
+        for _ in range(ROUNDS):
+            for _ in range(per_round):
+                await raw_one(True)
+            if session is not None:
+                for _ in range(per_round):
+                    await session_one(True)
+    out["raw_error_latency_p50_us"] = percentile(raw_samples, 50)
+    out["raw_error_latency_p99_us"] = percentile(raw_samples, 99)
+    if samples:
         out["error_latency_p50_us"] = percentile(samples, 50)
         out["error_latency_p99_us"] = percentile(samples, 99)
         out["error_latency_mean_us"] = statistics.fmean(samples)
