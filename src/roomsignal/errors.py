@@ -37,7 +37,9 @@ class SessionError(BaseModel):
 
     ``name``, ``category`` and ``description`` come from the catalog; a code it
     does not know keeps its number, with category ``unknown``. ``method`` is
-    the request that failed, if any; ``received_at`` is Unix time in seconds.
+    the request that failed, if any; ``session_id`` and ``participant_id`` are
+    the receiving session's own (the participant an error is about, if any,
+    is ``data["participantId"]``); ``received_at`` is Unix time in seconds.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -74,8 +76,7 @@ def make_error(
 
     The one place where errors are made: responses, ``sessionError``
     notifications, decode failures and client-side failures all come here.
-    ``method`` defaults to ``data["method"]``, and ``participant_id`` to
-    ``data["participantId"]``, when the server named them.
+    ``method`` defaults to ``data["method"]`` when the server named it.
     """
     entry = lookup(code)
     payload = dict(data) if data else {}
@@ -83,10 +84,6 @@ def make_error(
         named = payload.get("method")
         if isinstance(named, str):
             method = named
-    if participant_id is None:
-        named = payload.get("participantId")
-        if isinstance(named, str):
-            participant_id = named
     fields = {
         "code": entry.code,
         "name": entry.name,
@@ -134,6 +131,9 @@ class SessionErrorException(Exception):
         super().__init__(f"{error.code} {error.name}: {error.message}")
         self.error = error
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error,))
+
     @property
     def code(self) -> int:
         """The error's code."""
@@ -166,6 +166,9 @@ class ProtocolError(SessionErrorException):
     def __init__(self, error: SessionError, request_id: int | str | None = None) -> None:
         super().__init__(error)
         self.request_id = request_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error, self.request_id))
 
 
 class UnknownError(SessionErrorException):

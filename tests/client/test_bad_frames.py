@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from roomsignal import SessionState
+from roomsignal import ErrorCode, ProtocolError, SessionState
 
 from .conftest import Recorder, SessionFactory, token
 
@@ -116,3 +116,53 @@ async def test_fragmented_messages_keep_their_order(make_session: SessionFactory
         got = await errors.wait_for(49)
         assert [e.message for e in got] == [f"e{seq}" for seq in range(1, 50)]
         await session.close()
+
+
+async def _script(handler: object) -> AsyncIterator[str]:
+    async with serve(handler, "127.0.0.1", 0) as server:  # type: ignore[arg-type]
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_malformed_results_are_protocol_errors(make_session: SessionFactory) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        join = json.loads(await ws.recv())
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
+        async for raw in ws:
+            request = json.loads(raw)
+            result = {"serverTime": "not a number", "streamId": 5}
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+
+    async for url in _script(handler):
+        session = make_session(url=url, reconnect=None)
+        errors = Recorder()
+        session.on_session_error(errors)
+        await session.connect()
+        for call in (session.ping(), session.publish()):
+            with pytest.raises(ProtocolError) as info:
+                await call
+            assert info.value.error.code == -32600
+            assert info.value.error.data["errors"][0]["loc"][0] == "result"
+        assert [(e.code, e.method) for e in await errors.wait_for(2)] == [
+            (-32600, "ping"),
+            (-32600, "publish"),
+        ]
+        assert session.state is SessionState.JOINED
+
+
+async def test_a_plain_close_by_the_server_is_reported(make_session: SessionFactory) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        join = json.loads(await ws.recv())
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
+        await ws.close(1000, "bye")
+
+    async for url in _script(handler):
+        session = make_session(url=url)
+        errors, disconnected = Recorder(), Recorder()
+        session.on_session_error(errors)
+        session.on_disconnected(disconnected)
+        await session.connect()
+        (error,) = await errors.wait_for(1)
+        assert error.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+        (event,) = await disconnected.wait_for(1)
+        assert (event.code, event.will_reconnect) == (1000, False)
+        assert session.state is SessionState.CLOSED

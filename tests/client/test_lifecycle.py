@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 
 import pytest
 
 from roomsignal import (
     Disconnected,
+    ErrorCode,
+    ProtocolError,
     RequestTimeoutError,
     Session,
+    SessionError,
+    SessionErrorException,
     SessionState,
     SessionStateError,
 )
+from roomsignal.errors import exception_for, make_error
 
 from .conftest import Proxy, Recorder, SessionFactory, token
 
@@ -153,3 +160,103 @@ async def test_close_after_the_session_closed_reports_nothing(
     await closed.wait_for(1)
     await mod.close()  # before or after the server's close frame: no spurious error
     assert [e.code for e in errors.items] == [203]
+
+
+async def test_close_during_connect_wins(proxy: Proxy, make_session: SessionFactory) -> None:
+    session = make_session(url=proxy.url)
+    proxy.pause()  # the join never gets an answer
+    attempt = asyncio.ensure_future(session.connect())
+    for _ in range(20):  # let connect() reach the dial or the join
+        await asyncio.sleep(0)
+    await session.close()
+    with pytest.raises(SessionStateError) as info:
+        await attempt
+    assert info.value.code == 905
+    assert session.state is SessionState.CLOSED
+    assert _library_tasks() == []
+
+
+async def test_cancelled_close_still_closes(proxy: Proxy, make_session: SessionFactory) -> None:
+    session = make_session(url=proxy.url, close_timeout=0.5)
+    stream = session.errors()
+    await session.connect()
+    proxy.pause()  # leave will not be answered: close takes a while
+    first = asyncio.ensure_future(session.close())
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await session.close()  # waits for the same teardown
+    assert session.state is SessionState.CLOSED
+    assert [e async for e in stream] == []
+    assert _library_tasks() == []
+
+
+async def test_disconnected_listener_may_await_close(make_session: SessionFactory) -> None:
+    session = make_session(close_timeout=30.0)
+    done = asyncio.Event()
+
+    @session.on_disconnected
+    async def on_disconnected(event: Disconnected) -> None:
+        await session.close()  # close() is what emitted this event
+        done.set()
+
+    await session.connect()
+    async with asyncio.timeout(5):  # not close_timeout (30 s)
+        await session.close()
+        await done.wait()
+    assert _library_tasks() == []
+
+
+async def test_failed_async_with_leaves_no_task(make_session: SessionFactory) -> None:
+    session = make_session(token="not-a-jwt")
+    session.on_session_error(Recorder())
+    stream = session.errors()
+    with pytest.raises(SessionErrorException):
+        async with session:
+            pass
+    assert _library_tasks() == []
+    assert [e.code async for e in stream] == [1101]
+
+
+async def test_session_over_by_itself_ends_iterators_and_waits(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    session = make_session(url=proxy.url, reconnect=None)
+    stream = session.errors()
+    await session.connect()
+    waiter = asyncio.ensure_future(session.wait_for_error(12345))
+    await asyncio.sleep(0)
+    proxy.cut()
+    with pytest.raises(SessionStateError):
+        await asyncio.wait_for(waiter, 5)
+    async with asyncio.timeout(5):
+        codes = [e.code async for e in stream]
+    assert codes == [ErrorCode.CONNECTION_LOST_ERROR_CODE]
+    with pytest.raises(SessionStateError):
+        await session.wait_for_error(timeout=5)
+
+
+async def test_listener_raising_cancelled_error_is_a_failure(make_session: SessionFactory) -> None:
+    session = make_session(strict_listeners=False)
+    seen = Recorder()
+
+    @session.on_session_error
+    def listener(error: SessionError) -> None:
+        seen(error)
+        raise asyncio.CancelledError("listener bug")
+
+    await session.connect()
+    await session.simulate_scenario("sessionErrors", code=201, count=3)
+    await seen.wait_for(3)
+    assert session.listener_failures == 3
+
+
+def test_exceptions_copy_and_pickle() -> None:
+    error = make_error(206, "full", {"name": "SESSION_IS_FULL_ERROR_CODE"})
+    for exc in (exception_for(error), ProtocolError(make_error(-32600, "m"), 7)):
+        clone = pickle.loads(pickle.dumps(exc))
+        assert type(clone) is type(exc)
+        assert clone.error == exc.error
+        assert copy.copy(exc).error == exc.error
+    assert pickle.loads(pickle.dumps(ProtocolError(make_error(-32600, "m"), 7))).request_id == 7

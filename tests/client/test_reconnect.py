@@ -273,3 +273,28 @@ async def test_failing_token_provider_ends_the_session_cleanly(
     assert [e.code for e in got] == [ErrorCode.TOKEN_EXPIRED, ErrorCode.CONNECTION_LOST_ERROR_CODE]
     assert "vault unreachable" in got[0].message
     assert session.state is SessionState.CLOSED
+
+
+async def test_a_replay_that_kills_every_connection_ends_in_903(
+    make_session: SessionFactory,
+) -> None:
+    """A frame over the client's max_size sits in the replay: no endless resume loop."""
+    policy = ReconnectPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.002)
+    async with SignalingServer(secret=SECRET, max_frame_bytes=4 << 20) as big:
+        victim = make_session("victim", url=big.url, max_size=1 << 20, reconnect=policy)
+        talker = make_session("talker", url=big.url)
+        errors, attempts, disconnected = Recorder(), Recorder(), Recorder()
+        victim.on_session_error(errors)
+        victim.on_reconnecting(attempts)
+        victim.on_disconnected(disconnected)
+        await victim.connect()
+        await talker.connect()
+        await talker.send_message("x" * (1_500_000))
+        async with asyncio.timeout(10):
+            while not any(e.code == ErrorCode.CONNECTION_LOST_ERROR_CODE for e in errors.items):
+                await errors.wait_for(len(errors.items) + 1)
+        assert victim.state is SessionState.CLOSED
+        assert len(attempts.items) == 4
+        assert disconnected.items[0].code == 1009
+        await talker.close()
+        await victim.close()

@@ -89,6 +89,9 @@ class ReconnectPolicy:
     ``[0, min(max_delay, initial_delay * multiplier ** (n - 1))]`` (exactly
     that bound when ``jitter`` is false). ``rejoin_on_reset`` says whether to
     join afresh when the server refuses the resume (106), rather than stop.
+    Attempts count until a connection is stable: it delivered a notification,
+    or stayed up ``stable_after`` seconds; so a connection that dies at once,
+    time after time, ends in 903 rather than a loop.
     """
 
     max_attempts: int = 10
@@ -97,6 +100,7 @@ class ReconnectPolicy:
     multiplier: float = 2.0
     jitter: bool = True
     rejoin_on_reset: bool = True
+    stable_after: float = 10.0
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (from 1)."""

@@ -99,6 +99,11 @@ class _Worker:
                     await result
             except Exception as exc:
                 self.hub._failed(exc, self.event, payload, fn)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are being cancelled (close() ran out of time)
+                self.hub._failed(exc, self.event, payload, fn)  # the listener's own
 
 
 class ErrorStream(Generic[T]):
@@ -162,6 +167,7 @@ class ListenerHub:
         self.failures = 0
         self.first_failure: BaseException | None = None
         self.closed = False
+        self.ended = False
 
     # -- registration ---------------------------------------------------------
 
@@ -189,7 +195,7 @@ class ListenerHub:
     def stream(self, event: str) -> ErrorStream[Any]:
         """A new iterator over ``event`` payloads."""
         stream: ErrorStream[Any] = ErrorStream(self, event)
-        if self.closed:
+        if self.closed or self.ended:
             stream._put(_STOP)
         self._rebuild(event)
         return stream
@@ -242,13 +248,11 @@ class ListenerHub:
                 remaining.append((predicate, future))
         self._waiters[event] = remaining
 
-    def _failed(self, exc: Exception, event: str, payload: Any, fn: Listener) -> None:
+    def _failed(self, exc: BaseException, event: str, payload: Any, fn: Listener) -> None:
         self.failures += 1
         if self.first_failure is None:
             self.first_failure = exc
-        logger.error(
-            "listener %r for %s raised on %r", fn, event, payload, exc_info=(type(exc), exc, None)
-        )
+        logger.error("listener %r for %s raised on %r", fn, event, payload, exc_info=exc)
         hook = self.error_hook
         if hook is None:
             return
@@ -272,6 +276,17 @@ class ListenerHub:
 
     # -- shutdown ---------------------------------------------------------------
 
+    def is_listener_task(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether ``task`` is one of the listener workers."""
+        return task is not None and task in self._tasks
+
+    def end_streams(self) -> None:
+        """End every iterator after what it has queued (the session is over)."""
+        self.ended = True
+        for streams in self._streams.values():
+            for stream in streams:
+                stream._put(_STOP)
+
     def fail_waiters(self, make_exc: Callable[[], BaseException]) -> None:
         """Fail every pending waiter (the session closed)."""
         for waiters in self._waiters.values():
@@ -287,9 +302,7 @@ class ListenerHub:
         call that closes the session is not awaited (it would wait on itself).
         """
         self.closed = True
-        for streams in self._streams.values():
-            for stream in streams:
-                stream._put(_STOP)
+        self.end_streams()
         for workers in self._workers.values():
             for worker in workers.values():
                 worker.inbox.put(_STOP)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
@@ -114,6 +115,7 @@ __all__ = ["RequestTimeoutError", "Session"]
 logger = logging.getLogger("roomsignal.client")
 
 E = TypeVar("E")
+R = TypeVar("R", bound=Model)
 TokenProvider = Callable[[], Awaitable[str]]
 _DEFAULT_POLICY = ReconnectPolicy()
 _REPLACED = 4001
@@ -346,7 +348,11 @@ class Session:
         self._reader: asyncio.Task[_Closed] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
-        self._close_done: asyncio.Event | None = None
+        self._teardown_task: asyncio.Task[None] | None = None
+        self._streak = 0  # reconnection attempts since the last stable connection
+        self._connected_at = 0.0
+        self._progress_mark = 0
+        self._connect_task: asyncio.Task[Any] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._last_seq = 0
@@ -419,7 +425,11 @@ class Session:
     # -- life cycle --------------------------------------------------------------
 
     async def __aenter__(self) -> Session:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()  # __aexit__ will not run: release the listeners now
+            raise
         return self
 
     async def __aexit__(
@@ -436,15 +446,18 @@ class Session:
         Raises ``SessionErrorException`` (the error has reached the listeners
         first) when the token has expired and no ``token_provider`` is set
         (1100, found before dialling), when the server cannot be reached
-        (901), or when ``join`` fails (the server's code). A failed connect
-        leaves the session idle, so ``connect()`` may be called again. Safe to
-        cancel. Not to be called concurrently with itself.
+        (901), when ``join`` fails (the server's code), or when ``close()``
+        ends it (905). A failed connect leaves the session idle, so
+        ``connect()`` may be called again. Safe to cancel. Not to be called
+        concurrently with itself.
         """
         if self._state is SessionState.CLOSED:
             raise self._not_connected("connect")
         if self._state is not SessionState.IDLE:
             raise RuntimeError(f"connect() called while {self._state}")
         self._state = SessionState.CONNECTING
+        task = asyncio.current_task()
+        self._connect_task = task
         try:
             try:
                 await self._join_new_connection(resume=False, token_retry=True)
@@ -452,13 +465,21 @@ class Session:
                 raise self._client_error(
                     ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
                 ) from exc.__cause__
-        except BaseException:
-            await self._drop_connection()
-            if self._state is SessionState.CONNECTING:
-                self._state = SessionState.IDLE
+        except asyncio.CancelledError:
+            await self._abandon_connect()
+            if self._closing and task is not None and task.cancelling() <= 1:
+                task.uncancel()  # close() cancelled us: say so, as for any late call
+                raise self._not_connected("connect") from None
             raise
+        except BaseException:
+            await self._abandon_connect()
+            raise
+        finally:
+            self._connect_task = None
         self._state = SessionState.JOINED
         self._joined.set()
+        self._connected_at = self._loop_time()
+        self._progress_mark = self._last_seq
         self._supervisor = asyncio.get_running_loop().create_task(
             self._supervise(), name="roomsignal-supervisor"
         )
@@ -472,46 +493,68 @@ class Session:
             ),
         )
 
+    async def _abandon_connect(self) -> None:
+        await self._drop_connection()
+        if self._state is SessionState.CONNECTING:
+            self._state = SessionState.IDLE
+        # Wake calls waiting for a join that will not come: they see the state.
+        self._joined.set()
+        self._joined.clear()
+
     async def close(self) -> None:
         """Leave (if joined) and close; idempotent, bounded in time, valid in every state.
 
-        Cancels and awaits every task the session started. Queued events are
-        still delivered to listeners for up to ``close_timeout`` seconds.
-        With ``strict_listeners``, re-raises the first listener exception.
+        Cancels and awaits every task the session started (a ``connect()`` in
+        progress raises 905). Queued events are still delivered to listeners
+        for up to ``close_timeout`` seconds. Cancelling ``close()`` does not
+        stop the teardown: a later ``close()`` waits for the same one. Called
+        from a listener, it returns once the teardown has started (that
+        listener is not waited for while it runs). With ``strict_listeners``,
+        re-raises the first listener exception.
         """
-        if self._close_done is not None:
-            await self._close_done.wait()
-            return
-        self._close_done = asyncio.Event()
-        try:
-            self._closing = True
+        if self._teardown_task is None:
             was_joined = self._state is SessionState.JOINED
             was_active = was_joined or self._state is SessionState.RECONNECTING
+            self._closing = True
             self._state = SessionState.CLOSED
             self._joined.set()  # wake requests waiting for a rejoin; they see CLOSED
-            if was_joined and self._ws is not None and self._final is None:
-                # (No leave once the server closed the session: it is closing us.)
-                with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
-                    async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
-                        await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
-            supervisor = self._supervisor
-            if supervisor is not None and supervisor is not asyncio.current_task():
-                supervisor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await supervisor
-            await self._drop_connection()
-            self._fail_pending("the session was closed")
-            self._hub.fail_waiters(lambda: self._not_connected("wait_for_error", report=False))
-            if was_active:
-                self._hub.emit(
-                    "disconnected",
-                    Disconnected(code=1000, reason="closed by the client", will_reconnect=False),
-                )
-            await self._hub.aclose(self._close_timeout)
-        finally:
-            self._close_done.set()
+            self._teardown_task = asyncio.get_running_loop().create_task(
+                self._teardown(was_joined, was_active), name="roomsignal-close"
+            )
+        if self._hub.is_listener_task(asyncio.current_task()):
+            return
+        await asyncio.shield(self._teardown_task)
         if self._hub.strict and self._hub.first_failure is not None:
             raise self._hub.first_failure
+
+    async def _teardown(self, was_joined: bool, was_active: bool) -> None:
+        connecting = self._connect_task
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            await asyncio.wait({connecting})
+        if was_joined and self._ws is not None and self._final is None:
+            # (No leave once the server closed the session: it is closing us.)
+            with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
+                async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
+                    await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
+        supervisor = self._supervisor
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.wait({supervisor})
+        await self._drop_connection()
+        self._fail_pending("the session was closed")
+        self._end_waits()
+        if was_active:
+            self._hub.emit(
+                "disconnected",
+                Disconnected(code=1000, reason="closed by the client", will_reconnect=False),
+            )
+        await self._hub.aclose(self._close_timeout)
+
+    def _end_waits(self) -> None:
+        """Fail pending ``wait_for_error`` calls and end ``errors()`` iterators (closed)."""
+        self._hub.fail_waiters(lambda: self._not_connected("wait_for_error", report=False))
+        self._hub.end_streams()
 
     # -- errors as awaitables ----------------------------------------------------
 
@@ -532,7 +575,7 @@ class Session:
         Raises ``TimeoutError`` when none comes within ``timeout`` seconds, and
         ``SessionStateError`` (905) if the session closes first.
         """
-        if self._hub.closed:
+        if self._hub.closed or self._state is SessionState.CLOSED:
             raise self._not_connected("wait_for_error", report=False)
         future = self._hub.waiter(
             "session_error", (lambda e: True) if code is None else (lambda e: e.code == code)
@@ -557,7 +600,7 @@ class Session:
             "publish",
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
-        return PublishResult.model_validate(result).stream_id
+        return self._result(PublishResult, result, "publish").stream_id
 
     async def unpublish(self) -> None:
         """Stop publishing."""
@@ -568,7 +611,7 @@ class Session:
         result = await self._call(
             "subscribe", lambda i: SubscribeRequest(id=i, params=TargetParams(target=target))
         )
-        return SubscribeResult.model_validate(result).exchange_id
+        return self._result(SubscribeResult, result, "subscribe").exchange_id
 
     async def unsubscribe(self, target: str) -> None:
         """End the subscription to ``target``."""
@@ -626,7 +669,7 @@ class Session:
     async def get_state(self) -> SessionStateResult:
         """The session's members and sync state, as the server sees them."""
         result = await self._call("getSessionState", lambda i: GetSessionStateRequest(id=i))
-        return SessionStateResult.model_validate(result)
+        return self._result(SessionStateResult, result, "getSessionState")
 
     async def close_session(self, reason: str | None = None) -> None:
         """Close the session for everyone (needs the ``moderator`` role)."""
@@ -638,7 +681,7 @@ class Session:
     async def ping(self) -> float:
         """One round trip; returns the server's time (Unix seconds)."""
         result = await self._call("ping", lambda i: PingRequest(id=i))
-        return PingResult.model_validate(result).server_time
+        return self._result(PingResult, result, "ping").server_time
 
     async def simulate_scenario(self, scenario: str, **params: Any) -> None:
         """Ask a server started with simulation allowed to misbehave (PROTOCOL.md section 9)."""
@@ -704,17 +747,34 @@ class Session:
                 async with asyncio.timeout(self.request_timeout):
                     return await future
             except TimeoutError:
-                if future.done() and future.exception() is not None:
-                    raise
+                if future.done() and not future.cancelled():
+                    return future.result()  # it came as the deadline fired (or raises)
                 raise self._timeout(method) from None
         finally:
             self._pending.pop(request_id, None)
+
+    def _result(self, model: type[R], raw: dict[str, Any], method: str) -> R:
+        """Parse a result; a malformed one is a protocol error (reported, then raised)."""
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            errors = [
+                {"loc": ["result", *err["loc"]], "msg": err["msg"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            raise self._client_error(
+                ErrorCode.INVALID_REQUEST,
+                f"the server's result for {method!r} is malformed",
+                method,
+                errors=errors,
+            ) from None
 
     def _client_error(
         self, code: ErrorCode, message: str, method: str | None, **data: Any
     ) -> SessionErrorException:
         """Report an error the client found itself; returns the exception to raise."""
-        error = self._make_error(code, message, {"name": code.name, **data}, method, "client")
+        details = {"name": code.name, **({"method": method} if method else {}), **data}
+        error = self._make_error(code, message, details, method, "client")
         self._hub.emit("session_error", error)
         return exception_for(error)
 
@@ -828,7 +888,7 @@ class Session:
             raise
         except _NotSent:
             raise _DialFailed(f"the connection to {self.url} closed before joining") from None
-        return JoinResult.model_validate(result)
+        return self._result(JoinResult, result, "join")
 
     async def _drop_connection(self) -> None:
         """Close the current connection (bounded) and await its reader."""
@@ -884,25 +944,34 @@ class Session:
             closed = await asyncio.shield(reader)
             if self._closing:
                 return
-            self._state = SessionState.RECONNECTING
-            self._joined.clear()
             final = self._final_reason(closed)
             policy = self.reconnect_policy
-            will_reconnect = final is None and policy is not None
+            if final is None and policy is None:
+                final = (
+                    ErrorCode.CONNECTION_LOST_ERROR_CODE,
+                    f"the connection was lost ({closed.reason}) and reconnection is off",
+                )
+            if final is None:
+                self._state = SessionState.RECONNECTING
             self._hub.emit(
                 "disconnected",
-                Disconnected(code=closed.code, reason=closed.reason, will_reconnect=will_reconnect),
+                Disconnected(code=closed.code, reason=closed.reason, will_reconnect=final is None),
             )
+            if final is not None or policy is None:
+                self._finish(*(final or (None, "")))
+                await self._drop_connection()
+                return
+            # A connection that neither delivered anything new nor stayed up for a
+            # while does not reset the count of attempts: a seat whose replay kills
+            # every new connection must not make the client loop forever.
+            stable = self._loop_time() - self._connected_at >= policy.stable_after
+            if stable or self._last_seq > self._progress_mark:
+                self._streak = 0
             await self._drop_connection()
-            if final is None and policy is None:
-                final = (ErrorCode.CONNECTION_LOST_ERROR_CODE, "the connection was lost")
-            if final is None and policy is not None:
-                final = await self._reconnect(policy)
-                if final is None:
-                    continue
-            assert final is not None
-            self._finish(*final)
-            return
+            final = await self._reconnect(policy)
+            if final is not None:
+                self._finish(*final)
+                return
 
     def _final_reason(self, closed: _Closed) -> tuple[ErrorCode | None, str] | None:
         """Why reconnecting cannot help, or None if it may."""
@@ -914,7 +983,10 @@ class Session:
                 f"another connection took this seat ({closed.code} {closed.reason})",
             )
         if closed.code == 1000:
-            return (None, "the server closed the connection")
+            return (
+                ErrorCode.CONNECTION_LOST_ERROR_CODE,
+                f"the server closed the connection ({closed.code} {closed.reason})",
+            )
         return None
 
     def _finish(self, code: ErrorCode | None, message: str) -> None:
@@ -925,12 +997,15 @@ class Session:
         if code is not None:
             self._client_error(code, message, None)
         self._fail_pending(message)
+        self._end_waits()
 
     async def _reconnect(self, policy: ReconnectPolicy) -> tuple[ErrorCode | None, str] | None:
         """Retry per ``policy``; None once back in the session, else why it gave up."""
         resume = self._participant_secret is not None
         last_seq_before = self._last_seq
-        for attempt in range(1, policy.max_attempts + 1):
+        while self._streak < policy.max_attempts:
+            self._streak += 1
+            attempt = self._streak
             delay = policy.delay(attempt)
             self._hub.emit("reconnecting", Reconnecting(attempt=attempt, delay=delay))
             await asyncio.sleep(delay)
@@ -956,6 +1031,8 @@ class Session:
                 continue
             self._state = SessionState.JOINED
             self._joined.set()
+            self._connected_at = self._loop_time()
+            self._progress_mark = self._last_seq
             self._hub.emit(
                 "reconnected",
                 Reconnected(
@@ -978,6 +1055,10 @@ class Session:
             ErrorCode.CONNECTION_LOST_ERROR_CODE,
             f"gave up after {policy.max_attempts} reconnection attempts",
         )
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     # -- the reader --------------------------------------------------------------------
 
@@ -1006,15 +1087,22 @@ class Session:
                     self._joined.clear()
                 self._fail_pending("the connection closed")
         rcvd = ws.protocol.close_rcvd
-        if rcvd is None:
-            return _Closed(None, "the connection dropped without a close frame")
-        return _Closed(rcvd.code, rcvd.reason)
+        if rcvd is not None:
+            return _Closed(rcvd.code, rcvd.reason)
+        sent = ws.protocol.close_sent
+        if sent is not None:  # we closed it, e.g. 1009 for a frame over max_size
+            return _Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
+        return _Closed(None, "the connection dropped without a close frame")
 
     def _on_frame(self, frame: bytes) -> None:
         """Decode one frame and act on it: resolve a response, or emit events."""
-        error = decode_session_error(frame)
-        if error is not None:  # the hot path of error bursts
-            self._on_session_error_dict(error)
+        try:
+            error = decode_session_error(frame)
+            if error is not None:  # the hot path of error bursts
+                self._on_session_error_dict(error)
+                return
+        except Exception:  # a bug of ours must not reach websockets' data_received
+            logger.exception("failed to handle %r", frame)
             return
         try:
             message = decode(frame)
