@@ -41,6 +41,9 @@ class Proxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._down_flowing = asyncio.Event()  # server to client only
+        self._down_flowing.set()
+        self._hold_from_chunk = 0
         self._server: asyncio.Server | None = None
 
     @property
@@ -71,8 +74,17 @@ class Proxy:
     def pause(self) -> None:
         self._flowing.clear()
 
+    def pause_downstream_after_handshake(self) -> None:
+        """From the next connection's first frame on, hold what the server sends.
+
+        The client's second chunk (its first frame, after the HTTP upgrade)
+        still reaches the server, as does everything it sends later.
+        """
+        self._hold_from_chunk = 2
+
     def resume(self) -> None:
         self._flowing.set()
+        self._down_flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refuse:
@@ -94,9 +106,16 @@ class Proxy:
     async def _pump(
         self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, downstream: bool
     ) -> None:
+        chunks = 0
         with contextlib.suppress(OSError, ConnectionError):
             while data := await src.read(65536):
+                chunks += 1
+                if not downstream and chunks == self._hold_from_chunk:
+                    self._hold_from_chunk = 0
+                    self._down_flowing.clear()
                 await self._flowing.wait()
+                if downstream:
+                    await self._down_flowing.wait()
                 if downstream and self.cut_after is not None:
                     room = self.cut_after - self.forwarded
                     if len(data) >= room:

@@ -260,3 +260,26 @@ def test_exceptions_copy_and_pickle() -> None:
         assert clone.error == exc.error
         assert copy.copy(exc).error == exc.error
     assert pickle.loads(pickle.dumps(ProtocolError(make_error(-32600, "m"), 7))).request_id == 7
+
+
+async def test_cancelled_join_leaves_no_ghost_seat(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """The server seated us but its answer never came: the seat must not hold our name."""
+    witness = make_session("witness")
+    joined, left = Recorder(), Recorder()
+    witness.on_participant_joined(joined)
+    witness.on_participant_left(left)
+    await witness.connect()
+    session = make_session("bot", url=proxy.url, close_timeout=0.2)
+    proxy.pause_downstream_after_handshake()  # the join gets through; its answer is held
+    attempt = asyncio.ensure_future(session.connect())
+    await joined.wait_for(1)  # the server seated "bot"
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    (gone,) = await left.wait_for(1)
+    assert gone.reason == "left"
+    proxy.resume()
+    again = make_session("bot")
+    await again.connect()  # no 104: the name is free

@@ -466,7 +466,7 @@ class Session:
                     ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
                 ) from exc.__cause__
         except asyncio.CancelledError:
-            await self._abandon_connect()
+            await self._abandon_connect(join_in_flight=True)
             if self._closing and task is not None and task.cancelling() <= 1:
                 task.uncancel()  # close() cancelled us: say so, as for any late call
                 raise self._not_connected("connect") from None
@@ -493,7 +493,17 @@ class Session:
             ),
         )
 
-    async def _abandon_connect(self) -> None:
+    async def _abandon_connect(self, *, join_in_flight: bool = False) -> None:
+        ws, reader = self._ws, self._reader
+        if join_in_flight and ws is not None:
+            # The server may have seated us already: leave after the join (the server
+            # handles frames in order), or the seat would hold our name for a while.
+            ws.on_frame = None
+            if reader is not None:
+                reader.cancel()
+                await asyncio.wait({reader})
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(LeaveRequest(id=next(self._ids))))
         await self._drop_connection()
         if self._state is SessionState.CONNECTING:
             self._state = SessionState.IDLE
