@@ -6,6 +6,7 @@ plain websockets on loopback that answers ``join`` and then misbehaves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
@@ -166,3 +167,24 @@ async def test_a_plain_close_by_the_server_is_reported(make_session: SessionFact
         (event,) = await disconnected.wait_for(1)
         assert (event.code, event.will_reconnect) == (1000, False)
         assert session.state is SessionState.CLOSED
+
+
+async def test_responses_out_of_order_reach_their_callers(make_session: SessionFactory) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        join = json.loads(await ws.recv())
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
+        held = [json.loads(await ws.recv()) for _ in range(5)]
+        for request in reversed(held):  # answer the last first
+            result = {"serverTime": float(request["id"])}
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+        async for raw in ws:
+            reply = {"jsonrpc": "2.0", "id": json.loads(raw)["id"], "result": {}}
+            await ws.send(json.dumps(reply))
+
+    async for url in _script(handler):
+        session = make_session(url=url)
+        await session.connect()
+        calls = [asyncio.ensure_future(session.ping()) for _ in range(5)]
+        times = await asyncio.wait_for(asyncio.gather(*calls), 5)
+        assert times == sorted(times)  # each call got the answer to its own id
+        assert len(set(times)) == 5

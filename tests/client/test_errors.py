@@ -235,3 +235,33 @@ async def test_calls_after_close_are_905(make_session: SessionFactory) -> None:
         await session.publish()
     with pytest.raises(SessionStateError):
         await session.connect()
+
+
+@pytest.mark.parametrize("code", [int(c) for c in ErrorCode])
+async def test_every_catalog_code_decodes_by_name(make_session: SessionFactory, code: int) -> None:
+    """Vendor and JSON-RPC codes too: a server that sends them is understood."""
+    session = make_session()
+    await session.connect()
+    waiting = asyncio.ensure_future(session.wait_for_error(code, timeout=5))
+    await session.simulate_scenario("sessionErrors", code=code, count=1)
+    error = await waiting
+    _check(error, ErrorCode(code))
+    assert error.source == "server"
+
+
+async def test_one_error_stream_shared_by_two_tasks(make_session: SessionFactory) -> None:
+    session = make_session()
+    await session.connect()
+    stream = session.errors()
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for error in stream:
+            got.append(error.code)
+
+    tasks = [asyncio.ensure_future(consume()) for _ in range(2)]
+    await asyncio.sleep(0)
+    await session.simulate_scenario("sessionErrors", code=201, count=10)
+    await session.close()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert got == [201] * 10

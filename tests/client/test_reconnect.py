@@ -298,3 +298,30 @@ async def test_a_replay_that_kills_every_connection_ends_in_903(
         assert disconnected.items[0].code == 1009
         await talker.close()
         await victim.close()
+
+
+async def test_replay_gap_joins_afresh(make_session: SessionFactory) -> None:
+    async with SignalingServer(secret=SECRET, replay_buffer=4) as small, Proxy(small.port) as proxy:
+        session = make_session("bot", url=proxy.url)
+        talker = make_session("talker", url=small.url)
+        errors, reconnected, attempts = Recorder(), Recorder(), Recorder()
+        session.on_session_error(errors)
+        session.on_reconnected(reconnected)
+        session.on_reconnecting(attempts)
+        await session.connect()
+        await talker.connect()
+        proxy.refuse = True
+        proxy.cut()
+        await attempts.wait_for(1)
+        for i in range(10):  # more than the replay buffer holds
+            await talker.send_message(f"m{i}")
+        proxy.refuse = False
+        (event,) = await reconnected.wait_for(1)
+        assert event.state_reset and not event.resumed
+        refused = [e for e in errors.items if e.code == ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE]
+        assert refused and refused[0].data.get("reason") == "replayGap"
+        assert session.state is SessionState.JOINED
+        inbox = Recorder()
+        session.on_message(inbox)
+        await talker.send_message("after")
+        assert [m.text for m in await inbox.wait_for(1)] == ["after"]

@@ -29,7 +29,7 @@ _STOP: Any = object()
 
 
 class Inbox(Generic[T]):
-    """An unbounded FIFO with one waiting reader: cheaper than ``asyncio.Queue``."""
+    """An unbounded FIFO, cheaper than ``asyncio.Queue``; readers share one wake-up."""
 
     __slots__ = ("_items", "_waiter")
 
@@ -45,13 +45,13 @@ class Inbox(Generic[T]):
             waiter.set_result(None)
 
     async def get(self) -> T:
-        """The next item, waiting for one if needed (one reader at a time)."""
+        """The next item, waiting for one if needed (several readers may wait)."""
         while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # Shielded: one reader being cancelled must not cancel the others' wake-up.
+            await asyncio.shield(waiter)
         return self._items.popleft()
 
     def clear(self) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -363,6 +363,7 @@ class Session:
         self._session_id: str | None = None
         self._roles: tuple[str, ...] = ()
         self._participants: dict[str, Participant] = {}
+        self._join_snapshot: list[Participant] = []
         self._sync_state: SyncState | None = None
         self._handlers: dict[type[Model], Callable[[Any], None]] = {
             SessionErrorNotification: self._on_session_error_note,
@@ -489,7 +490,7 @@ class Session:
             Connected(
                 session_id=self._session_id,
                 participant_id=self._participant_id,
-                participants=list(self._participants.values()),
+                participants=self._join_snapshot,
             ),
         )
 
@@ -577,19 +578,25 @@ class Session:
         stream: ErrorStream[SessionError] = self._hub.stream("session_error")
         return stream
 
-    async def wait_for_error(
+    def wait_for_error(
         self, code: int | None = None, *, timeout: float | None = None
-    ) -> SessionError:
-        """The next error (with ``code``, if given) from now on.
+    ) -> Coroutine[Any, Any, SessionError]:
+        """Await the next error (with ``code``, if given) from the moment of this call.
 
-        Raises ``TimeoutError`` when none comes within ``timeout`` seconds, and
-        ``SessionStateError`` (905) if the session closes first.
+        The wait is registered when this is called, not when it is first
+        awaited, so ``asyncio.ensure_future(session.wait_for_error(303))``
+        misses nothing that follows. Raises ``TimeoutError`` when none comes
+        within ``timeout`` seconds, and ``SessionStateError`` (905) if the
+        session is or gets closed first.
         """
         if self._hub.closed or self._state is SessionState.CLOSED:
             raise self._not_connected("wait_for_error", report=False)
         future = self._hub.waiter(
             "session_error", (lambda e: True) if code is None else (lambda e: e.code == code)
         )
+        return self._wait_for(future, timeout)
+
+    async def _wait_for(self, future: asyncio.Future[Any], timeout: float | None) -> SessionError:
         try:
             async with asyncio.timeout(timeout):
                 error: SessionError = await future
@@ -1168,6 +1175,8 @@ class Session:
             self._last_seq = result.seq
             self._replayed = 0
             self._participants = {p.participant_id: p for p in result.participants}
+            # Who was there at the join: later arrivals come as participant_joined.
+            self._join_snapshot = list(result.participants)
         self._session_id = result.session_id
         self._participant_id = result.participant_id
         self._participant_secret = result.participant_secret
