@@ -11,6 +11,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import time
@@ -128,6 +129,49 @@ def make_error_constructed(code: int, message: str, data: dict[str, Any]) -> Ses
     )
 
 
+async def request_timer_us(n: int) -> dict[str, float]:
+    """Extra µs per request of bounding its wait: ``asyncio.timeout`` vs ``loop.call_later``.
+
+    Each call awaits a future resolved on the next loop iteration, as a
+    response is; the cost of the bare wait is subtracted.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def bare() -> None:
+        future = loop.create_future()
+        loop.call_soon(future.set_result, None)
+        await future
+
+    async def with_timeout() -> None:
+        async with asyncio.timeout(10):
+            future = loop.create_future()
+            loop.call_soon(future.set_result, None)
+            await future
+
+    async def with_call_later() -> None:
+        future = loop.create_future()
+        handle = loop.call_later(10, future.cancel)
+        loop.call_soon(future.set_result, None)
+        try:
+            await future
+        finally:
+            handle.cancel()
+
+    runs: dict[str, list[float]] = {}
+    for _ in range(5):
+        for name, fn in (
+            ("bare", bare),
+            ("timeout", with_timeout),
+            ("call_later", with_call_later),
+        ):
+            start = time.perf_counter()
+            for _ in range(n):
+                await fn()
+            runs.setdefault(name, []).append((time.perf_counter() - start) / n * 1e6)
+    base = statistics.median(runs["bare"])
+    return {name: statistics.median(values) - base for name, values in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -142,9 +186,15 @@ def main() -> None:
         rows.append((label, per_call_us(fn, n)))
 
     text = FRAME.decode()
-    row("decode(str frame)                 [current]", lambda: decode(text))
-    row("decode(bytes frame)               [rejected]", lambda: decode(FRAME))
+    row("decode(bytes frame)               [current]", lambda: decode(FRAME))
+    row("decode(str frame)                 [candidate]", lambda: decode(text))
     row("bytes.decode() (what recv() adds)  [part]", FRAME.decode)
+    from roomsignal.protocol import _codec
+
+    shortcut = getattr(_codec, "decode_session_error", None)
+    if shortcut is not None:  # the client's sessionError shortcut, where the codec has it
+        row("decode_session_error(bytes)       [current]", lambda: shortcut(FRAME))
+        row("decode_session_error(str)         [candidate]", lambda: shortcut(FRAME.decode()))
     row("decode_fast(frame), prefix check  [earlier candidate]", lambda: decode_fast(FRAME))
     row("json.loads(frame)                 [reference]", lambda: json.loads(FRAME))
     row("notification adapter only         [part]", lambda: _NOTIFICATIONS.validate_json(FRAME))
@@ -202,6 +252,9 @@ def main() -> None:
         lambda: PingResult.model_validate(result).server_time,
     )
     row("float(result['serverTime'])       [candidate]", lambda: float(result["serverTime"]))
+    timers = asyncio.run(request_timer_us(n // 5))
+    rows.append(("async with asyncio.timeout(), extra [current]", timers["timeout"]))
+    rows.append(("loop.call_later() + cancel, extra  [candidate]", timers["call_later"]))
     width = max(len(label) for label, _ in rows)
     print(f"{'per call':<{width}}  us")
     for label, us in rows:

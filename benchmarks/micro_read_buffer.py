@@ -15,13 +15,16 @@ against the same reference server process (``--stamp``), a default
 ``Session`` and one whose transport reads at most 64 KiB
 (``session._ws.transport.max_size = 65536``, the candidate change), in
 alternating rounds: ``ping()`` round trips, and the one-way latency of a
-single ``sessionError`` (server write to listener), as in ``run.py``.
+single ``sessionError`` (server write to listener), as in ``run.py``; a bare
+websockets client takes its turn too, as the floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import statistics
 import sys
 import time
@@ -43,6 +46,7 @@ async def compare(url: str, token: str, pings: int, latency: int, rounds: int) -
         raise SystemExit("roomsignal.Session is not importable")
     results: dict[str, dict[str, list[float]]] = {}
     async with (
+        contextlib.AsyncExitStack() as stack,
         session_cls(url, token=token, name=f"rb-default-{time.monotonic_ns()}") as default,
         session_cls(url, token=token, name=f"rb-64k-{time.monotonic_ns()}") as small,
     ):
@@ -64,7 +68,31 @@ async def compare(url: str, token: str, pings: int, latency: int, rounds: int) -
             results[label] = {"ping": [], "latency": []}
             for _ in range(200):
                 await session.ping()
+        raw = await stack.enter_async_context(workloads.raw_connect(url))
+        await workloads.raw_join(raw, token, f"rb-raw-{time.monotonic_ns()}")
+        results["bare websockets"] = {"ping": [], "latency": []}
+        ids = iter(range(10, 10**9))
         for _ in range(rounds):
+            for _ in range(pings // rounds):
+                start = time.perf_counter_ns()
+                await raw.send(workloads.request(next(ids), "ping", {}))
+                await raw.recv()
+                results["bare websockets"]["ping"].append((time.perf_counter_ns() - start) / 1000)
+            for _ in range(latency // rounds):
+                await raw.send(
+                    workloads.request(
+                        next(ids),
+                        "simulateScenario",
+                        {"scenario": "sessionErrors", "code": workloads.ERROR_CODE, "count": 1},
+                    )
+                )
+                while True:
+                    message = await raw.recv(decode=False)
+                    now = time.monotonic_ns()
+                    if workloads.MARK in message:
+                        break
+                sent = json.loads(message)["params"]["data"][workloads.STAMP_FIELD]
+                results["bare websockets"]["latency"].append((now - sent) / 1000)
             for label, session in variants.items():
                 for _ in range(pings // rounds):
                     start = time.perf_counter_ns()

@@ -212,7 +212,18 @@ def machine() -> dict[str, Any]:
     for package in ("python-engineio", "aiohttp"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
+    import roomsignal
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+        check=False,
+    ).stdout.strip()
     return {
+        "roomsignal_source": str(Path(roomsignal.__file__).parent),
+        "git_head": commit or None,
         "nproc": os.cpu_count(),
         "cpu": cpu_model,
         "python": platform.python_version(),
