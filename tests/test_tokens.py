@@ -58,3 +58,47 @@ def test_peek_exp_reads_without_verifying() -> None:
     assert peek_exp(token) == 1100.0
     assert peek_exp("garbage") is None
     assert peek_exp("a.b.c") is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sid": "room", "exp": 10**400},  # too large for a float
+        {"sid": "room", "exp": -(10**400)},
+        {"sid": "room", "exp": float("inf")},  # encoded as Infinity
+        {"sid": "room", "exp": float("nan")},
+        {"sid": "room", "exp": time.time() + 60, "iat": 10**400},
+        {"sid": "room", "exp": time.time() + 60, "iat": float("inf")},
+    ],
+)
+def test_claims_out_of_range_are_1101_not_a_crash(claims: dict[str, object]) -> None:
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    with pytest.raises(TokenInvalid) as info:
+        verify(token, SECRET)
+    assert info.value.code == ErrorCode.TOKEN_DATA_IS_NOT_VALID
+    if "iat" not in claims:
+        assert peek_exp(token) is None  # the client's pre-flight does not crash either
+
+
+def test_an_aud_claim_is_ignored() -> None:
+    exp = time.time() + 60
+    for aud in ("somewhere", ["a", "b"]):
+        token = jwt.encode({"sid": "room", "exp": exp, "aud": aud}, SECRET, algorithm="HS256")
+        assert verify(token, SECRET).sid == "room"
+
+
+def test_nbf_is_still_checked() -> None:
+    now = time.time()
+    ok = jwt.encode({"sid": "room", "exp": now + 60, "nbf": now - 10}, SECRET, algorithm="HS256")
+    assert verify(ok, SECRET).sid == "room"
+    for nbf in (now + 600, "soon"):
+        early = jwt.encode({"sid": "room", "exp": now + 60, "nbf": nbf}, SECRET, algorithm="HS256")
+        with pytest.raises(TokenInvalid) as info:
+            verify(early, SECRET)
+        assert info.value.code == ErrorCode.TOKEN_DATA_IS_NOT_VALID
+
+
+def test_a_large_but_finite_exp_is_accepted() -> None:
+    token = jwt.encode({"sid": "room", "exp": 10**300}, SECRET, algorithm="HS256")
+    assert verify(token, SECRET).exp == float(10**300)
+    assert peek_exp(token) == float(10**300)

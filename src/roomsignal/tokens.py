@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -99,7 +100,14 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sid"], "verify_exp": False, "verify_iat": False},
+            # ``aud`` is not part of the protocol: a token carrying one is not
+            # refused for it. ``nbf``, when present, is still checked.
+            options={
+                "require": ["exp", "sid"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_aud": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid(
@@ -107,11 +115,14 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
         ) from None
     exp = claims.get("exp")
     sid = claims.get("sid")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claim 'exp' is not a number")
+    exp_time = _finite(exp)
+    if exp_time is None:
+        raise TokenInvalid(
+            ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claim 'exp' is not a finite number"
+        )
     if not isinstance(sid, str) or not sid:
         raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claim 'sid' is not a string")
-    if exp <= (time.time() if now is None else now):
+    if exp_time <= (time.time() if now is None else now):
         raise TokenInvalid(ErrorCode.TOKEN_EXPIRED, "token has expired")
     roles = claims.get("roles", [])
     grants = claims.get("grants", {})
@@ -125,14 +136,14 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
         or not all(isinstance(grants.get(k, True), bool) for k in ("audio", "video", "create"))
         or (max_streaming is not None and (type(max_streaming) is not int or max_streaming < 0))
         or (sub is not None and not isinstance(sub, str))
-        or (iat is not None and (isinstance(iat, bool) or not isinstance(iat, int | float)))
+        or (iat is not None and _finite(iat) is None)
     ):
         raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claims have the wrong types")
     return TokenClaims(
         sid=sid,
-        exp=float(exp),
+        exp=exp_time,
         sub=sub,
-        iat=None if iat is None else float(iat),
+        iat=_finite(iat),
         roles=tuple(roles),
         grants=Grants(
             audio=grants.get("audio", True),
@@ -141,6 +152,17 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
         ),
         max_streaming=max_streaming,
     )
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a float if it is a JSON number a float can hold (not bool, inf, nan)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float, e.g. 10**400
+        return None
+    return number if math.isfinite(number) else None
 
 
 def peek_exp(token: str) -> float | None:
@@ -152,9 +174,6 @@ def peek_exp(token: str) -> float | None:
         payload = token.split(".")[1]
         payload += "=" * (-len(payload) % 4)
         claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (IndexError, ValueError, TypeError):
+    except (IndexError, ValueError, TypeError, RecursionError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return None
-    return float(exp)
+    return _finite(claims.get("exp")) if isinstance(claims, dict) else None
