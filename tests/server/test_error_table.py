@@ -121,6 +121,42 @@ async def test_101_candidate_or_offer_on_an_unknown_exchange(peer: OpenPeer) -> 
     check(error, 101, "USER_GENERIC_ERROR_CODE", "iceCandidate")
 
 
+async def test_sdp_sent_in_the_wrong_role_names_the_counterpart(peer: OpenPeer) -> None:
+    pub, sub = await publisher_and_subscriber(peer)
+    exchange = (await sub.call("subscribe", target=pub.participant_id))["exchangeId"]
+    error = await sub.fail("sdpOffer", exchangeId=exchange, sdp="v=0")
+    check(error, 101, "USER_GENERIC_ERROR_CODE", "sdpOffer")
+    assert error["data"]["exchangeId"] == exchange
+    assert error["data"]["participantId"] == pub.participant_id
+    await pub.note("subscribeRequest")
+    await pub.call("sdpOffer", exchangeId=exchange, sdp="v=0")
+    error = await pub.fail("sdpAnswer", exchangeId=exchange, sdp="v=0")
+    check(error, 105, "USER_NOT_STREAMING_ERROR_CODE", "sdpAnswer")
+    assert error["data"]["exchangeId"] == exchange
+    assert error["data"]["participantId"] == sub.participant_id
+    # An exchange id the caller is no party to names the caller itself.
+    error = await pub.fail("sdpAnswer", exchangeId="x_nope", sdp="v=0")
+    check(error, 105, "USER_NOT_STREAMING_ERROR_CODE", "sdpAnswer")
+    assert error["data"]["participantId"] == pub.participant_id
+
+
+async def test_json_rpc_errors_never_carry_a_participant_id(peer: OpenPeer) -> None:
+    alice = await peer()
+    await alice.join("room", "alice")
+    error = await alice.fail("fly")
+    assert error["code"] == -32601
+    assert "participantId" not in error["data"]
+    error = await alice.fail("publish", audio="yes")
+    assert error["code"] == -32602
+    assert "participantId" not in error["data"]
+    error = await alice.fail("simulateScenario", scenario="meteorStrike")
+    assert error["code"] == -32602
+    assert "participantId" not in error["data"]
+    # A room code once joined names the caller.
+    error = await alice.fail("unpublish")
+    assert error["data"]["participantId"] == alice.participant_id
+
+
 # --- 102 USER_NOT_FOUND_ERROR_CODE --------------------------------------------------
 
 
@@ -201,6 +237,7 @@ async def test_104_duplicate_name_even_inside_the_resume_window(
     await alice.join("room", "alice")
     error = await imposter.fail("join", token=token(), name="alice")
     check(error, 104, "EXISTING_USER_IN_SESSION_ERROR_CODE", "join")
+    assert "participantId" not in error["data"]  # the holder of the name is not disclosed
     await alice.ws.close()  # lost without leave: the seat waits for a resume
     await until(lambda: server.rooms.is_connected(alice.participant_id or "") is False, imposter)
     error = await imposter.fail("join", token=token(), name="alice")
@@ -488,3 +525,32 @@ async def test_1101_token_not_a_valid_signed_jwt_or_missing_a_claim(
         check(error, 1101, "TOKEN_DATA_IS_NOT_VALID", "join")
     assert server.rooms.stats()["sessions"] == 0
     await alice.join("room", "alice")
+
+
+async def test_1101_claims_of_the_wrong_type_or_out_of_range(
+    server: SignalingServer, peer: OpenPeer
+) -> None:
+    alice = await peer()
+    exp = time.time() + 60
+    bad_claims: list[dict[str, Any]] = [
+        {"sid": 5, "exp": exp},
+        {"sid": "room", "exp": "tomorrow"},
+        {"sid": "room", "exp": True},
+        {"sid": "room", "exp": 10**400},
+        {"sid": "room", "exp": exp, "iat": 10**400},
+        {"sid": "room", "exp": exp, "roles": "moderator"},
+        {"sid": "room", "exp": exp, "grants": {"video": "no"}},
+        {"sid": "room", "exp": exp, "max_streaming": 2.5},
+        {"sid": "room", "exp": exp, "sub": 7},
+        {"sid": "room", "exp": exp, "nbf": exp},
+    ]
+    for claims in bad_claims:
+        error = await alice.fail("join", token=jwt.encode(claims, SECRET), name="alice")
+        check(error, 1101, "TOKEN_DATA_IS_NOT_VALID", "join")
+        assert error["message"] != "internal server error"
+    assert server.rooms.stats()["sessions"] == 0
+    # An aud claim is not part of the protocol and refuses nothing.
+    joined = await alice.call(
+        "join", token=jwt.encode({"sid": "room", "exp": exp, "aud": "elsewhere"}, SECRET), name="a"
+    )
+    assert joined["sessionId"] == "room"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -198,3 +199,31 @@ async def test_frames_after_leave_are_ignored_and_take_no_seat(
     assert 2 not in alice.responses
     await until(lambda: server.rooms.stats()["participants"] == 0, probe)
     assert (await probe.join("room", "alice"))["participants"] == []
+
+
+async def test_frames_queued_behind_a_connection_drop_are_not_handled(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    bob, alice = await make_peer(server), await make_peer(server)
+    await bob.join("room", "bob")
+    frames: list[dict[str, Any]] = [
+        {"id": 1, "method": "join", "params": {"token": token("room"), "name": "alice"}},
+        {"id": 2, "method": "simulateScenario", "params": {"scenario": "connectionDrop"}},
+        {"id": 3, "method": "join", "params": {"token": token("room"), "name": "ghost"}},
+    ]
+    # One TCP write: the server holds all three frames before it handles the first.
+    protocol = alice.ws.protocol
+    for frame in frames:
+        protocol.send_text(json.dumps({"jsonrpc": "2.0", **frame}).encode())
+    alice.ws.transport.write(b"".join(protocol.data_to_send()))
+    assert await alice.closed() is None
+    joined = (await bob.note("participantJoined"))["participant"]
+    assert joined["name"] == "alice"
+    # Once alice's connection is gone, its seat waits and there is no other.
+    await until(lambda: server.connection_count == 1, bob)
+    assert server.rooms.is_connected(joined["participantId"]) is False
+    assert server.rooms.stats()["participants"] == 2
+    state = server.rooms.session_state("room")
+    assert state is not None
+    assert sorted(p.name for p in state.participants) == ["alice", "bob"]
+    await bob.quiet()  # no participantJoined for a ghost

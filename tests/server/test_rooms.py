@@ -74,10 +74,32 @@ def test_every_room_code_has_a_denial_and_every_denial_a_catalog_name() -> None:
 
 
 def test_docs_list_every_condition_code() -> None:
+    """Section 3's table has one row per code the server emits, with its catalog name."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-    text = docs.read_text()
-    for code in ROOM_CODES:
-        assert f"| {code} |" in text, code
+    section = docs.read_text().split("\n## 3. ", 1)[1].split("\n## ", 1)[0]
+    rows: dict[int, tuple[str, str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 3 and cells[0].lstrip("-").isdigit():
+            code = int(cells[0])
+            assert code not in rows, f"code {code} has two rows"
+            rows[code] = (cells[1], cells[2])
+    # The catalog declares the codes the server emits first, 101 to 1101.
+    declared = list(ErrorCode)
+    emitted = {int(code) for code in declared[: declared.index(ErrorCode.UNKNOWN_ERROR)]}
+    assert emitted == ROOM_CODES
+    assert set(rows) == ROOM_CODES
+    assert {int(d.value.code) for d in Denial if d.value.code > 0} == ROOM_CODES
+    for code, (name, condition) in rows.items():
+        assert name == lookup(code).name, (code, name)
+        assert len(condition) > 10, (code, condition)
+
+
+def test_docs_give_the_log_level_of_refused_requests() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    rule = " ".join(docs.split("- Logging under `roomsignal.server`:", 1)[1].split())
+    assert "refuses (the codes of section 3, and section 9's scenario check) at INFO" in rule
+    assert "DEBUG" not in rule
 
 
 def test_notifications_are_numbered_per_participant_and_decode_as_models() -> None:

@@ -89,6 +89,91 @@ async def test_simulate_scenario_is_unknown_without_simulation(
     await alice.quiet()
 
 
+_SIMULATE_BAD_PARAMS = [
+    '{"jsonrpc":"2.0","id":"s1","method":"simulateScenario","params":{}}',
+    '{"jsonrpc":"2.0","id":"s2","method":"simulateScenario"}',
+    '{"jsonrpc":"2.0","id":"s3","method":"simulateScenario","params":{"scenario":5}}',
+    '{"jsonrpc":"2.0","id":"s4","method":"simulateScenario","params":[1]}',
+    '{"jsonrpc":"2.0","id":"s5","method":"simulateScenario","params":{"scenario":"x","count":-1}}',
+]
+
+
+async def test_simulate_scenario_without_simulation_is_unknown_whatever_its_params(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(allow_simulation=False)
+    alice = await make_peer(server)
+    for joined in (False, True):
+        for frame in _SIMULATE_BAD_PARAMS:
+            await alice.send_raw(frame)
+            request_id = json.loads(frame)["id"]
+            error = (await alice.response(request_id))["error"]
+            assert error["code"] == -32601, (joined, frame, error)
+            assert error["data"] == {"name": "METHOD_NOT_FOUND", "method": "simulateScenario"}
+        if not joined:
+            await alice.join("room", "alice")
+    # Not a request object at all still comes first: -32600.
+    await alice.send_raw('{"jsonrpc":"1.0","id":"s6","method":"simulateScenario"}')
+    assert (await alice.response("s6"))["error"]["code"] == -32600
+    await alice.quiet()
+
+
+async def test_simulate_scenario_with_bad_params_is_invalid_params_when_allowed(
+    peer: OpenPeer,
+) -> None:
+    alice = await peer()
+    for joined in (False, True):
+        for frame in _SIMULATE_BAD_PARAMS:
+            await alice.send_raw(frame)
+            error = (await alice.response(json.loads(frame)["id"]))["error"]
+            assert error["code"] == -32602, (joined, frame, error)
+            assert error["data"]["name"] == "INVALID_PARAMS"
+            assert error["data"]["errors"]
+        if not joined:
+            await alice.join("room", "alice")
+
+
+@pytest.mark.parametrize(
+    ("frame", "request_id"),
+    [
+        ('{"jsonrpc":"1.0","id":7,"method":"ping"}', 7),
+        ('{"jsonrpc":"1.0","id":"seven","method":"fly"}', "seven"),
+        ('{"jsonrpc":2,"id":8,"method":"join","params":{}}', 8),
+    ],
+)
+async def test_invalid_request_with_a_readable_id_is_answered_with_that_id(
+    peer: OpenPeer, frame: str, request_id: int | str
+) -> None:
+    alice = await peer()
+    await alice.send_raw(frame)
+    answer = await alice.response(request_id)
+    assert answer["error"]["code"] == -32600, answer
+    assert answer["error"]["data"]["name"] == "INVALID_REQUEST"
+    await alice.quiet()
+    assert not alice.others
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"jsonrpc":"2.0","id":9}',  # no method: no request id can be read
+        '{"jsonrpc":"2.0","id":9,"method":5}',
+        '{"jsonrpc":"2.0","id":9,"result":{}}',
+        '[{"jsonrpc":"2.0","id":9,"method":"ping"}]',
+    ],
+)
+async def test_invalid_request_without_a_readable_request_id_is_answered_with_null(
+    peer: OpenPeer, frame: str
+) -> None:
+    alice = await peer()
+    await alice.send_raw(frame)
+    answer = await alice.null_id_error()
+    assert answer["id"] is None
+    assert answer["error"]["code"] == -32600, answer
+    await alice.quiet()
+    assert not alice.responses
+
+
 async def test_wrong_param_types_are_invalid_params_with_errors(peer: OpenPeer) -> None:
     alice = await peer()
     error = await alice.fail("join", token=123, name="alice")
@@ -112,6 +197,22 @@ async def test_a_value_the_room_judges_is_not_invalid_params(peer: OpenPeer) -> 
     assert (await alice.fail("join", token=token(), name="a", participantType="x"))["code"] == 101
 
 
+async def test_refused_requests_are_logged_at_info(
+    peer: OpenPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="roomsignal.server")
+    alice = await peer()
+    await alice.join("room", "alice")
+    caplog.clear()
+    await alice.fail("unpublish")
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert [(r.name, r.levelno) for r in refused] == [("roomsignal.server", logging.INFO)]
+    assert "unpublish refused with 105" in refused[0].getMessage()
+    caplog.clear()
+    await alice.fail("fly")  # answered before the room: not logged
+    assert not caplog.records
+
+
 async def test_binary_frame_closes_with_1003(server: SignalingServer, peer: OpenPeer) -> None:
     alice, bob = await peer(), await peer()
     await alice.join("room", "alice")
@@ -127,13 +228,30 @@ async def test_frame_over_max_frame_bytes_closes_with_1009(
     make_server: ServerFactory, make_peer: MakePeer
 ) -> None:
     server = await make_server(max_frame_bytes=1024)
-    alice = await make_peer(server)
+    alice, bob = await make_peer(server), await make_peer(server)
     await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.note("participantJoined")
     await alice.call("sendMessage", text="x" * 900)
     await alice.send_raw(
         json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping", "pad": "x" * 2000})
     )
     assert await alice.closed() == 1009
+    assert 9 not in alice.responses
+    # A lost connection, not a leave: the seat waits, and a resume takes it back.
+    await until(lambda: server.rooms.is_connected(alice.participant_id or "") is False, bob)
+    assert (await bob.note("messageReceived"))["text"] == "x" * 900
+    await bob.call("sendMessage", text="while away")
+    again = await make_peer(server)
+    resumed = await again.call(
+        "join", token=token(), name="alice", oldParticipantSecret=alice.secret, lastSeq=1
+    )
+    assert resumed["resumed"] is True
+    assert resumed["participantId"] == alice.participant_id
+    assert resumed["seq"] == 2
+    assert (await again.note("messageReceived"))["text"] == "while away"
+    assert server.rooms.is_connected(alice.participant_id or "") is True
+    await bob.quiet()  # bob saw no leave and no join
 
 
 async def test_healthz_answers_200_ok(server: SignalingServer) -> None:

@@ -4,8 +4,9 @@ Notifications are encoded once per event and stamped with each recipient's
 ``seq`` by string splicing, so a broadcast to n members (or a burst of n
 ``sessionError``) costs one model dump plus n cheap concatenations.
 ``parse_request`` is the server's view of ``roomsignal.protocol.decode``:
-anything that is not a request object is ``-32600``, as PROTOCOL.md section 2
-orders the checks.
+anything that is not a request object is ``-32600``, and ``simulateScenario``
+on a server without simulation is ``-32601`` before its params are looked at,
+as PROTOCOL.md section 2 orders the checks.
 """
 
 from __future__ import annotations
@@ -108,44 +109,70 @@ class BadFrame:
         return error_frame(self.request_id, self.code, self.message, self.data)
 
 
-def _invalid_request(message: str) -> BadFrame:
-    return BadFrame(None, ErrorCode.INVALID_REQUEST, message, {"name": "INVALID_REQUEST"})
+def _invalid_request(message: str, request_id: int | str | None) -> BadFrame:
+    return BadFrame(request_id, ErrorCode.INVALID_REQUEST, message, {"name": "INVALID_REQUEST"})
 
 
-def _is_request_object(raw: str | bytes) -> bool:
-    """Whether a frame the codec refused still has a request's outer shape."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        return False
-    if not isinstance(value, dict):
-        return False
-    request_id = value.get("id")
-    return (
-        value.get("jsonrpc", "2.0") == "2.0"
-        and "id" in value
-        and not isinstance(request_id, bool)
-        and isinstance(request_id, int | str)
-        and isinstance(value.get("method"), str)
+def _method_not_found(request_id: int | str, method: str) -> BadFrame:
+    return BadFrame(
+        request_id,
+        ErrorCode.METHOD_NOT_FOUND,
+        f"unknown method {method!r}",
+        {"name": "METHOD_NOT_FOUND", "method": method},
     )
 
 
-def parse_request(raw: str | bytes) -> Request | BadFrame:
+def _request_shape(raw: str | bytes) -> tuple[bool, int | str | None]:
+    """Whether a frame the codec refused still has a request's outer shape, and its id.
+
+    The id is the frame's when it is an object with an integer or string
+    ``id`` and a string ``method``; None otherwise (no id can be read).
+    """
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return False, None
+    if not isinstance(value, dict):
+        return False, None
+    request_id = value.get("id")
+    if (
+        "id" not in value
+        or isinstance(request_id, bool)
+        or not isinstance(request_id, int | str)
+        or not isinstance(value.get("method"), str)
+    ):
+        return False, None
+    return value.get("jsonrpc", "2.0") == "2.0", request_id
+
+
+def parse_request(raw: str | bytes, *, allow_simulation: bool) -> Request | BadFrame:
     """The request in ``raw``, or the JSON-RPC error that answers it.
 
     Never raises. A frame the codec reads as a notification or a response, or
-    whose ``id``/``method`` is missing or of the wrong type, is ``-32600``
-    (with ``id: null``), before any ``-32601``/``-32602``.
+    whose ``id``/``method`` is missing or of the wrong type, is ``-32600``,
+    before any ``-32601``/``-32602``. A ``-32600`` carries the frame's ``id``
+    when the frame is an object with an integer or string ``id`` and a string
+    ``method`` (a wrong ``jsonrpc``, say), ``id: null`` otherwise.
+    Without ``allow_simulation``, ``simulateScenario`` is an unknown method
+    (``-32601``) whatever its params: the method is checked before them.
     """
     try:
         message = decode(raw)
     except ProtocolError as exc:
         code = exc.error.code
-        if code in (ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS) and not (
-            _is_request_object(raw)
-        ):
-            return _invalid_request("frame is not a JSON-RPC request object")
-        return BadFrame(exc.request_id, code, exc.error.message, dict(exc.error.data))
+        if code == ErrorCode.PARSE_ERROR:
+            return BadFrame(None, code, exc.error.message, dict(exc.error.data))
+        shaped, request_id = _request_shape(raw)
+        if code == ErrorCode.INVALID_REQUEST:
+            return BadFrame(request_id, code, exc.error.message, dict(exc.error.data))
+        if not shaped:
+            return _invalid_request("frame is not a JSON-RPC request object", request_id)
+        assert request_id is not None
+        if exc.error.data.get("method") == "simulateScenario" and not allow_simulation:
+            return _method_not_found(request_id, "simulateScenario")
+        return BadFrame(request_id, code, exc.error.message, dict(exc.error.data))
+    if isinstance(message, SimulateScenarioRequest) and not allow_simulation:
+        return _method_not_found(message.id, message.method)
     if isinstance(message, _REQUEST_TYPES):
         return message
-    return _invalid_request("only requests may be sent to the server")
+    return _invalid_request("only requests may be sent to the server", None)

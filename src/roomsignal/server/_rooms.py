@@ -929,7 +929,12 @@ class Rooms:
         return EmptyResult()
 
     def _exchange_of(self, member: _Member, exchange_id: str, role: str) -> _Exchange:
-        """The open exchange ``exchange_id`` in which ``member`` plays ``role``."""
+        """The open exchange ``exchange_id`` in which ``member`` plays ``role``.
+
+        A refusal about an exchange ``member`` is a party to (in the other
+        role, or ended) names the counterpart; about an unknown id, nobody
+        (``handle`` then names the caller).
+        """
         exchange = member.exchanges.get(exchange_id)
         if exchange is not None and (
             role == "either"
@@ -937,10 +942,14 @@ class Rooms:
             or (role == "subscriber" and exchange.subscriber is member)
         ):
             return exchange
+        denial = Denial.NO_OFFER if role == "subscriber" else Denial.UNKNOWN_EXCHANGE
+        if exchange is not None:  # a party, in the other role
+            raise RoomError(
+                denial, participant_id=exchange.other(member).id, exchange_id=exchange_id
+            )
         ended = member.ended.get(exchange_id)
         if ended is not None:
             raise RoomError(ended[0], participant_id=ended[1], exchange_id=exchange_id)
-        denial = Denial.NO_OFFER if role == "subscriber" else Denial.UNKNOWN_EXCHANGE
         raise RoomError(denial, exchange_id=exchange_id)
 
     def _transition(self, exchange: _Exchange, event: _Event, member: _Member) -> ExchangeState:

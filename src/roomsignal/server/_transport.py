@@ -68,12 +68,14 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 class _Link:
     """One connection as the transport sees it: write, close, abort."""
 
-    __slots__ = ("closer", "limit", "ws")
+    __slots__ = ("aborted", "closer", "limit", "ws")
 
     def __init__(self, ws: ServerConnection, limit: int) -> None:
         self.ws = ws
         self.limit = limit
         self.closer: asyncio.Task[None] | None = None
+        # Set by ``abort``: frames already received after it are never handled.
+        self.aborted = False
 
     @property
     def alive(self) -> bool:
@@ -113,7 +115,8 @@ class _Link:
             self.closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
 
     def abort(self) -> None:
-        """Drop the TCP connection with no close frame."""
+        """Drop the TCP connection with no close frame; later frames are not handled."""
+        self.aborted = True
         self.ws.transport.abort()
 
     async def drain(self) -> None:
@@ -322,8 +325,10 @@ class SignalingServer:
                     raw = await ws.recv()
                 except ConnectionClosed:
                     break
-                if link.closer is not None:
-                    break  # closing (leave, takeover, closeSession): later frames are moot
+                if link.closer is not None or link.aborted:
+                    # Closing (leave, takeover, closeSession) or aborted
+                    # (connectionDrop, slow consumer): frames still queued are moot.
+                    break
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
                     break
@@ -344,7 +349,7 @@ class SignalingServer:
     def _on_frame(self, rooms: Rooms, conn: int, raw: str) -> Burst | None:
         request = None
         try:
-            parsed = parse_request(raw)
+            parsed = parse_request(raw, allow_simulation=rooms.config.allow_simulation)
             if isinstance(parsed, BadFrame):
                 self._write(conn, parsed.frame())
                 return None
