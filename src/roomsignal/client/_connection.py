@@ -34,7 +34,7 @@ class DirectConnection(ClientConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.on_frame: Callable[[bytes], None] | None = None
+        self.on_frame: Callable[[str | bytes], None] | None = None
         self.backlog = 0
         self._fragment = False
 
@@ -49,8 +49,15 @@ class DirectConnection(ClientConnection):
                 and not self.backlog
                 and not self._fragment
             ):
+                # pydantic-core validates str faster than bytes; a frame that is not
+                # UTF-8 goes as bytes, for the codec to report it.
                 data = event.data
-                on_frame(data if type(data) is bytes else bytes(data))
+                frame: str | bytes
+                try:
+                    frame = str(data, "utf-8")
+                except UnicodeDecodeError:
+                    frame = bytes(data)
+                on_frame(frame)
                 return
             self._fragment = not event.fin
             if event.fin:

@@ -751,7 +751,7 @@ class Session:
         Raises ``_NotSent`` if the connection closed before the frame was written.
         """
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any]] = ws.loop.create_future()
         self._pending[request_id] = (method, future)
         try:
             try:
@@ -1111,7 +1111,7 @@ class Session:
             return _Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
         return _Closed(None, "the connection dropped without a close frame")
 
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: str | bytes) -> None:
         """Decode one frame and act on it: resolve a response, or emit events."""
         try:
             error = decode_session_error(frame)
