@@ -88,6 +88,7 @@ async def test_failing_listener_is_logged_and_dispatch_goes_on(
     assert hook_calls == [("session_error", "boom 201")] * 3
     assert "boom 201" in caplog.text
     assert "broken" in caplog.text
+    assert "Traceback" in caplog.text and 'raise RuntimeError(f"boom' in caplog.text
 
 
 async def test_strict_mode_reraises_at_close(make_session: SessionFactory) -> None:

@@ -109,29 +109,28 @@ async def test_refused_resume_joins_afresh(make_session: SessionFactory) -> None
         SignalingServer(secret=SECRET, resume_window=0.05) as short,
         Proxy(short.port) as proxy,
     ):
-        if True:
-            session = make_session("bot", url=proxy.url)
-            witness = make_session("witness", url=short.url)
-            left, reconnected, errors = Recorder(), Recorder(), Recorder()
-            witness.on_participant_left(left)
-            session.on_reconnected(reconnected)
-            session.on_session_error(errors)
-            await session.connect()
-            await witness.connect()
-            old_id = session.participant_id
-            proxy.refuse = True
-            proxy.cut()
-            (gone,) = await left.wait_for(1)  # the resume window has passed
-            assert (gone.participant_id, gone.reason) == (old_id, "disconnected")
-            proxy.refuse = False
-            (event,) = await reconnected.wait_for(1)
-            assert not event.resumed and event.state_reset
-            assert session.participant_id == event.participant_id != old_id
-            assert ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE in [e.code for e in errors.items]
-            assert session.state is SessionState.JOINED
-            assert "witness" in {p.name for p in session.participants.values()}
-            await session.close()
-            await witness.close()
+        session = make_session("bot", url=proxy.url)
+        witness = make_session("witness", url=short.url)
+        left, reconnected, errors = Recorder(), Recorder(), Recorder()
+        witness.on_participant_left(left)
+        session.on_reconnected(reconnected)
+        session.on_session_error(errors)
+        await session.connect()
+        await witness.connect()
+        old_id = session.participant_id
+        proxy.refuse = True
+        proxy.cut()
+        (gone,) = await left.wait_for(1)  # the resume window has passed
+        assert (gone.participant_id, gone.reason) == (old_id, "disconnected")
+        proxy.refuse = False
+        (event,) = await reconnected.wait_for(1)
+        assert not event.resumed and event.state_reset
+        assert session.participant_id == event.participant_id != old_id
+        assert ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE in [e.code for e in errors.items]
+        assert session.state is SessionState.JOINED
+        assert "witness" in {p.name for p in session.participants.values()}
+        await session.close()
+        await witness.close()
 
 
 async def test_replaced_connection_is_final(make_session: SessionFactory) -> None:
@@ -206,7 +205,8 @@ async def test_session_closed_by_moderator_is_final(make_session: SessionFactory
     assert event.reason == "movie over"
     disconnected = Recorder()
     member.on_disconnected(disconnected)
-    await disconnected.wait_for(1)
+    (event,) = await disconnected.wait_for(1)
+    assert not event.will_reconnect
     assert member.state is SessionState.CLOSED
     assert reconnecting.items == []
 
