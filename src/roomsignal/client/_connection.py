@@ -1,14 +1,24 @@
-"""A websockets client connection that hands complete frames straight to the session.
+"""A websockets client connection that hands whole data frames straight to the session.
 
-websockets parses frames in the protocol's ``data_received`` and queues each
+websockets parses every frame with a generator-based parser and queues each
 message for ``recv()``, which wakes a reader task per message. For a
 signaling client whose frames are small and whose handling never blocks, that
-queue and wake-up cost about as much as the handling itself. This subclass
-calls ``on_frame`` with the payload of every complete, unfragmented data
-frame as soon as it is parsed; everything else (fragmented messages, and any
-frame that arrives while such a message waits in the queue) still goes
-through websockets' own queue, which the session's reader drains with
-``recv()``, so the order of messages is kept.
+costs more than the handling itself. ``DirectConnection`` keeps websockets for
+everything that needs it (the handshake, control frames, closing, keepalive,
+fragmented messages, errors) and takes only the common case off its hands:
+
+- ``FrameSplitter`` (sans-I/O) cuts the byte stream after the HTTP handshake
+  into whole frames. A final, unmasked text or binary frame with no reserved
+  bits comes out as its payload; any other frame comes out as its exact
+  bytes, which are fed to websockets' own parser. Since websockets is only
+  ever fed whole frames, its parser is always at a frame boundary, and the
+  two paths never disagree on where a frame starts.
+- Payloads go to ``on_frame`` at once (no queue, no task wake-up). While a
+  fragmented message is being assembled or waits in websockets' queue,
+  whole frames go through websockets too (``backlog``), so order is kept.
+- Anything odd (a masked frame, reserved bits, a frame over ``max_size``, a
+  handshake that is not a plain 101) switches the connection to websockets
+  alone for good, which then fails it as it should.
 """
 
 from __future__ import annotations
@@ -18,11 +28,101 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
-from websockets.protocol import Event
+from websockets.protocol import OPEN, Event
 
-__all__ = ["DirectConnection"]
+__all__ = ["DirectConnection", "FrameSplitter"]
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+_SWITCHING = b"HTTP/1.1 101 "
+_END_OF_HEADERS = b"\r\n\r\n"
+_MAX_HEADERS = 65536
+
+
+class FrameSplitter:
+    """Cuts a server-to-client WebSocket byte stream into whole frames (no I/O).
+
+    ``feed(data)`` returns a list of ``(offset, raw)`` items in stream order.
+    ``raw`` is a whole frame, or bytes to hand to websockets as they are (the
+    HTTP handshake, or, once ``passthrough`` is set, everything that
+    follows). ``offset`` is where the payload starts in ``raw`` for a final
+    unmasked text/binary frame with no reserved bits (which may be delivered
+    directly), and -1 for anything else. Incomplete frames wait for more
+    data.
+    """
+
+    __slots__ = ("_buffer", "handshake_done", "max_size", "passthrough")
+
+    def __init__(self, max_size: int | None) -> None:
+        self.max_size = max_size
+        self.handshake_done = False
+        self.passthrough = False
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Split ``data`` (appended to what is pending) into frames; see the class."""
+        if self.passthrough:
+            return [(-1, data)]
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        out: list[tuple[int, bytes]] = []
+        if not self.handshake_done:
+            end = data.find(_END_OF_HEADERS)
+            if end < 0:
+                if len(data) > _MAX_HEADERS or not _SWITCHING.startswith(data[:13]):
+                    return self._give_up(out, data)
+                self._buffer = data
+                return out
+            if not data.startswith(_SWITCHING):
+                return self._give_up(out, data)  # a refusal: websockets reads its body
+            end += len(_END_OF_HEADERS)
+            out.append((-1, data[:end]))  # a 101 has no body
+            self.handshake_done = True
+            data = data[end:]
+        view = memoryview(data)
+        size = len(data)
+        pos = 0
+        max_size = self.max_size
+        while size - pos >= 2:
+            head1 = data[pos]
+            head2 = data[pos + 1]
+            length = head2 & 0x7F
+            start = pos + 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(view[start : start + 2])
+                start += 2
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(view[start : start + 8])
+                start += 8
+            if head2 & 0x80 or head1 & 0x70 or (max_size is not None and length > max_size):
+                # Masked, reserved bits, or too big: websockets' to judge, from here on.
+                return self._give_up(out, data[pos:])
+            end = start + length
+            if end > size:
+                break
+            opcode = head1 & 0x0F
+            if head1 & 0x80 and (opcode == 1 or opcode == 2):
+                out.append((start - pos, data[pos:end]))
+            else:
+                out.append((-1, data[pos:end]))
+                if opcode == 8:  # close: websockets takes over what follows
+                    self.passthrough = True
+                    if end < size:
+                        out.append((-1, data[end:]))
+                    return out
+            pos = end
+        if pos < size:
+            self._buffer = data[pos:]
+        return out
+
+    def _give_up(self, out: list[tuple[int, bytes]], rest: bytes) -> list[tuple[int, bytes]]:
+        self.passthrough = True
+        out.append((-1, rest))
+        return out
 
 
 class DirectConnection(ClientConnection):
@@ -37,28 +137,35 @@ class DirectConnection(ClientConnection):
         self.on_frame: Callable[[str | bytes], None] | None = None
         self.backlog = 0
         self._fragment = False
+        protocol = self.protocol
+        limits = [size for size in (protocol.max_message_size, protocol.max_fragment_size) if size]
+        self._splitter = FrameSplitter(min(limits) if limits else None)
+        self._feed_websockets = super().data_received
 
-    def process_event(self, event: Event) -> None:
-        """Hand a whole data frame to ``on_frame``, or queue it as websockets does."""
-        if type(event) is Frame and event.opcode in _DATA and self.response is not None:
+    def data_received(self, data: bytes) -> None:
+        """Deliver whole data frames directly; feed websockets everything else."""
+        feed = self._feed_websockets
+        for offset, raw in self._splitter.feed(data):
             on_frame = self.on_frame
             if (
-                on_frame is not None
-                and event.fin
-                and event.opcode is not Opcode.CONT
+                offset >= 0
+                and on_frame is not None
                 and not self.backlog
                 and not self._fragment
+                and self.protocol.state is OPEN
             ):
-                # pydantic-core validates str faster than bytes; a frame that is not
-                # UTF-8 goes as bytes, for the codec to report it.
-                data = event.data
                 frame: str | bytes
                 try:
-                    frame = str(data, "utf-8")
+                    frame = str(memoryview(raw)[offset:], "utf-8")  # pydantic: str is faster
                 except UnicodeDecodeError:
-                    frame = bytes(data)
+                    frame = raw[offset:]  # for the codec to report
                 on_frame(frame)
-                return
+            else:
+                feed(raw)
+
+    def process_event(self, event: Event) -> None:
+        """Queue a data frame websockets parsed, keeping count of whole messages."""
+        if type(event) is Frame and event.opcode in _DATA and self.response is not None:
             self._fragment = not event.fin
             if event.fin:
                 self.backlog += 1
