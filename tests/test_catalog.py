@@ -161,7 +161,9 @@ def test_fast_built_error_equals_a_validated_one(
     assert error.model_dump() == validated.model_dump()
     assert error.model_dump_json() == validated.model_dump_json()
     assert error.model_fields_set == validated.model_fields_set
+    other = make_error(code, message, data, **kwargs)  # type: ignore[arg-type]
     assert error.model_copy(update={"message": "x"}).message == "x"
+    assert other.model_fields_set == set(SessionError.model_fields)  # the shared set unchanged
     assert repr(error) == repr(validated)
     with pytest.raises(ValueError):
         error.code = 1  # type: ignore[misc]
@@ -176,3 +178,9 @@ def test_readme_table_is_generated_from_the_catalog() -> None:
     assert table.splitlines() == expected, (
         "the README's catalog table is stale: run python scripts/gen_docs.py"
     )
+
+
+def test_make_error_copies_data_unless_told() -> None:
+    data = {"name": "X"}
+    assert make_error(206, "m", data).data is not data
+    assert make_error(206, "m", data, copy_data=False).data is data

@@ -71,15 +71,22 @@ def make_error(
     source: Source = "server",
     session_id: str | None = None,
     participant_id: str | None = None,
+    copy_data: bool = True,
 ) -> SessionError:
     """Build a ``SessionError`` from a wire error object's parts (or the client's own).
 
     The one place where errors are made: responses, ``sessionError``
     notifications, decode failures and client-side failures all come here.
     ``method`` defaults to ``data["method"]`` when the server named it.
+    ``copy_data=False`` adopts ``data`` itself (a dict nobody else holds).
     """
     entry = lookup(code)
-    payload = dict(data) if data else {}
+    if not data:
+        payload: dict[str, Any] = {}
+    elif copy_data or type(data) is not dict:
+        payload = dict(data)
+    else:
+        payload = data
     if method is None:
         named = payload.get("method")
         if isinstance(named, str):
@@ -109,6 +116,8 @@ def make_error(
 
 
 _SOURCES = frozenset({"server", "client"})
+# Shared by every error built here: it holds every field already, and pydantic
+# copies it before adding to it (model_copy), so nothing ever changes it.
 _FIELDS_SET = set(SessionError.model_fields)
 _new = object.__new__
 _setattr = object.__setattr__
@@ -118,7 +127,7 @@ def _trusted(fields: dict[str, Any]) -> SessionError:
     """A ``SessionError`` from fields known to be valid (what ``model_construct`` does, faster)."""
     error: SessionError = _new(SessionError)
     _setattr(error, "__dict__", fields)
-    _setattr(error, "__pydantic_fields_set__", _FIELDS_SET.copy())
+    _setattr(error, "__pydantic_fields_set__", _FIELDS_SET)
     _setattr(error, "__pydantic_extra__", None)
     _setattr(error, "__pydantic_private__", None)
     return error

@@ -1221,6 +1221,7 @@ class Session:
                 params.get("data"),
                 session_id=self._session_id,
                 participant_id=self._participant_id,
+                copy_data=False,  # a dict the decoder just made
             ),
         )
 
