@@ -145,15 +145,9 @@ class DirectConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         """Deliver whole data frames directly; feed websockets everything else."""
         feed = self._feed_websockets
+        on_frame = self._direct_target()
         for offset, raw in self._splitter.feed(data):
-            on_frame = self.on_frame
-            if (
-                offset >= 0
-                and on_frame is not None
-                and not self.backlog
-                and not self._fragment
-                and self.protocol.state is OPEN
-            ):
+            if offset >= 0 and on_frame is not None:
                 frame: str | bytes
                 try:
                     frame = str(memoryview(raw)[offset:], "utf-8")  # pydantic: str is faster
@@ -162,6 +156,13 @@ class DirectConnection(ClientConnection):
                 on_frame(frame)
             else:
                 feed(raw)
+                on_frame = self._direct_target()  # websockets may have queued or closed
+
+    def _direct_target(self) -> Callable[[str | bytes], None] | None:
+        """Where a whole data frame may go directly now, if anywhere."""
+        if self.backlog or self._fragment or self.protocol.state is not OPEN:
+            return None
+        return self.on_frame
 
     def process_event(self, event: Event) -> None:
         """Queue a data frame websockets parsed, keeping count of whole messages."""
