@@ -288,7 +288,7 @@ async def ping_ladder(
 
                 async def inline() -> None:
                     await ws.send(workloads.request(next(ids), "ping", {}))
-                    await ws.recv()
+                    await workloads.recv_response(ws)
 
                 record("send + recv in the caller (bare)", await _times(inline, pings), round_)
                 for name, parse, build in (

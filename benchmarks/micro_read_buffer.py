@@ -76,7 +76,7 @@ async def compare(url: str, token: str, pings: int, latency: int, rounds: int) -
             for _ in range(pings // rounds):
                 start = time.perf_counter_ns()
                 await raw.send(workloads.request(next(ids), "ping", {}))
-                await raw.recv()
+                await workloads.recv_response(raw)
                 results["bare websockets"]["ping"].append((time.perf_counter_ns() - start) / 1000)
             for _ in range(latency // rounds):
                 await raw.send(

@@ -102,6 +102,19 @@ async def raw_join(ws: ClientConnection, token: str, name: str) -> dict[str, Any
     return result
 
 
+async def recv_response(ws: ClientConnection) -> Any:
+    """The next response frame, skipping notifications (e.g. ``participantJoined``).
+
+    Requests are sequential here, so the next response is the one awaited.
+    """
+    while True:
+        frame = await ws.recv()
+        if isinstance(frame, str) and frame.startswith('{"jsonrpc":"2.0","id"'):
+            return frame
+        if '"method"' not in frame:
+            return frame
+
+
 def session_class() -> Any:
     """``roomsignal.Session``, or None while the client is not there yet."""
     try:
@@ -337,7 +350,7 @@ async def rtt(
 
         async def raw_ping() -> None:
             await ref_ws.send(request(next(ids), "ping", {}))
-            await ref_ws.recv()
+            await recv_response(ref_ws)
 
         calls: dict[str, Callable[[], Awaitable[Any]]] = {"raw_rtt": echo, "raw_ref_rtt": raw_ping}
         session_cls = session_class() if with_session else None
