@@ -365,21 +365,6 @@ class Session:
         self._participants: dict[str, Participant] = {}
         self._join_snapshot: list[Participant] = []
         self._sync_state: SyncState | None = None
-        self._handlers: dict[type[Model], Callable[[Any], None]] = {
-            SessionErrorNotification: self._on_session_error_note,
-            ParticipantJoinedNotification: self._on_participant_joined_note,
-            ParticipantLeftNotification: self._on_participant_left_note,
-            StreamPublishedNotification: self._on_stream_published_note,
-            StreamUnpublishedNotification: self._on_stream_unpublished_note,
-            SubscribeRequestNotification: self._emitter("subscribe_request"),
-            SubscriptionEndedNotification: self._emitter("subscription_ended"),
-            SdpOfferNotification: self._emitter("sdp_offer"),
-            SdpAnswerNotification: self._emitter("sdp_answer"),
-            IceCandidateNotification: self._emitter("ice_candidate"),
-            MessageReceivedNotification: self._emitter("message"),
-            SyncDataNotification: self._on_sync_data_note,
-            SessionClosedNotification: self._on_session_closed_note,
-        }
 
     # -- properties ------------------------------------------------------------
 
@@ -1127,9 +1112,9 @@ class Session:
             self._emit_error(exc.error)
             return
         try:
-            handler = self._handlers.get(type(message))
+            handler = _NOTE_HANDLERS.get(type(message))
             if handler is not None:
-                handler(message.params)  # type: ignore[union-attr]
+                handler(self, message.params)  # type: ignore[union-attr]
             elif isinstance(message, Response):
                 entry = self._pending.get(message.id)  # type: ignore[arg-type]
                 if entry is not None and not entry[1].done():
@@ -1195,15 +1180,6 @@ class Session:
         self._last_seq = seq
         return True
 
-    def _emitter(self, event: str) -> Callable[[Any], None]:
-        emit = self._hub.emit
-
-        def handle(params: Any) -> None:
-            if self._fresh(params.seq):
-                emit(event, params)
-
-        return handle
-
     def _on_session_error_note(self, params: SessionErrorParams) -> None:
         self._on_session_error_dict(params.model_dump())
 
@@ -1268,3 +1244,31 @@ class Session:
         if self._fresh(params.seq):
             self._final = (None, f"the session was closed: {params.reason}")
             self._hub.emit("session_closed", params)
+
+
+def _relay(event: str) -> Callable[[Session, Any], None]:
+    """A handler that only passes a fresh notification on to ``event``'s listeners."""
+
+    def handle(session: Session, params: Any) -> None:
+        if session._fresh(params.seq):
+            session._hub.emit(event, params)
+
+    return handle
+
+
+# Notification type -> handler(session, params); one table for every session.
+_NOTE_HANDLERS: dict[type[Model], Callable[[Session, Any], None]] = {
+    SessionErrorNotification: Session._on_session_error_note,
+    ParticipantJoinedNotification: Session._on_participant_joined_note,
+    ParticipantLeftNotification: Session._on_participant_left_note,
+    StreamPublishedNotification: Session._on_stream_published_note,
+    StreamUnpublishedNotification: Session._on_stream_unpublished_note,
+    SubscribeRequestNotification: _relay("subscribe_request"),
+    SubscriptionEndedNotification: _relay("subscription_ended"),
+    SdpOfferNotification: _relay("sdp_offer"),
+    SdpAnswerNotification: _relay("sdp_answer"),
+    IceCandidateNotification: _relay("ice_candidate"),
+    MessageReceivedNotification: _relay("message"),
+    SyncDataNotification: Session._on_sync_data_note,
+    SessionClosedNotification: Session._on_session_closed_note,
+}
