@@ -195,7 +195,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    reactions = asyncio.run(main(args.url, args.secret, session_id=args.session))
+    try:
+        reactions = asyncio.run(main(args.url, args.secret, session_id=args.session))
+    except SessionErrorException as exc:  # e.g. 901: no server at --url
+        print(f"error-handling-bot: {exc}", file=sys.stderr)
+        return 1
     seen = {r.category for r in reactions}
     print("categories handled: " + ", ".join(c for c in CATEGORIES if c in seen))
     return 0

@@ -1,8 +1,8 @@
 """The session error catalog: every code roomsignal knows, with its meaning.
 
 This module is the single source of truth for error codes. ``docs/errors.md``
-is generated from it (``python -m roomsignal.catalog``), and a test fails when
-the two differ. It imports nothing else from roomsignal.
+and the README's table are generated from it (``python scripts/gen_docs.py``),
+and a test fails when they differ. It imports nothing else from roomsignal.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ CATEGORIES: tuple[Category, ...] = ("user", "session", "media", "token", "protoc
 class ErrorCode(enum.IntEnum):
     """Every error code in the catalog, under its exact wire name."""
 
-    # The room's own codes (PROTOCOL.md section 3): the reference server emits these.
+    # The room's own codes (docs/protocol.md section 3): the reference server emits these.
     USER_GENERIC_ERROR_CODE = 101
     USER_NOT_FOUND_ERROR_CODE = 102
     USER_CLOSED_ERROR_CODE = 103
@@ -293,7 +293,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
     _e(
         ErrorCode.GENERIC_CONNECTION_ERROR,
         "session",
-        "The connection closed in the middle of joining.",
+        "The connection failed or closed in the middle of a request (for the vendor SDKs: of joining).",
         (
             "the connection dropped while `join` was in flight (reported by the client)",
             "the connection dropped while another request was in flight (reported by the client)",

@@ -1,4 +1,4 @@
-"""Mint and verify roomsignal tokens (HS256 JWT, PROTOCOL.md section 4).
+"""Mint and verify roomsignal tokens (HS256 JWT, docs/protocol.md section 4).
 
 Required claims: ``sid`` (session id) and ``exp``. Optional: ``iat``,
 ``sub``, ``roles`` (``synchronizer``, ``moderator``), ``grants``

@@ -28,8 +28,8 @@ async def test_join_json_prints_events_until_the_session_is_closed(
     token = mint(SECRET, "room")
     async with spawn("join", server.url, "--token", token, "--name", "watcher", "--json") as proc:
         connected = _event(await proc.line(_is("connected")))
-        assert connected["session_id"] == "room"
-        watcher_id = connected["participant_id"]
+        assert connected["sessionId"] == "room"
+        watcher_id = connected["participantId"]
         host_token = mint(SECRET, "room", roles=["moderator", "synchronizer"])
         async with Session(server.url, token=host_token, name="host", reconnect=None) as host:
             await proc.line(_is("participant_joined"))
@@ -93,7 +93,7 @@ async def test_join_says_so_when_the_connection_is_lost_for_good() -> None:
             assert "lost" in proc.stderr[0]
             events = [_event(line) for line in proc.stdout]
             assert [e["event"] for e in events[:2]] == ["connected", "disconnected"]
-            assert events[1]["will_reconnect"] is False
+            assert events[1]["willReconnect"] is False
             # the client's 903 may come after, unless join closed the session first
             assert all(e["code"] == 903 for e in events[2:])
     finally:

@@ -180,15 +180,18 @@ async def test_no_reconnect_policy_reports_903(proxy: Proxy, make_session: Sessi
 async def test_gives_up_after_max_attempts(proxy: Proxy, make_session: SessionFactory) -> None:
     policy = ReconnectPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.002)
     session = make_session(url=proxy.url, reconnect=policy)
-    errors, attempts = Recorder(), Recorder()
+    errors, attempts, disconnected = Recorder(), Recorder(), Recorder()
     session.on_session_error(errors)
     session.on_reconnecting(attempts)
+    session.on_disconnected(disconnected)
     await session.connect()
     proxy.refuse = True
     proxy.cut()
     (error,) = await errors.wait_for(1)
     assert error.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
     assert [a.attempt for a in attempts.items] == [1, 2, 3]
+    # the app is told twice: reconnecting will be tried, then it was given up
+    assert [e.will_reconnect for e in await disconnected.wait_for(2)] == [True, False]
     assert session.state is SessionState.CLOSED
 
 

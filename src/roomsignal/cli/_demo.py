@@ -3,7 +3,7 @@
 Starts the reference server in-process on a free port (simulation allowed,
 short limits), then runs bots through it over real loopback sockets: they
 join, publish, subscribe and complete SDP exchanges with trickled ICE, chat
-and sync playback; then they provoke every code of PROTOCOL.md section 3
+and sync playback; then they provoke every code of docs/protocol.md section 3
 under its real condition (201 through ``simulateScenario internalError``).
 Each error is printed as the bot's ``on_session_error`` listener receives
 it; a summary table follows. Exit status 0 only if all 15 codes were seen.

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 
 from roomsignal.errors import SessionError
 
@@ -60,7 +61,9 @@ def error_line(error: SessionError) -> str:
 def _payload(payload: Any) -> dict[str, Any]:
     if isinstance(payload, BaseModel):
         data: dict[str, Any] = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return data
+        # one key style on every line: the wire's camelCase, for the client's own
+        # events and errors too (their fields are snake_case in Python)
+        return {to_camel(key): value for key, value in data.items()}
     if isinstance(payload, dict):
         return dict(payload)
     return {"value": repr(payload)}

@@ -1,4 +1,4 @@
-"""``roomsignal token``: mint a token for a session (PROTOCOL.md section 4)."""
+"""``roomsignal token``: mint a token for a session (docs/protocol.md section 4)."""
 
 from __future__ import annotations
 

@@ -686,7 +686,7 @@ class Session:
         return self._result(PingResult, result, "ping").server_time
 
     async def simulate_scenario(self, scenario: str, **params: Any) -> None:
-        """Ask a server started with simulation allowed to misbehave (PROTOCOL.md section 9)."""
+        """Ask a server started with simulation allowed to misbehave (docs/protocol.md section 9)."""
         await self._call(
             "simulateScenario",
             lambda i: SimulateScenarioRequest(
@@ -861,7 +861,8 @@ class Session:
         try:
             ws = await connect(self.url, **self._connect_options)
         except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
-            raise _DialFailed(f"cannot connect to {self.url}: {exc}") from exc
+            why = str(exc) or type(exc).__name__
+            raise _DialFailed(f"cannot connect to {self.url}: {why}") from exc
         assert isinstance(ws, DirectConnection)
         ws.on_frame = self._on_frame
         self._ws = ws
@@ -972,6 +973,10 @@ class Session:
             await self._drop_connection()
             final = await self._reconnect(policy)
             if final is not None:
+                self._hub.emit(
+                    "disconnected",
+                    Disconnected(code=None, reason=final[1], will_reconnect=False),
+                )
                 self._finish(*final)
                 return
 

@@ -5,7 +5,7 @@ a cheap callable picks the message kind (request, notification, response,
 error response) from the keys present, then a string discriminator on
 ``method`` picks the model, resolved inside pydantic-core. A frame that is
 not a valid message raises ``ProtocolError`` with the JSON-RPC code that
-PROTOCOL.md section 2 assigns, so the server can answer it and the client
+docs/protocol.md section 2 assigns, so the server can answer it and the client
 can report it.
 """
 

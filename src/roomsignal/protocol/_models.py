@@ -1,4 +1,4 @@
-"""Pydantic models of every frame, param, result and notification of PROTOCOL.md.
+"""Pydantic models of every frame, param, result and notification of docs/protocol.md.
 
 Wire names are camelCase (aliases); Python names are snake_case. Unknown
 fields are kept (``extra="allow"``) for forward compatibility. Request params
@@ -86,7 +86,7 @@ def _is_none(value: object) -> bool:
 
 
 def _optional() -> Any:
-    """An optional field (``name?`` in PROTOCOL.md): None, and absent from the wire then."""
+    """An optional field (``name?`` in docs/protocol.md): None, and absent from the wire then."""
     return Field(default=None, exclude_if=_is_none)
 
 

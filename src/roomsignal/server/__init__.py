@@ -1,4 +1,4 @@
-"""The reference roomsignal signaling server (PROTOCOL.md, all of it).
+"""The reference roomsignal signaling server (docs/protocol.md, all of it).
 
 ``SignalingServer`` is the websockets transport; the rooms it serves are a
 pure state machine (``Rooms``) that can be driven and tested without a socket.

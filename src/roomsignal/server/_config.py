@@ -13,7 +13,7 @@ __all__ = ["ServerConfig"]
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Every limit of PROTOCOL.md that the server enforces, with its defaults.
+    """Every limit of docs/protocol.md that the server enforces, with its defaults.
 
     ``closed_session_memory`` bounds how many closed session ids the server
     remembers to answer later joins with 203 (oldest forgotten first).

@@ -6,7 +6,7 @@ Notifications are encoded once per event and stamped with each recipient's
 ``parse_request`` is the server's view of ``roomsignal.protocol.decode``:
 anything that is not a request object is ``-32600``, and ``simulateScenario``
 on a server without simulation is ``-32601`` before its params are looked at,
-as PROTOCOL.md section 2 orders the checks.
+as docs/protocol.md section 2 orders the checks.
 """
 
 from __future__ import annotations

@@ -1145,7 +1145,7 @@ class Rooms:
             while len(self._closed) > self._config.closed_session_memory:
                 self._closed.popitem(last=False)
 
-    # --- simulation (PROTOCOL.md section 9) ----------------------------------------------
+    # --- simulation (docs/protocol.md section 9) ----------------------------------------------
 
     def _simulate(
         self, out: _Out, member: _Member, request: SimulateScenarioRequest, now: float

@@ -133,7 +133,7 @@ class _Link:
 
 
 class SignalingServer:
-    """The reference roomsignal server (PROTOCOL.md), over websockets.
+    """The reference roomsignal server (docs/protocol.md), over websockets.
 
     Use ``async with SignalingServer(secret=...) as server:`` (the context
     returns the started server) or ``await server.start()`` and
