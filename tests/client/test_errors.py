@@ -87,8 +87,7 @@ async def test_every_room_code_reaches_the_listeners(
 
     # 103: the publisher leaves mid-exchange; bob hears it as a sessionError
     closed_mid_exchange = bob.wait_for_error(103, timeout=5)
-    waiter = asyncio.ensure_future(closed_mid_exchange)
-    await asyncio.sleep(0)  # let the waiter register before alice leaves
+    waiter = asyncio.ensure_future(closed_mid_exchange)  # registered by the call above
     carol = session("carol", participant_type="viewer")
     await carol.connect()
     await alice.close()
@@ -101,7 +100,6 @@ async def test_every_room_code_reaches_the_listeners(
     await member.connect()
     closed = member.wait_for_error(203, timeout=5)
     waiter = asyncio.ensure_future(closed)
-    await asyncio.sleep(0)
     await mod.close_session("done")
     _check(await waiter, ErrorCode.SESSION_CLOSED_ERROR_CODE)
 
@@ -205,7 +203,6 @@ async def test_wait_for_error_by_code_and_timeout(make_session: SessionFactory) 
     with pytest.raises(TimeoutError):
         await session.wait_for_error(timeout=0.01)
     waiter = asyncio.ensure_future(session.wait_for_error(ErrorCode.MEDIA_ENDPOINT_ERROR_CODE))
-    await asyncio.sleep(0)
     await session.simulate_scenario("sessionErrors", code=206, count=1)
     await session.simulate_scenario("sessionErrors", code=303, count=1)
     error = await asyncio.wait_for(waiter, 5)
@@ -217,7 +214,6 @@ async def test_wait_for_error_fails_when_session_closes(make_session: SessionFac
     session = make_session()
     await session.connect()
     waiter = asyncio.ensure_future(session.wait_for_error(999))
-    await asyncio.sleep(0)
     await session.close()
     with pytest.raises(SessionStateError) as info:
         await waiter

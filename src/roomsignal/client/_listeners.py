@@ -13,7 +13,7 @@ import inspect
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
 from typing import Any, Generic, TypeVar
 
@@ -188,10 +188,6 @@ class ListenerHub:
             worker.inbox.put(_STOP)
             self._rebuild(event)
 
-    def count(self, event: str) -> int:
-        """How many listeners ``event`` has."""
-        return len(self._workers.get(event, ()))
-
     def stream(self, event: str) -> ErrorStream[Any]:
         """A new iterator over ``event`` payloads."""
         stream: ErrorStream[Any] = ErrorStream(self, event)
@@ -314,7 +310,3 @@ class ListenerHub:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-
-    def tasks(self) -> Iterable[asyncio.Task[None]]:
-        """The listener tasks still alive (for tests)."""
-        return tuple(self._tasks)
