@@ -1,9 +1,12 @@
 """``Session``: one participant's connection to a room, and everything it hears.
 
-Tasks a session owns: the reader of the current connection (decodes frames,
-resolves responses by id, hands events to the hub), the supervisor (waits for
-the reader to end and reconnects), and one worker per listener (in the hub).
-``close()`` cancels and awaits all of them.
+Whole frames reach ``_on_frame`` straight from the connection
+(``DirectConnection``), which decodes them, resolves responses by id and hands
+events to the listener hub. Tasks a session owns: the reader of the current
+connection (drains fragmented messages, notices the close), the supervisor
+(waits for the reader to end and reconnects), one worker per listener (in the
+hub), and the teardown started by ``close()``, which cancels and awaits the
+others.
 """
 
 from __future__ import annotations
