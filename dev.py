@@ -3,6 +3,8 @@
 
     python3 dev.py demo    # runs the demo on the embedded reference server
     python3 dev.py test    # runs the test suite
+    python3 dev.py setup   # only creates/updates .venv with the dev tools (used by .ci/run)
+    python3 dev.py bench   # runs benchmarks/run.py (installs the bench extra)
 
 Each creates ``.venv`` on first use and (re)installs the project into it
 whenever ``pyproject.toml`` changes; extra arguments go to the command.
