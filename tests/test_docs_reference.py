@@ -24,6 +24,8 @@ PUBLIC = [
     "roomsignal.tokens",
     "roomsignal.server",
     "roomsignal.client",
+    "roomsignal.testing",
+    "roomsignal.testing.plugin",
 ]
 
 
