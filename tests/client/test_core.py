@@ -460,3 +460,17 @@ def test_each_seq_is_delivered_at_most_once_and_in_order(
     assert all(seq > start for seq in delivered)
     assert core.last_seq == max([start, *delivered])
     assert len(answered) == len(set(answered)), "a request was answered twice"
+
+
+def test_only_an_int_or_a_str_is_a_response_id() -> None:
+    core = _joined()
+    waiter = Waiter()
+    request_id, _ = core.request("ping", lambda i: PingRequest(id=i), waiter)
+    assert request_id == 2
+    core.request("ping", lambda i: PingRequest(id=i), Waiter())  # request 3
+    for bad in (True, 2.0, [2], {"id": 2}):
+        out = core.receive(_response(bad, {}), NOW)
+        assert isinstance(out, tuple) and out[1].code == ErrorCode.INVALID_REQUEST, bad
+    assert core.receive(_response("2", {}), NOW) is None  # a str id, but not ours
+    out = core.receive(_response(2, {}), NOW)
+    assert isinstance(out, Answer) and out.waiter is waiter
