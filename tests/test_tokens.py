@@ -102,3 +102,27 @@ def test_a_large_but_finite_exp_is_accepted() -> None:
     token = jwt.encode({"sid": "room", "exp": 10**300}, SECRET, algorithm="HS256")
     assert verify(token, SECRET).exp == float(10**300)
     assert peek_exp(token) == float(10**300)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"nbf": True},
+        {"nbf": False},
+        {"nbf": "123"},
+        {"nbf": None},
+        {"nbf": [1]},
+        {"nbf": {"t": 1}},
+        {"iat": True},
+        {"iat": None},
+        {"iat": "123"},
+        {"iat": [1]},
+        {"iat": {"t": 1}},
+    ],
+)
+def test_nbf_or_iat_of_the_wrong_json_type_is_1101(extra: dict[str, object]) -> None:
+    claims: dict[str, object] = {"sid": "room", "exp": time.time() + 60, **extra}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    with pytest.raises(TokenInvalid) as info:
+        verify(token, SECRET)
+    assert info.value.code == ErrorCode.TOKEN_DATA_IS_NOT_VALID

@@ -99,6 +99,9 @@ class Denial(enum.Enum):
     TOO_MANY_SESSIONS = Rule(
         _E.SESSION_CANNOT_BE_CREATED_ERROR_CODE, "the server is at max_sessions"
     )
+    SESSION_FULL_OF_MEMBERS = Rule(
+        _E.SESSION_IS_FULL_ERROR_CODE, "the session has its maximum of participants"
+    )
     SESSION_FULL = Rule(
         _E.SESSION_IS_FULL_ERROR_CODE, "the session has its maximum of streaming participants"
     )
@@ -112,6 +115,7 @@ class Denial(enum.Enum):
     TOKEN_EXPIRED = Rule(_E.TOKEN_EXPIRED, "the token has expired")
     TOKEN_INVALID = Rule(_E.TOKEN_DATA_IS_NOT_VALID, "the token is not valid")
     SIMULATION_OFF = Rule(_E.METHOD_NOT_FOUND, "unknown method 'simulateScenario'")
+    TOO_LARGE = Rule(_E.INVALID_PARAMS, "a field is over the server's size limit for it")
     BAD_SCENARIO = Rule(_E.INVALID_PARAMS, "invalid params for 'simulateScenario'")
 
 

@@ -32,6 +32,7 @@ from roomsignal.server._denials import (
     Denial,
     RoomError,
 )
+from roomsignal.server._limits import text_size, too_large
 from roomsignal.server._state import (
     EXCHANGE_DENIALS,
     EXCHANGE_TRANSITIONS,
@@ -162,6 +163,7 @@ class ExchangeRules(RoomsCore):
             ),
         )
         held, exchange.held = exchange.held, None
+        exchange.held_bytes = 0
         if held:
             for sender_id, candidates in held.items():
                 recipient = subscriber if sender_id == member.id else member
@@ -206,6 +208,15 @@ class ExchangeRules(RoomsCore):
         queue = exchange.held.setdefault(member.id, [])
         if len(queue) >= self._config.ice_queue_limit:
             raise RoomError(Denial.ICE_QUEUE_FULL, participant_id=other.id, exchange_id=exchange.id)
+        size = text_size(params.candidate)
+        limit = self._config.max_held_ice_bytes
+        if exchange.held_bytes + size > limit:
+            error = too_large(
+                "candidate", limit, "max_held_ice_bytes", ", held on this exchange before the offer"
+            )
+            error.exchange_id = exchange.id
+            raise error
+        exchange.held_bytes += size
         queue.append(notification)
         return EmptyResult()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +68,7 @@ from roomsignal.server._denials import (
 )
 from roomsignal.server._exchanges import ExchangeRules
 from roomsignal.server._frames import error_frame, response_frame, stamp, template
+from roomsignal.server._limits import check_sizes, json_size, too_large
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     CLOSE_REPLACED,
@@ -82,6 +82,7 @@ from roomsignal.server._state import (
     ExchangeState,
     Member,
     Out,
+    ReplayBuffer,
     Send,
     Session,
     others,
@@ -153,6 +154,10 @@ class Rooms(ExchangeRules, ChatRules):
             "closedSessions": len(self._closed),
         }
 
+    def replay_bytes(self) -> int:
+        """Bytes held in every participant's replay buffer (for tests and health)."""
+        return sum(m.replay.nbytes for m in self._members.values())
+
     def exchange_state(self, exchange_id: str) -> ExchangeState | None:
         """The state of an open exchange; None once it ended or timed out."""
         exchange = self._exchanges.get(exchange_id)
@@ -162,6 +167,10 @@ class Rooms(ExchangeRules, ChatRules):
         """Whether a participant has a live connection; None if it is not in any session."""
         member = self._members.get(participant_id)
         return None if member is None else member.conn is not None
+
+    def has_joined(self, conn: int) -> bool:
+        """Whether connection ``conn`` holds a seat (it joined, and was not detached)."""
+        return conn in self._conns
 
     def last_seq(self, participant_id: str) -> int | None:
         """The last seq assigned to a participant; None if it is not in any session."""
@@ -268,6 +277,7 @@ class Rooms(ExchangeRules, ChatRules):
             if not self._config.allow_simulation:
                 raise RoomError(Denial.SIMULATION_OFF)
             check_scenario(request)  # a params check: before 102, as section 2 orders
+        check_sizes(request, self._config)  # -32602 too, so before 102
         if isinstance(request, JoinRequest):
             return self._join(out, conn, request.params, now)
         member = self._conns.get(conn)
@@ -307,6 +317,19 @@ class Rooms(ExchangeRules, ChatRules):
                 raise RoomError(Denial.NAME_TAKEN)
             limit = session.max_streaming
             streaming = session.streaming
+            cap = self._config.max_participants
+            if cap and len(session.members) >= cap:
+                raise RoomError(Denial.SESSION_FULL_OF_MEMBERS, sessionId=claims.sid)
+        metadata_bytes = json_size(params.metadata)
+        budget = self._config.max_session_metadata_bytes
+        held = session.metadata_bytes if session is not None else 0
+        if held + metadata_bytes > budget:
+            raise too_large(
+                "metadata",
+                budget,
+                "max_session_metadata_bytes",
+                ", counting the metadata of every member of the session",
+            )
         if params.participant_type in STREAMING_TYPES and streaming >= limit:
             raise RoomError(Denial.SESSION_FULL, sessionId=claims.sid)
         if session is None:
@@ -322,7 +345,8 @@ class Rooms(ExchangeRules, ChatRules):
             metadata=dict(params.metadata or {}),
             secret=self._new_id("s", self._secrets, nbytes=24),
             session=session,
-            replay=deque(maxlen=self._config.replay_buffer),
+            replay=ReplayBuffer(self._config.replay_buffer, self._config.replay_buffer_bytes),
+            metadata_bytes=metadata_bytes,
             conn=conn,
         )
         others = list(session.members.values())
@@ -330,6 +354,7 @@ class Rooms(ExchangeRules, ChatRules):
         session.names[member.name] = member
         if member.type in STREAMING_TYPES:
             session.streaming += 1
+        session.metadata_bytes += metadata_bytes
         self._members[member.id] = member
         self._secrets[member.secret] = member
         self._conns[conn] = member
@@ -383,7 +408,7 @@ class Rooms(ExchangeRules, ChatRules):
         member.resume_deadline = None
         self._conns[conn] = member
         if missing:
-            for frame in list(member.replay)[len(member.replay) - missing :]:
+            for frame in member.replay.tail(missing):
                 out.send(conn, frame)
         logger.info("participant %s resumed, replaying %d", member.id, missing)
         return self._join_result(member, resumed=True)
@@ -416,6 +441,7 @@ class Rooms(ExchangeRules, ChatRules):
         del session.names[member.name]
         if member.type in STREAMING_TYPES:
             session.streaming -= 1
+        session.metadata_bytes -= member.metadata_bytes
         del self._members[member.id]
         del self._secrets[member.secret]
         member.resume_deadline = None
@@ -451,7 +477,7 @@ class Rooms(ExchangeRules, ChatRules):
             raise RoomError(Denial.NO_VIDEO_GRANT)
         if audio and not member.grants.audio:
             raise RoomError(Denial.NO_AUDIO_GRANT)
-        member.streams = Streams(audio=audio, video=video)
+        member.set_streams(Streams(audio=audio, video=video))
         if member.stream_id is None:
             member.stream_id = self._new_id("st", {})
         out.notify(
@@ -467,7 +493,7 @@ class Rooms(ExchangeRules, ChatRules):
     def _unpublish(self, out: Out, member: Member, request: UnpublishRequest, now: float) -> Model:
         if member.streams is None:
             raise RoomError(Denial.NOT_PUBLISHING)
-        member.streams = None
+        member.set_streams(None)
         member.stream_id = None
         out.notify(
             others(member.session, member),

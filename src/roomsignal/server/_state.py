@@ -43,6 +43,7 @@ __all__ = [
     "ExchangeState",
     "Member",
     "Out",
+    "ReplayBuffer",
     "Send",
     "Session",
     "others",
@@ -143,9 +144,47 @@ class Exchange:
     deadline: float | None
     # Candidates held until the offer is relayed, by sender id; None once relayed.
     held: dict[str, list[IceCandidateNotification]] | None = field(default_factory=dict)
+    held_bytes: int = 0  # of the candidate strings in ``held``, both directions
 
     def other(self, member: Member) -> Member:
         return self.subscriber if member is self.publisher else self.publisher
+
+
+class ReplayBuffer:
+    """A participant's sent notifications, newest last, bounded in count and in bytes.
+
+    The oldest frames are dropped first when either bound is passed; a
+    resume that needs a dropped frame is a replay gap.
+    """
+
+    __slots__ = ("frames", "max_bytes", "max_count", "nbytes")
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.frames: deque[str] = deque()
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def append(self, frame: str) -> None:
+        """Keep ``frame``, dropping the oldest ones past a bound."""
+        frames = self.frames
+        frames.append(frame)
+        self.nbytes += len(frame) if frame.isascii() else len(frame.encode())
+        while frames and (len(frames) > self.max_count or self.nbytes > self.max_bytes):
+            old = frames.popleft()
+            self.nbytes -= len(old) if old.isascii() else len(old.encode())
+
+    def extend(self, frames: Iterable[str]) -> None:
+        for frame in frames:
+            self.append(frame)
+
+    def tail(self, count: int) -> list[str]:
+        """The newest ``count`` frames, oldest first (``count`` <= ``len(self)``)."""
+        frames = self.frames
+        return [frames[i] for i in range(len(frames) - count, len(frames))]
 
 
 @dataclass(eq=False, slots=True)
@@ -158,7 +197,8 @@ class Member:
     metadata: dict[str, Any]
     secret: str
     session: Session
-    replay: deque[str]
+    replay: ReplayBuffer
+    metadata_bytes: int = 0
     conn: int | None = None
     streams: Streams | None = None
     stream_id: str | None = None
@@ -166,9 +206,14 @@ class Member:
     resume_deadline: float | None = None
     exchanges: dict[str, Exchange] = field(default_factory=dict)
     ended: OrderedDict[str, tuple[Denial, str]] = field(default_factory=OrderedDict)
+    # The Participant model, built once and again only when streams change
+    # (``set_streams``): a join lists every member without rebuilding them.
+    cached: Participant | None = None
 
     def wire(self) -> Participant:
-        return Participant(
+        if self.cached is not None:
+            return self.cached
+        self.cached = Participant(
             participant_id=self.id,
             name=self.name,
             participant_type=self.type,
@@ -176,6 +221,11 @@ class Member:
             streams=self.streams,
             metadata=self.metadata,
         )
+        return self.cached
+
+    def set_streams(self, streams: Streams | None) -> None:
+        self.streams = streams
+        self.cached = None
 
     def tombstone(self, exchange_id: str, denial: Denial, other_id: str) -> None:
         self.ended[exchange_id] = (denial, other_id)
@@ -191,6 +241,7 @@ class Session:
     names: dict[str, Member] = field(default_factory=dict)
     pairs: dict[tuple[str, str], Exchange] = field(default_factory=dict)
     streaming: int = 0
+    metadata_bytes: int = 0
     sync_state: SyncState | None = None
 
 
