@@ -41,6 +41,13 @@ async def server() -> AsyncIterator[SignalingServer]:
 
 
 @pytest.fixture
+async def impatient() -> AsyncIterator[SignalingServer]:
+    """A server whose exchanges time out (303) after 0.4 s."""
+    async with SignalingServer(secret=SECRET, sdp_timeout=0.4) as srv:
+        yield srv
+
+
+@pytest.fixture
 async def join(server: SignalingServer) -> AsyncIterator[SessionFactory]:
     """``await join("name")``: a joined session on ``server``, closed after the test."""
     opened: list[Session] = []
