@@ -94,7 +94,7 @@ async def test_the_publisher_closes_an_exchange_whose_subscriber_walks_out(
         await walker.subscribe(studio.participant_id or "")
         await asyncio.wait_for(offered.wait(), WAIT)
         error = await heard.code(103)
-        await publisher.wait_for_connected(0, timeout=WAIT)
+        await publisher.wait_for_exchanges(0, timeout=WAIT)
         assert error.data["exchangeId"] not in publisher.connections
         assert dict(publisher.connections) == {}
 
@@ -109,7 +109,7 @@ async def test_the_publisher_closes_an_exchange_never_answered(
         exchange_id = await silent.subscribe(studio.participant_id or "")
         error = await heard.code(303)
         assert error.data["exchangeId"] == exchange_id
-        await publisher.wait_for_connected(0, timeout=WAIT)
+        await publisher.wait_for_exchanges(0, timeout=WAIT)
         assert dict(publisher.connections) == {}
 
 

@@ -103,7 +103,7 @@ async def test_unsubscribe_closes_both_peer_connections(join: SessionFactory) ->
         assert subscription.closed and subscription.close_reason == "closed"
         assert subscription.pc.connectionState == "closed"
         await asyncio.wait_for(closed.wait(), WAIT)  # subscriptionEnded reached the publisher
-        await publisher.wait_for_connected(0, timeout=WAIT)
+        await publisher.wait_for_exchanges(0, timeout=WAIT)
         assert publisher_pc.connectionState == "closed"
         assert dict(publisher.connections) == {}
         assert dict(subscriber.subscriptions) == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
@@ -108,9 +108,20 @@ class Publisher:
         return fn
 
     async def wait_for_connected(self, count: int = 1, *, timeout: float | None = None) -> None:
-        """Wait until ``count`` peer connections are connected (``TimeoutError`` otherwise)."""
+        """Wait until at least ``count`` peer connections are connected (or ``TimeoutError``)."""
+        await self._wait(
+            lambda: sum(p.pc.connectionState == "connected" for p in self._peers.values())
+            >= count,
+            timeout,
+        )
+
+    async def wait_for_exchanges(self, count: int, *, timeout: float | None = None) -> None:
+        """Wait until exactly ``count`` exchanges are open (0: every connection closed)."""
+        await self._wait(lambda: len(self._peers) == count, timeout)
+
+    async def _wait(self, done: Callable[[], bool], timeout: float | None) -> None:
         async with asyncio.timeout(timeout):
-            while sum(p.pc.connectionState == "connected" for p in self._peers.values()) < count:
+            while not done():
                 self._changed.clear()
                 await self._changed.wait()
 
