@@ -110,8 +110,7 @@ class Publisher:
     async def wait_for_connected(self, count: int = 1, *, timeout: float | None = None) -> None:
         """Wait until at least ``count`` peer connections are connected (or ``TimeoutError``)."""
         await self._wait(
-            lambda: sum(p.pc.connectionState == "connected" for p in self._peers.values())
-            >= count,
+            lambda: sum(p.pc.connectionState == "connected" for p in self._peers.values()) >= count,
             timeout,
         )
 
