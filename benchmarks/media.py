@@ -32,6 +32,7 @@ import secrets
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,15 @@ async def first_frames(runs: int, size: tuple[int, int], timeout: float) -> dict
 # --- subscribers per publisher ---------------------------------------------------------
 
 
-async def publisher_bot(url: str, secret: str, size: tuple[int, int]) -> None:
-    """The publisher process: publish until stdin closes."""
+async def publisher_bot(url: str, secret: str, size: tuple[int, int], workers: int) -> None:
+    """The publisher process: publish until stdin closes.
+
+    aiortc encodes each sender's frames in the loop's default executor; its
+    size (``workers``; asyncio's default is min(32, CPUs + 4)) bounds how many
+    encodes run at once.
+    """
+    if workers:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers))
     async with (
         Session(url, token=mint(secret, ROOM, ttl=3600), name="bot") as session,
         Publisher(session, video=TestPatternTrack(*size)),
@@ -159,7 +167,7 @@ async def publisher_bot(url: str, secret: str, size: tuple[int, int]) -> None:
 
 
 async def capacity(
-    size: tuple[int, int], steps: list[int], window: float, min_fps: float, pin: bool
+    size: tuple[int, int], steps: list[int], window: float, min_fps: float, pin: bool, workers: int
 ) -> dict[str, Any]:
     secret = secrets.token_hex(16)
     can_pin = pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
@@ -168,7 +176,7 @@ async def capacity(
     rows: list[dict[str, Any]] = []
     async with SignalingServer(secret=secret, sdp_timeout=30) as server:
         argv = [sys.executable, str(Path(__file__)), "_publisher", "--url", server.url]
-        argv += ["--secret", secret, "--size", f"{size[0]}x{size[1]}"]
+        argv += ["--secret", secret, "--size", f"{size[0]}x{size[1]}", "--workers", str(workers)]
         bot = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
@@ -206,6 +214,7 @@ async def capacity(
             "min_fps": min_fps,
             "window_s": window,
             "pinned": can_pin,
+            "executor_workers": workers or min(32, (os.cpu_count() or 1) + 4),
             "max_sustained_subscribers": max(good) if good else 0,
             "steps": rows,
         }
@@ -263,7 +272,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         steps = [int(k) for k in args.steps.split(",")]
         log(f"capacity: one publisher bot, {steps} subscribers, {args.window:g} s windows")
         results.update(capacity_result := await capacity(
-            parse_size(args.capacity_size), steps, args.window, args.min_fps, not args.no_pin
+            parse_size(args.capacity_size), steps, args.window, args.min_fps, not args.no_pin,
+            args.workers,
         ))  # fmt: skip
         del capacity_result
     return results
@@ -306,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     bot.add_argument("--url", required=True)
     bot.add_argument("--secret", required=True)
     bot.add_argument("--size", default="320x240")
+    bot.add_argument("--workers", type=int, default=0)
     parser.add_argument("--only", choices=["first", "capacity"])
     parser.add_argument("--runs", type=int, default=30, help="subscriptions timed (>= 20)")
     parser.add_argument("--size", default="320x240", help="video size for the first frame")
@@ -313,13 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="1,2,4,6,8,10,12,16,20,24,32")
     parser.add_argument("--window", type=float, default=4.0, help="seconds counted per step")
     parser.add_argument("--min-fps", type=float, default=28.5, help="sustained: every one >= it")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="the publisher bot's executor threads (0: asyncio's)"
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
     for name in ("aiortc", "aioice", "roomsignal"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if args.command == "_publisher":
-        asyncio.run(publisher_bot(args.url, args.secret, parse_size(args.size)))
+        asyncio.run(publisher_bot(args.url, args.secret, parse_size(args.size), args.workers))
         return 0
     results = asyncio.run(run(args))
     print(table(results), flush=True)
