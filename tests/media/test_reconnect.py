@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -50,7 +51,10 @@ async def test_a_resumed_session_keeps_its_peer_connections(join: SessionFactory
         assert publisher_pc.connectionState == "connected"
 
 
-async def test_a_state_reset_closes_the_connections_and_says_so() -> None:
+async def test_a_state_reset_closes_the_connections_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "roomsignal.media")
     first = SignalingServer(secret=SECRET)
     await first.start()
     second = SignalingServer(secret=SECRET, port=first.port)
@@ -83,6 +87,9 @@ async def test_a_state_reset_closes_the_connections_and_says_so() -> None:
                 # Published again on the new seat: a new subscription gets media.
                 again = await subscriber.subscribe(studio.participant_id or "", timeout=WAIT)
                 await again.wait_for_frames(5, timeout=WAIT)
+                said = [r.getMessage() for r in caplog.records if r.name == "roomsignal.media"]
+                assert "session state reset: closed 1 subscription(s)" in said
+                assert "session state reset: closed 1 peer connection(s) of the publisher" in said
     finally:
         await first.close()
         await second.close()
