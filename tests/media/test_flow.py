@@ -177,3 +177,13 @@ def test_import_roomsignal_does_not_import_aiortc() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_without_aiortc_roomsignal_media_says_which_extra() -> None:
+    code = (
+        "import sys; sys.modules['aiortc'] = None\n"
+        "try:\n    import roomsignal.media\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "roomsignal.media needs aiortc: pip install 'roomsignal[media]'"

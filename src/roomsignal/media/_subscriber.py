@@ -368,8 +368,11 @@ class Subscriber:
         self._claiming += 1
         try:
             exchange_id = await self.session.subscribe(target)
+            early = self._early.pop(exchange_id, [])
         finally:
             self._claiming -= 1
+            if not self._claiming:
+                self._early.clear()  # events of exchanges nobody is making: not ours
         peer = Peer(
             self.session,
             exchange_id,
@@ -381,9 +384,6 @@ class Subscriber:
         )
         subscription = Subscription(self, target, exchange_id, started_at, peer)
         self._subs[exchange_id] = subscription
-        early = self._early.pop(exchange_id, [])
-        if not self._claiming:
-            self._early.clear()
         for kind, event in early:
             await self._route(kind, event)
         if wait:
