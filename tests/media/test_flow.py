@@ -187,3 +187,26 @@ def test_without_aiortc_roomsignal_media_says_which_extra() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "roomsignal.media needs aiortc: pip install 'roomsignal[media]'"
+
+
+async def test_a_leave_after_the_exchange_closes_the_other_side(join: SessionFactory) -> None:
+    studio, viewer, other = await join("studio"), await join("viewer"), await join("other")
+    async with Publisher(studio, video=TestPatternTrack(W, H)) as publisher:
+        subscriber, watcher = Subscriber(viewer), Subscriber(other)
+        subscription = await subscriber.subscribe(studio.participant_id or "", timeout=WAIT)
+        await watcher.subscribe(studio.participant_id or "", timeout=WAIT)
+        await publisher.wait_for_exchanges(2, timeout=WAIT)
+        await other.close()  # the subscriber leaves: the publisher closes its connection
+        await publisher.wait_for_exchanges(1, timeout=WAIT)
+        assert list(publisher.subscribers.values()) == [viewer.participant_id]
+        waiting = asyncio.ensure_future(subscription.wait_for_frames(10**6, timeout=WAIT))
+        await studio.close()  # the publisher leaves: the subscription ends
+        try:
+            await waiting
+        except SubscriptionClosed as exc:
+            assert exc.reason == "left"
+        else:
+            raise AssertionError("the subscription should have ended")
+        assert subscription.pc.connectionState == "closed"
+        await subscriber.close()
+        await watcher.close()

@@ -231,8 +231,9 @@ class Subscription:
     # -- the exchange ------------------------------------------------------------------
 
     async def _end(self, reason: str) -> None:
+        # Waiters are woken by the peer's close itself (``_closed``), which runs to
+        # the end even when the task that started it is cancelled on the way.
         await self._peer.close(reason)
-        self._wake_all()
 
     async def _fail(self, error: SessionError) -> None:
         if self.error is None and not self._peer.closed:
@@ -411,6 +412,7 @@ class Subscriber:
         subscription = self._subs.get(peer.exchange_id)
         if subscription is not None and subscription._peer is peer:
             del self._subs[peer.exchange_id]
+            subscription._wake_all()
 
     async def _route(self, kind: str, event: Any) -> None:
         """Hand an event about an exchange to its subscription (held while one is being made)."""
