@@ -10,7 +10,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer
 from av import VideoFrame
 from av.frame import Frame
 
-from roomsignal import Session
+from roomsignal import MediaError, Session
 from roomsignal.media import (
     Publisher,
     Subscriber,
@@ -210,3 +210,32 @@ async def test_a_leave_after_the_exchange_closes_the_other_side(join: SessionFac
         assert subscription.pc.connectionState == "closed"
         await subscriber.close()
         await watcher.close()
+
+
+async def test_nothing_is_left_open_after_failed_and_trickled_exchanges() -> None:
+    udp_before = udp_sockets()
+    async with SignalingServer(secret=SECRET, sdp_timeout=0.4) as server:
+        sessions = [
+            Session(server.url, token=token(), name=name, close_timeout=0.5)
+            for name in ("studio", "mute", "viewer")
+        ]
+        studio, mute, viewer = sessions
+        for session in sessions:
+            await session.connect()
+        publisher = Publisher(studio, video=TestPatternTrack(W, H), trickle=True)
+        subscriber = Subscriber(viewer, trickle=True)
+        async with publisher, subscriber:
+            subscription = await subscriber.subscribe(studio.participant_id or "")
+            await subscription.wait_for_frames(5, timeout=WAIT)
+            await mute.publish(audio=True, video=False)  # never offers: 303
+            try:
+                await subscriber.subscribe(mute.participant_id or "", timeout=WAIT)
+            except MediaError as exc:
+                assert exc.code == 303
+            else:
+                raise AssertionError("expected 303")
+        for session in sessions:
+            await session.close()
+    assert open_peer_connections() == []
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert udp_sockets() == udp_before
