@@ -176,3 +176,39 @@ def test_split_and_parse_candidates() -> None:
             assert "not an ICE candidate" in str(exc)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+async def test_the_subscriber_answers_a_renegotiating_offer(join: SessionFactory) -> None:
+    raw, viewer = await join("raw"), await join("viewer")
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    track = TestPatternTrack(W, H)
+    pc.addTransceiver(track, direction="sendonly")
+    answers: asyncio.Queue[str] = asyncio.Queue()
+    exchange: list[str] = []
+
+    async def offer(event: SubscribeRequestParams) -> None:
+        exchange.append(event.exchange_id)
+        await pc.setLocalDescription(await pc.createOffer())
+        await raw.send_offer(event.exchange_id, pc.localDescription.sdp)
+
+    async def answer(event: SdpNotificationParams) -> None:
+        await pc.setRemoteDescription(RTCSessionDescription(event.sdp, "answer"))
+        answers.put_nowait(event.sdp)
+
+    raw.on_subscribe_request(offer)
+    raw.on_sdp_answer(answer)
+    await raw.publish(audio=False, video=True)
+    try:
+        async with Subscriber(viewer) as subscriber:
+            subscription = await subscriber.subscribe(raw.participant_id or "", timeout=WAIT)
+            await asyncio.wait_for(answers.get(), WAIT)
+            # A new offer on the established exchange (a new sdp_timeout starts): answered too.
+            await pc.setLocalDescription(await pc.createOffer())
+            await raw.send_offer(exchange[0], pc.localDescription.sdp)
+            assert "a=recvonly" in await asyncio.wait_for(answers.get(), WAIT)
+            before = subscription.frames.video_frames
+            await subscription.wait_for_frames(before + 10, timeout=WAIT)
+            assert not subscription.closed
+    finally:
+        await pc.close()
+        track.stop()
