@@ -100,6 +100,7 @@ class Subscription:
         self._first_audio: float | None = None
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._answered = False
+        self._answering = asyncio.Lock()
         self._target_left = False
         self._server_ended = False  # the server ended the exchange: no unsubscribe needed
         peer.pc.on("track", self._on_track)
@@ -245,6 +246,10 @@ class Subscription:
         self._peer.spawn(self._answer(sdp), "answer")
 
     async def _answer(self, sdp: str) -> None:
+        async with self._answering:  # offers are answered one at a time, in order
+            await self._answer_one(sdp)
+
+    async def _answer_one(self, sdp: str) -> None:
         peer = self._peer
         try:
             await peer.set_remote(sdp, "offer")
