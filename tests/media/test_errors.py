@@ -113,7 +113,7 @@ async def test_the_publisher_closes_an_exchange_never_answered(
         assert dict(publisher.connections) == {}
 
 
-async def test_105_and_102_raise_and_reach_the_listeners(join: SessionFactory) -> None:
+async def test_105_102_and_101_raise_and_reach_the_listeners(join: SessionFactory) -> None:
     idle, viewer = await join("idle"), await join("viewer")
     heard = Heard()
     viewer.on_session_error(heard)
@@ -124,6 +124,9 @@ async def test_105_and_102_raise_and_reach_the_listeners(join: SessionFactory) -
         with pytest.raises(UserError) as nobody:
             await subscriber.subscribe("p_nobody")
         assert nobody.value.code == ErrorCode.USER_NOT_FOUND_ERROR_CODE
+        with pytest.raises(UserError) as myself:
+            await subscriber.subscribe(viewer.participant_id or "")
+        assert myself.value.code == ErrorCode.USER_GENERIC_ERROR_CODE
         assert (await heard.code(105)).method == "subscribe"
         assert (await heard.code(102)).data["participantId"] == "p_nobody"
         assert dict(subscriber.subscriptions) == {}
