@@ -171,3 +171,16 @@ def test_a_publisher_needs_tracks_of_the_right_kind() -> None:
         TestPatternTrack(161, 120)
     with pytest.raises(ValueError, match="frequency"):
         ToneTrack(frequency=30_000)
+
+
+async def test_a_refused_publish_raises_and_stops_the_tracks(join: SessionFactory) -> None:
+    viewer = await join("viewer", participant_type="viewer")
+    heard = Heard()
+    viewer.on_session_error(heard)
+    track = TestPatternTrack(W, H)
+    with pytest.raises(UserError) as raised:
+        async with Publisher(viewer, video=track):
+            raise AssertionError("a viewer may not publish")
+    assert raised.value.code == ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE
+    assert (await heard.code(106)).method == "publish"
+    assert track.readyState == "ended"
