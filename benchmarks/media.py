@@ -148,6 +148,17 @@ async def first_frames(runs: int, size: tuple[int, int], timeout: float) -> dict
 # --- subscribers per publisher ---------------------------------------------------------
 
 
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            path = f"/proc/{pid}/task/{tid}/schedstat"
+            with contextlib.suppress(OSError, IndexError, ValueError), open(path) as stat:
+                total += int(stat.read().split()[1])
+    return total / 1e9
+
+
 async def publisher_bot(url: str, secret: str, size: tuple[int, int], workers: int) -> None:
     """The publisher process: publish until stdin closes.
 
@@ -235,8 +246,10 @@ async def capacity_step(
         await asyncio.sleep(1.0)
         before = [s.frames.video_frames for s in subs]
         cpu_bot, cpu_me, t0 = proc_cpu_s(bot_pid), proc_cpu_s(os.getpid()), time.perf_counter()
+        waited = run_queue_wait_s(bot_pid)
         await asyncio.sleep(window)
         elapsed = time.perf_counter() - t0
+        waited = (run_queue_wait_s(bot_pid) - waited) / elapsed
         cpu_bot = (proc_cpu_s(bot_pid) - cpu_bot) / elapsed
         cpu_me = (proc_cpu_s(os.getpid()) - cpu_me) / elapsed
         fps = [(s.frames.video_frames - b) / elapsed for s, b in zip(subs, before, strict=True)]
@@ -250,7 +263,9 @@ async def capacity_step(
         "min_fps": min(fps),
         "median_fps": statistics.median(fps),
         "publisher_cpu": cpu_bot,
+        "publisher_run_queue_wait": waited,  # seconds per second, summed over its threads
         "subscribers_cpu": cpu_me,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -304,7 +319,8 @@ def table(results: dict[str, Any]) -> str:
             out.append(
                 f"  {row['subscribers']:>3} subscribers: fps min {row['min_fps']:5.1f} "
                 f"median {row['median_fps']:5.1f}; CPU publisher {row['publisher_cpu']:4.0%}, "
-                f"subscribers+server {row['subscribers_cpu']:4.0%}"
+                f"subscribers+server {row['subscribers_cpu']:4.0%}; publisher waited for a CPU "
+                f"{row['publisher_run_queue_wait']:.2f} s/s; load {row['load_average']:.1f}"
             )
     return "\n".join(out)
 
