@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.cli._demo_web import add_web_options, run_demo_web
 from roomsignal.client import Session
 from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.protocol import SdpNotificationParams, SubscribeRequestParams
@@ -58,6 +59,7 @@ def add_demo_command(commands: Any) -> None:
     parser.add_argument(
         "--verbose", action="store_true", help="also show the server's and client's logs"
     )
+    add_web_options(parser)
     parser.set_defaults(run=run_demo)
 
 
@@ -603,4 +605,6 @@ async def _run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 only if every code was seen."""
+    if args.web:
+        return run_demo_web(args)
     return asyncio.run(_run(args))

@@ -56,7 +56,14 @@ def add_serve_command(commands: Any) -> None:
     parser.add_argument(
         "--dev",
         action="store_true",
-        help="with no secret given, generate one and print it (for local development only)",
+        help="also answer GET /dev/token?session=ID&name=N&roles=... with a token; with no "
+        "secret given, generate one and print it (for local development only)",
+    )
+    parser.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="do not serve the page at / nor /roomsignal.js (docs/web.md)",
     )
     parser.add_argument(
         "--allow-simulation",
@@ -202,6 +209,8 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
         max_frame_bytes=args.max_frame_bytes,
         replay_buffer=args.replay_buffer,
         allow_simulation=args.allow_simulation,
+        web=args.web,
+        dev_tokens=args.dev,
     )
     try:
         await server.start()
@@ -217,6 +226,10 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             print(f"  export {SECRET_ENV}='{secret}'", flush=True)
         host_port = server.url.removeprefix("ws://")
         print(f"listening on {server.url}  (health: http://{host_port}/healthz)", flush=True)
+        if args.web:
+            print(f"  the page: http://{host_port}/", flush=True)
+        if args.dev:
+            print(f"  dev tokens: http://{host_port}/dev/token?session=ID&name=N", flush=True)
         logger.info(
             "serving on %s: simulation %s, sdp_timeout %gs, resume_window %gs",
             server.url,

@@ -38,6 +38,7 @@ from roomsignal.server._rooms import (
     Send,
     internal_error_frame,
 )
+from roomsignal.server._web import WebRoutes
 
 __all__ = ["SignalingServer"]
 
@@ -146,7 +147,9 @@ class SignalingServer:
     that misses it is disconnected, not left), ``close_timeout``,
     ``max_queue`` (incoming frames buffered per connection),
     ``write_buffer_limit`` and ``closed_session_memory`` (see
-    ``ServerConfig``). Not thread-safe: use it from one event loop.
+    ``ServerConfig``); ``web`` (serve the page at ``/``), ``dev_tokens``
+    (answer ``/dev/token``) and ``media_dir`` (serve its files at
+    ``/media/``), see docs/web.md. Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -169,6 +172,9 @@ class SignalingServer:
         max_queue: int = 16,
         write_buffer_limit: int = 16 * 2**20,
         closed_session_memory: int = 65536,
+        web: bool = True,
+        dev_tokens: bool = False,
+        media_dir: str | None = None,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -197,6 +203,8 @@ class SignalingServer:
         self._wake = asyncio.Event()
         self._armed: float | None = None
         self._closing = False
+        # Plain HTTP beside the endpoint: the page, /dev/token, /media (docs/web.md).
+        self.web = WebRoutes(self.secret, web=web, dev_tokens=dev_tokens, media_dir=media_dir)
 
     # --- life cycle -------------------------------------------------------------
 
@@ -241,7 +249,7 @@ class SignalingServer:
             self.host,
             self._port,
             select_subprotocol=_select_subprotocol,
-            process_request=_process_request,
+            process_request=self.web.wrap(_process_request),
             compression=None,
             max_size=self.config.max_frame_bytes,
             max_queue=self._max_queue,
