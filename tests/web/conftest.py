@@ -94,7 +94,9 @@ async def server(clip_dir: Path) -> AsyncIterator[SignalingServer]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Any) -> AsyncIterator[Any]:
     """A fresh browser context (its own storage) for one test."""
-    ctx = await browser.new_context(viewport={"width": 1100, "height": 760})
+    # bypass_csp: Playwright's wait_for_function evaluates strings, which the page's CSP
+    # forbids; test_serving checks the header itself.
+    ctx = await browser.new_context(viewport={"width": 1100, "height": 760}, bypass_csp=True)
     try:
         yield ctx
     finally:

@@ -78,27 +78,40 @@ def _require_av() -> Any:
     return av
 
 
-def pattern_frames(count: int, width: int = WIDTH, height: int = HEIGHT) -> Iterator[Any]:
-    """``count`` yuv420p ``av.VideoFrame``s of a moving test pattern (bars and a sweep).
+# Seven 75% colour bars (BT.601 Y, U, V): white, yellow, cyan, green, magenta, red, blue.
+_BARS = (
+    (180, 128, 128),
+    (162, 44, 142),
+    (131, 156, 44),
+    (112, 72, 58),
+    (84, 184, 198),
+    (65, 100, 212),
+    (35, 212, 114),
+)
 
-    Frame ``i`` shows eight luma bars, a white sweep at column ``i * 4`` and,
-    in chroma, a hue that turns once every 64 frames.
+
+def pattern_frames(count: int, width: int = WIDTH, height: int = HEIGHT) -> Iterator[Any]:
+    """``count`` yuv420p ``av.VideoFrame``s of a moving test pattern.
+
+    Seven colour bars, with a white sweep whose column moves 4 pixels a frame,
+    so that a viewer (or a decoder) can tell the frames apart.
     """
     av = _require_av()
-    bars = bytes(
-        16 + (219 * ((x * 8) // width)) // 7 for x in range(width)
-    )  # eight grey levels, left to right
+
+    def row(plane: int, w: int) -> bytes:
+        return bytes(_BARS[min(6, (x * 7) // w)][plane] for x in range(w))
+
+    luma_row, u_row, v_row = row(0, width), row(1, width // 2), row(2, width // 2)
+    u_plane = u_row * (height // 2)
+    v_plane = v_row * (height // 2)
     for i in range(count):
         sweep = (i * 4) % width
-        row = bytearray(bars)
-        row[sweep : sweep + 6] = b"\xeb" * len(row[sweep : sweep + 6])
-        luma = bytes(row) * height
-        u = 128 + (i % 64) * 2 - 64
-        chroma = bytes([max(16, min(240, u))]) * ((width // 2) * (height // 2))
+        line = bytearray(luma_row)
+        line[sweep : sweep + 4] = b"\xeb" * len(line[sweep : sweep + 4])
         frame = av.VideoFrame(width, height, "yuv420p")
-        frame.planes[0].update(luma)
-        frame.planes[1].update(chroma)
-        frame.planes[2].update(bytes([255 - chroma[0]]) * len(chroma))
+        frame.planes[0].update(bytes(line) * height)
+        frame.planes[1].update(u_plane)
+        frame.planes[2].update(v_plane)
         yield frame
 
 
