@@ -117,8 +117,35 @@ async def open_page(context: Any, server: SignalingServer, **query: str) -> Any:
     page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
     page.console_log = messages
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.requests = requests
     url = http_url(server) + "/" + (f"?{urlencode(query)}" if query else "")
     await page.goto(url)
     await page.wait_for_function("window.app !== undefined && window.app.ready !== undefined")
     await page.evaluate("window.app.ready")
     return page
+
+
+async def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """``GET http://127.0.0.1:port/path``: status, headers (lower-case names), body."""
+    import urllib.error
+    import urllib.request
+
+    def get() -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT) as answer:
+                return (
+                    answer.status,
+                    {k.lower(): v for k, v in answer.headers.items()},
+                    answer.read(),
+                )
+        except urllib.error.HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+    import asyncio
+
+    return await asyncio.to_thread(get)

@@ -168,6 +168,10 @@ async def test_a_screenshot_of_the_page_in_a_live_room(
             await page.fill("#chat-input", "yes, starting now")
             await page.click("#chat-send")
             await page.wait_for_function("document.querySelectorAll('#chat-log li').length === 2")
+            origin = f"http://127.0.0.1:{server.port}/"
+            outside = [u for u in page.requests if not u.startswith((origin, "data:", "blob:"))]
+            assert outside == [], "the page loaded something from outside the server"
+            assert f"{origin}media/clip.webm" in page.requests
             shot = tmp_path / "web-page.png"
             await page.screenshot(path=str(shot))
             await page.evaluate("window.app.session.leave()")
