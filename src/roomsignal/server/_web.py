@@ -116,8 +116,8 @@ class WebRoutes:
             return self._dev_token(connection, url.query)
         if path.startswith("/media/") and self.media_dir is not None:
             return self._media(connection, request, path.removeprefix("/media/"))
-        if not self.web and not self.dev_tokens and self.media_dir is None:
-            return None  # as before: websockets answers 426 Upgrade Required
+        if not self.web:
+            return None  # as without the page: websockets answers 426 Upgrade Required
         found = self._static.get(path)
         if found is None:
             return _text(connection, HTTPStatus.NOT_FOUND, "not found\n")
