@@ -3,6 +3,9 @@
 
     python3 dev.py demo    # runs the demo on the embedded reference server
     python3 dev.py test    # runs the test suite
+    python3 dev.py setup   # only creates/updates .venv with the dev tools (used by .ci/run)
+    python3 dev.py bench   # runs benchmarks/run.py (installs the bench extra)
+    python3 dev.py docs    # builds the docs and API reference into site/ (mkdocs)
 
 Each creates ``.venv`` on first use and (re)installs the project into it
 whenever ``pyproject.toml`` changes; extra arguments go to the command.
@@ -67,6 +70,10 @@ def main() -> int:
     if command == "bench":
         ensure_env("dev,bench")
         return subprocess.call([str(PYTHON), "benchmarks/run.py", *rest], cwd=ROOT)
+    if command == "docs":
+        ensure_env("dev")
+        env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+        return subprocess.call([str(BIN / "mkdocs"), "build", "--strict", *rest], cwd=ROOT, env=env)
     print(__doc__)
     return 0 if command == "help" else 2
 

@@ -14,7 +14,7 @@ Every error reaches the listener as a ``SessionError`` with a ``category``:
 - ``unknown``: a code this client does not know (a newer server's): keep the
   number, log it, carry on.
 
-With ``--provoke`` (the default) the bot triggers one error of each kind; the
+The bot triggers one error of each kind on purpose, then leaves; the
 ``session`` and ``unknown`` ones need a server started with
 ``--allow-simulation`` (without it they come back as ``protocol`` -32601).
 

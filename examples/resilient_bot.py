@@ -70,7 +70,8 @@ async def main(
     @session.on_disconnected
     def on_disconnected(event: Disconnected) -> None:
         then = "reconnecting" if event.will_reconnect else "not reconnecting"
-        print(f"disconnected ({event.code} {event.reason or '-'}): {then}")
+        code = "no close frame" if event.code is None else f"close {event.code}"
+        print(f"disconnected ({code}, {event.reason or 'no reason given'}): {then}")
         if not event.will_reconnect:
             stop.set()
 

@@ -102,3 +102,25 @@ def test_a_large_but_finite_exp_is_accepted() -> None:
     token = jwt.encode({"sid": "room", "exp": 10**300}, SECRET, algorithm="HS256")
     assert verify(token, SECRET).exp == float(10**300)
     assert peek_exp(token) == float(10**300)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"roles": "moderator"}, TypeError, "not the string"),
+        ({"roles": ["moderator", "admin"]}, ValueError, "unknown role"),
+        ({"session_id": ""}, ValueError, "session_id"),
+        ({"secret": ""}, ValueError, "secret"),
+    ],
+)
+def test_mint_refuses_nonsense_with_a_clear_error(
+    kwargs: dict[str, object], error: type[Exception], words: str
+) -> None:
+    args: dict[str, object] = {"secret": SECRET, "session_id": "room"} | kwargs
+    with pytest.raises(error, match=words):
+        mint(**args)  # type: ignore[arg-type]
+
+
+def test_mint_keeps_each_role_once_in_order() -> None:
+    token = mint(SECRET, "room", roles=("synchronizer", "moderator", "synchronizer"))
+    assert verify(token, SECRET).roles == ("synchronizer", "moderator")

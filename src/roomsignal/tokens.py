@@ -20,6 +20,7 @@ import jwt
 from roomsignal.catalog import ErrorCode
 
 __all__ = [
+    "ROLES",
     "Grants",
     "TokenClaims",
     "TokenInvalid",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 ALGORITHM = "HS256"
+ROLES = frozenset({"synchronizer", "moderator"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +79,26 @@ def mint(
     """A signed token for ``session_id`` that expires ``ttl`` seconds from now.
 
     A negative ``ttl`` mints an already expired token (for tests and demos).
+    Raises ``ValueError`` for an empty ``secret`` or ``session_id`` and for a
+    role outside :data:`ROLES`, and ``TypeError`` when ``roles`` is a bare
+    string (which would otherwise be split into letters).
     """
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("mint() needs a non-empty secret")
+    if not isinstance(session_id, str) or not session_id:
+        raise ValueError("mint() needs a non-empty session_id (claim 'sid')")
+    if isinstance(roles, str | bytes):
+        raise TypeError(f"roles must be a list of role names, not the string {roles!r}")
+    role_list = list(dict.fromkeys(roles))
+    unknown = [role for role in role_list if role not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; known roles: {sorted(ROLES)}")
     issued = time.time() if now is None else now
     claims: dict[str, Any] = {
         "sid": session_id,
         "iat": int(issued),
         "exp": round(issued + ttl, 3),
-        "roles": list(roles),
+        "roles": role_list,
         "grants": {"audio": audio, "video": video, "create": create},
     }
     if subject is not None:

@@ -101,13 +101,17 @@ class Proc:
 
 
 @contextlib.asynccontextmanager
-async def spawn(*args: str, **env: str) -> AsyncIterator[Proc]:
-    """Start ``python -m roomsignal ARGS``; killed (if still running) on exit."""
+async def spawn(*args: str, stdin: bool = False, **env: str) -> AsyncIterator[Proc]:
+    """Start ``python -m roomsignal ARGS``; killed (if still running) on exit.
+
+    Its stdin is a pipe (``proc.process.stdin``) when ``stdin`` is true, else empty.
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "roomsignal",
         *args,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=cli_env(**env),

@@ -122,3 +122,28 @@ def test_bad_options_exit_2_with_argparse_usage(
     err = capsys.readouterr().err
     assert err.startswith("usage: roomsignal")
     assert "error:" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "needed"), [("token", ["--session", "r"]), ("serve", []), ("errors", [])]
+)
+def test_unknown_option_gets_the_subcommands_usage(
+    command: str, needed: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *needed, "--frobnicate"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: roomsignal {command}")
+    assert "unrecognized arguments: --frobnicate" in err
+
+
+@pytest.mark.parametrize("ttl", ["-5", "0"])
+def test_token_with_a_ttl_that_is_already_over_warns(
+    ttl: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--secret", SECRET, "--session", "room", "--ttl", ttl]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(".") == 2  # still one token on stdout
+    assert "warning" in captured.err
+    assert "1100" in captured.err

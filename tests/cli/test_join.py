@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from typing import Any
@@ -98,3 +99,54 @@ async def test_join_says_so_when_the_connection_is_lost_for_good() -> None:
             assert all(e["code"] == 903 for e in events[2:])
     finally:
         await server.close()
+
+
+async def test_join_sends_typed_lines_as_chat_and_to_name_privately(
+    server: SignalingServer,
+) -> None:
+    from roomsignal.protocol import MessageReceivedParams
+
+    got: asyncio.Queue[MessageReceivedParams] = asyncio.Queue()
+    async with Session(server.url, token=mint(SECRET, "room"), name="alice", reconnect=None) as a:
+        a.on_message(got.put_nowait)
+        async with Session(server.url, token=mint(SECRET, "room"), name="bob") as bob:
+            bob_got: asyncio.Queue[MessageReceivedParams] = asyncio.Queue()
+            bob.on_message(bob_got.put_nowait)
+            token = mint(SECRET, "room")
+            args = ["join", server.url, "--token", token, "--name", "talker", "--json"]
+            async with spawn(*args, "--reconnect-attempts", "2", stdin=True) as proc:
+                await proc.line(_is("connected"))
+                stdin = proc.process.stdin
+                assert stdin is not None
+                stdin.write(b"hello everyone\n/to alice just for you\n/to nobody hm\n")
+                await stdin.drain()
+                async with asyncio.timeout(10):
+                    first, second = await got.get(), await got.get()
+                    to_bob = await bob_got.get()
+                assert (first.text, first.private) == ("hello everyone", False)
+                assert (second.text, second.private) == ("just for you", True)
+                assert (to_bob.text, to_bob.private) == ("hello everyone", False)
+                await proc.line(lambda line: "no participant named 'nobody'" in line, stderr=True)
+                stdin.close()  # the end of stdin ends the talking, not the session
+                await a.send_message("still there?")
+                line = await proc.line(lambda line: "still there?" in line)
+                assert _event(line)["event"] == "message"
+                proc.process.send_signal(signal.SIGINT)
+                assert await proc.wait() == 0
+        async with asyncio.timeout(10):  # bob's next message is not the private line
+            assert (await bob_got.get()).text == "still there?"
+
+
+async def test_join_rounds_the_floats_it_prints(server: SignalingServer) -> None:
+    token = mint(SECRET, "room")
+    async with spawn("join", server.url, "--token", token, "--name", "w") as proc:
+        await proc.line(lambda line: "connected" in line)
+        host_token = mint(SECRET, "room", roles=["synchronizer"])
+        async with Session(server.url, token=host_token, name="host", reconnect=None) as host:
+            await host.send_sync_data(1 / 3, True)
+            line = await proc.line(lambda line: line.split()[1:2] == ["sync_data"])
+        proc.process.send_signal(signal.SIGINT)
+        assert await proc.wait() == 0
+    assert "position=0.333 " in line
+    server_time = line.split("serverTime=")[1].split()[0]
+    assert len(server_time.partition(".")[2]) <= 3

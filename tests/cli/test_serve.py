@@ -63,6 +63,9 @@ async def test_serve_answers_healthz_logs_and_closes_sessions_on_sigterm() -> No
         assert await proc.wait() == 0
         await proc.line(lambda line: "server stopped" in line, stderr=True)
         assert not any("Traceback" in line for line in proc.stdout)
+        announced = [line for line in proc.stdout + proc.stderr if url in line]
+        assert len(announced) == 1, announced  # serving is announced once
+        assert "simulation allowed, sdp_timeout 3s, resume_window 5s" in announced[0]
 
 
 async def test_serve_dev_generates_a_secret_and_stops_on_sigint() -> None:

@@ -149,3 +149,9 @@ async def http_get(
     import asyncio
 
     return await asyncio.to_thread(get)
+
+
+async def page_joined(page: Any) -> None:
+    """Wait until the page has joined, measured the clock, published and subscribed."""
+    await page.wait_for_function("window.app.session?.state === 'joined'", timeout=WAIT * 1000)
+    await page.evaluate("window.app.joined.then(() => true)")

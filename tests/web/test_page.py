@@ -16,7 +16,7 @@ from roomsignal.cli._demo_web import PatternPublisher
 from roomsignal.protocol import MessageReceivedParams
 from roomsignal.server import SignalingServer
 
-from .conftest import WAIT, open_page, token
+from .conftest import WAIT, open_page, page_joined, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,7 +64,7 @@ async def test_the_page_shows_104_206_1100_and_203_by_code_and_name(
         assert await _shown(page, ErrorCode.TOKEN_EXPIRED) == "1100 TOKEN_EXPIRED"
 
         await _join_with(page, "carol", token("errs"))
-        await page.wait_for_function("window.app.session?.state === 'joined'")
+        await page_joined(page)
         await moderator.close_session("the film is over")
         assert await _shown(page, ErrorCode.SESSION_CLOSED_ERROR_CODE) == (
             "203 SESSION_CLOSED_ERROR_CODE"
@@ -87,7 +87,7 @@ async def test_the_page_resumes_after_a_connection_drop_with_no_chat_lost_or_dou
     talker.on_message(heard.put_nowait)
     async with talker:
         page = await open_page(context, server, session="chat", name="viewer", join="1")
-        await page.wait_for_function("window.app.session?.state === 'joined'")
+        await page_joined(page)
         before = await page.evaluate(
             "(() => { const s = window.app.session; window.seen = [];"
             " s.onReconnected((e) => window.seen.push(e));"
@@ -155,7 +155,7 @@ async def test_a_screenshot_of_the_page_in_a_live_room(
             await publisher.start()
             await sync.send_sync_data(3.0, True, media_id="clip.webm")
             page = await open_page(context, server, session="movie-night", name="ada", join="1")
-            await page.wait_for_function("window.app.session?.state === 'joined'")
+            await page_joined(page)
             remote = f'figure[data-participant="{camera.participant_id}"] video'
             await page.wait_for_function(
                 f"document.querySelector('{remote}')?.videoWidth > 0"

@@ -12,7 +12,7 @@ import pytest
 from roomsignal import Session
 from roomsignal.server import SignalingServer
 
-from .conftest import WAIT, open_page, token
+from .conftest import WAIT, open_page, page_joined, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -57,7 +57,7 @@ async def test_shared_player_follows_play_seek_and_pause(
     )
     async with synchronizer:
         page = await open_page(context, server, session="cinema", name="viewer", join="1")
-        await page.wait_for_function("window.app.session?.state === 'joined'")
+        await page_joined(page)
         # No synchronizer role on the page's token: no playback controls.
         assert await page.is_hidden("#sync-controls")
 
@@ -99,7 +99,7 @@ async def test_a_synchronizer_page_drives_a_python_viewer(
             media=CLIP,
             join="1",
         )
-        await page.wait_for_function("window.app.session?.state === 'joined'")
+        await page_joined(page)
         assert await page.is_visible("#sync-controls")
         await page.wait_for_function("document.getElementById('shared-player').readyState >= 1")
         await page.fill("#sync-seek", "7")

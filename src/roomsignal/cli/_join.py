@@ -1,30 +1,42 @@
-"""``roomsignal join``: join a session and print every event as it arrives.
+"""``roomsignal join``: join a session, print every event as it arrives, and talk.
 
 One line per event (or one JSON object per line with ``--json``) on stdout,
 until Ctrl-C or SIGTERM, when the session is left cleanly; or until the
 server closes the session (exit 0) or the connection is lost for good
-(exit 1).
+(exit 1). Each line typed on stdin is sent as chat to everyone else;
+``/to NAME text`` sends ``text`` to the participant named NAME only. The end
+of stdin stops the talking, not the session.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
+import os
+import stat
 import sys
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
-from roomsignal.cli._options import CommandError, UsageError, positive_float
+from roomsignal.cli._options import (
+    CommandError,
+    UsageError,
+    non_negative_int,
+    positive_float,
+)
 from roomsignal.cli._render import EVENTS, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
 from roomsignal.client import Disconnected, ReconnectPolicy, Session
 from roomsignal.errors import SessionErrorException
 
 __all__ = ["add_join_command"]
+
+_DEFAULT_ATTEMPTS = ReconnectPolicy().max_attempts
 
 
 def add_join_command(commands: Any) -> None:
@@ -47,6 +59,14 @@ def add_join_command(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     parser.add_argument(
         "--no-reconnect", action="store_true", help="stop when the connection drops"
+    )
+    parser.add_argument(
+        "--reconnect-attempts",
+        type=non_negative_int,
+        default=_DEFAULT_ATTEMPTS,
+        metavar="N",
+        help="reconnection attempts before giving up "
+        f"(default: {_DEFAULT_ATTEMPTS}; 0 is --no-reconnect)",
     )
     parser.add_argument(
         "--timeout",
@@ -101,7 +121,11 @@ async def _join(args: argparse.Namespace) -> int:
         token=args.token,
         name=args.name,
         participant_type=args.type,
-        reconnect=None if args.no_reconnect else ReconnectPolicy(),
+        reconnect=(
+            None
+            if args.no_reconnect or args.reconnect_attempts == 0
+            else ReconnectPolicy(max_attempts=args.reconnect_attempts)
+        ),
         open_timeout=args.timeout,
         request_timeout=args.timeout,
     )
@@ -120,7 +144,12 @@ async def _join(args: argparse.Namespace) -> int:
                 f"cannot join {args.url} as {args.name!r}: "
                 f"{error.code} {error.name}: {error.message}"
             ) from None
-        await _first(stop.wait(), printer.over.wait())
+        talker = asyncio.ensure_future(_talk(session))
+        try:
+            await _first(stop.wait(), printer.over.wait())
+        finally:
+            talker.cancel()
+            await asyncio.gather(talker, return_exceptions=True)
         interrupted = stop.is_set()
     finally:
         await session.close()
@@ -131,6 +160,52 @@ async def _join(args: argparse.Namespace) -> int:
         print("roomsignal join: the connection was lost for good", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Lines of stdin without blocking the loop (a pipe or a terminal; else nothing)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+        interactive = sys.stdin.isatty()
+    except (ValueError, OSError, AttributeError):  # closed, or no stdin at all
+        return
+    if stat.S_ISREG(mode):  # a file: reading it does not block
+        for line in sys.stdin:
+            yield line.rstrip("\r\n")
+        return
+    if not (interactive or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return  # /dev/null and other devices: nothing to say
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    try:
+        while line := await reader.readline():
+            yield line.decode(errors="replace").rstrip("\r\n")
+    finally:
+        transport.close()
+
+
+async def _talk(session: Session) -> None:
+    """Send what is typed on stdin as chat; ``/to NAME text`` privately."""
+    async for line in _stdin_lines():
+        if not line.strip():
+            continue
+        to: list[str] | None = None
+        text = line
+        if line.startswith("/to "):
+            _, _, rest = line.partition(" ")
+            name, _, text = rest.strip().partition(" ")
+            ids = [p.participant_id for p in session.participants.values() if p.name == name]
+            if not ids or not text.strip():
+                why = "usage: /to NAME text" if ids else f"no participant named {name!r}"
+                print(f"roomsignal join: {why}", file=sys.stderr, flush=True)
+                continue
+            to = ids
+        # a refused message is already printed by the session_error listener
+        with contextlib.suppress(SessionErrorException):
+            await session.send_message(text, to=to)
 
 
 async def _first(main: Awaitable[Any], other: Awaitable[Any]) -> bool:

@@ -58,14 +58,25 @@ def error_line(error: SessionError) -> str:
     return line
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to the millisecond (times, delays, positions), inside lists and dicts too."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
 def _payload(payload: Any) -> dict[str, Any]:
     if isinstance(payload, BaseModel):
         data: dict[str, Any] = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
         # one key style on every line: the wire's camelCase, for the client's own
         # events and errors too (their fields are snake_case in Python)
-        return {to_camel(key): value for key, value in data.items()}
+        return {to_camel(key): _rounded(value) for key, value in data.items()}
     if isinstance(payload, dict):
-        return dict(payload)
+        return {key: _rounded(value) for key, value in payload.items()}
     return {"value": repr(payload)}
 
 
@@ -102,4 +113,5 @@ def event_line(event: str, payload: Any) -> str:
 def event_json(event: str, payload: Any, at: float | None = None) -> str:
     """One JSON object for an event: ``{"event": ..., "time": ..., <payload fields>}``."""
     data = _payload(payload)
-    return json.dumps({"event": event, "time": time.time() if at is None else at, **data})
+    stamp = round(time.time() if at is None else at, 3)
+    return json.dumps({"event": event, "time": stamp, **data})

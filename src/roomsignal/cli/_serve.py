@@ -225,18 +225,19 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             print(f"dev secret (generated, for local use only): {secret}", flush=True)
             print(f"  export {SECRET_ENV}='{secret}'", flush=True)
         host_port = server.url.removeprefix("ws://")
-        print(f"listening on {server.url}  (health: http://{host_port}/healthz)", flush=True)
+        # The one announcement (stdout, so scripts can read the URL); the
+        # server's own "serving on" record is DEBUG for this reason.
+        simulation = "allowed" if args.allow_simulation else "off"
+        print(
+            f"listening on {server.url}  (health: http://{host_port}/healthz; "
+            f"simulation {simulation}, sdp_timeout {args.sdp_timeout:g}s, "
+            f"resume_window {args.resume_window:g}s)",
+            flush=True,
+        )
         if args.web:
             print(f"  the page: http://{host_port}/", flush=True)
         if args.dev:
             print(f"  dev tokens: http://{host_port}/dev/token?session=ID&name=N", flush=True)
-        logger.info(
-            "serving on %s: simulation %s, sdp_timeout %gs, resume_window %gs",
-            server.url,
-            "allowed" if args.allow_simulation else "off",
-            args.sdp_timeout,
-            args.resume_window,
-        )
         await stop.wait()
         logger.info("shutting down: closing every session (a second signal aborts)")
         _remove_signals(installed)

@@ -74,6 +74,12 @@ def run_token(args: argparse.Namespace) -> int:
         create=not args.no_create,
         max_streaming=args.max_streaming,
     )
+    if args.ttl <= 0:
+        print(
+            f"roomsignal token: warning: --ttl {args.ttl:g} mints a token that has already "
+            "expired (the server answers 1100 TOKEN_EXPIRED)",
+            file=sys.stderr,
+        )
     note = weak_secret_note(secret)
     if note is not None:
         print(f"roomsignal token: {note}", file=sys.stderr)

@@ -259,7 +259,7 @@ class SignalingServer:
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._deadlines = asyncio.create_task(self._run_deadlines(self._rooms))
-        logger.info("serving on %s", self.url)
+        logger.debug("serving on %s", self.url)
 
     async def close(self, graceful: bool = True) -> None:
         """Stop serving; idempotent.

@@ -1,0 +1,119 @@
+"""roomsignal.testing: the pytest plugin users test their bots with, used here for real."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from roomsignal import ErrorCode, Reconnected, SessionErrorException
+from roomsignal.events import MessageReceivedParams
+from roomsignal.server import SignalingServer
+from roomsignal.testing import CutProxy
+from roomsignal.testing.plugin import SessionFactory, TokenFactory
+from roomsignal.tokens import verify
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_sessions_of_the_factory_chat_through_the_real_server(
+    roomsignal_session: SessionFactory,
+) -> None:
+    alice, bob = roomsignal_session("alice"), roomsignal_session("bob")
+    heard: asyncio.Queue[MessageReceivedParams] = asyncio.Queue()
+    bob.on_message(heard.put_nowait)
+    async with alice, bob:
+        await alice.send_message("hi bob")
+        message = await asyncio.wait_for(heard.get(), timeout=5)
+    assert (message.text, message.private) == ("hi bob", False)
+
+
+def test_tokens_are_signed_with_the_servers_secret(
+    roomsignal_token: TokenFactory, roomsignal_secret: str
+) -> None:
+    claims = verify(roomsignal_token("lobby", roles=["moderator"]), roomsignal_secret)
+    assert (claims.sid, claims.roles) == ("lobby", ("moderator",))
+
+
+@pytest.mark.roomsignal_server(max_streaming_participants=1, sdp_timeout=0.25)
+async def test_the_marker_configures_the_server(roomsignal_server: SignalingServer) -> None:
+    assert roomsignal_server.config.max_streaming_participants == 1
+    assert roomsignal_server.config.sdp_timeout == 0.25
+    assert roomsignal_server.config.allow_simulation  # the plugin's default stays
+
+
+async def test_cut_proxy_cuts_and_the_session_resumes(
+    roomsignal_session: SessionFactory, cut_proxy: CutProxy
+) -> None:
+    bot = roomsignal_session("bot", url=cut_proxy.url)
+    back: asyncio.Queue[Reconnected] = asyncio.Queue()
+    bot.on_reconnected(back.put_nowait)
+    async with bot:
+        cut_proxy.cut()
+        event = await asyncio.wait_for(back.get(), timeout=5)
+        assert event.resumed
+        assert cut_proxy.connections == 2
+
+
+async def test_refusing_proxy_makes_connect_fail(
+    roomsignal_session: SessionFactory, cut_proxy: CutProxy
+) -> None:
+    cut_proxy.refuse = True
+    bot = roomsignal_session("bot", url=cut_proxy.url, reconnect=None)
+    with pytest.raises(SessionErrorException) as info:
+        await bot.connect()
+    assert info.value.error.code in (ErrorCode.GENERIC_CONNECTION_ERROR, 902, 903)
+
+
+def test_cut_proxy_refuses_a_target_off_this_machine() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        CutProxy(80, target_host="192.0.2.1")
+
+
+def _docs_example() -> str:
+    text = (ROOT / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_the_users_test_file_in_docs_testing_md_passes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user_bot=_docs_example())
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=3)
+
+
+def test_a_listener_that_raised_fails_the_users_test(pytester: pytest.Pytester) -> None:
+    # strict mode, marked: the plugin's fixtures work in either pytest-asyncio mode
+    pytester.makepyfile(
+        test_broken="""
+import asyncio
+import pytest
+
+@pytest.mark.asyncio
+async def test_listener_raises(roomsignal_session):
+    a, b = roomsignal_session("a"), roomsignal_session("b")
+    got = asyncio.Event()
+
+    @b.on_message
+    def broken(message):
+        got.set()
+        raise RuntimeError("listener bug")
+
+    await a.connect()
+    await b.connect()  # not closed here: the fixture closes both, and reports
+    await a.send_message("boom")
+    await asyncio.wait_for(got.wait(), 5)
+"""
+    )
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=1, errors=1)  # the test ran; its teardown failed
+    result.stdout.fnmatch_lines(["*listener of session 'b' raised RuntimeError: listener bug*"])
