@@ -12,7 +12,7 @@ from roomsignal.cli._demo_web import HEIGHT, WIDTH, PatternPublisher
 from roomsignal.server import SignalingServer
 
 from ._peer import VideoSubscriber
-from .conftest import WAIT, open_page, token
+from .conftest import SECRET, WAIT, open_page, page_joined, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,3 +64,46 @@ async def test_browser_and_aiortc_bot_exchange_video_both_ways(
     finally:
         await subscriber.close()
         await publisher.close()
+
+
+async def test_after_a_state_reset_the_page_publishes_and_watches_again(
+    clip_dir: Any, context: Any
+) -> None:
+    # resume_window 0: a dropped seat ends at once, so the rejoin is a fresh join.
+    async with SignalingServer(
+        port=0, secret=SECRET, allow_simulation=True, dev_tokens=True, resume_window=0
+    ) as server:
+        bot = Session(server.url, token=token("reset"), name="bot", reconnect=None)
+        publisher = PatternPublisher(bot)
+        subscriber = VideoSubscriber(bot)
+        published: asyncio.Queue[str] = asyncio.Queue()
+        bot.on_stream_published(lambda event: published.put_nowait(event.participant_id))
+        try:
+            async with bot:
+                await publisher.start()
+                page = await open_page(context, server, session="reset", name="browser", join="1")
+                await page_joined(page)
+                first = await asyncio.wait_for(published.get(), WAIT)
+                await page.evaluate(
+                    # A function, not an expression: Playwright would call the listener it returns.
+                    "() => { window.seen = [];"
+                    " window.app.session.onReconnected((e) => window.seen.push(e)); }"
+                )
+                await page.evaluate("window.app.session.simulateScenario('connectionDrop')")
+                await page.wait_for_function("window.seen.length === 1", timeout=WAIT * 1000)
+                again = await page.evaluate("window.seen[0]")
+                assert again["resumed"] is False and again["stateReset"] is True
+                second = await asyncio.wait_for(published.get(), WAIT)  # published again
+                assert second == again["participantId"] != first
+                exchange = await subscriber.subscribe(second, frames=5)
+                async with asyncio.timeout(WAIT):
+                    await subscriber.got_frames[exchange].wait()
+                selector = f'figure[data-participant="{bot.participant_id}"] video'
+                await page.wait_for_function(
+                    f"document.querySelector('{selector}')?.videoWidth > 0", timeout=WAIT * 1000
+                )
+                assert await page.locator("#remote-videos figure").count() == 1
+                await page.evaluate("window.app.session.leave()")
+        finally:
+            await subscriber.close()
+            await publisher.close()

@@ -70,6 +70,7 @@ def add_web_options(parser: argparse.ArgumentParser) -> None:
 
 def _require_av() -> Any:
     try:
+        import aiortc  # noqa: F401  (the bots need it too)
         import av
     except ImportError:
         raise CommandError(

@@ -167,7 +167,10 @@ async function join(event) {
   });
   session.onStreamUnpublished(({ participantId }) => dropVideo(participantId));
   session.onDisconnected(({ willReconnect }) => setStatus(willReconnect ? "reconnecting" : "closed", willReconnect ? "reconnecting" : "disconnected"));
-  session.onReconnected(() => setStatus("joined", `in ${session.sessionId} as ${session.name}`));
+  session.onReconnected(({ stateReset }) => {
+    setStatus("joined", `in ${session.sessionId} as ${session.name}`);
+    if (stateReset) afresh(session).catch((exc) => console.warn("cannot publish again", exc));
+  });
   session.onSessionClosed(() => setStatus("closed", "the session was closed"));
   setStatus("connecting", "joining");
   app.joined = (async () => {
@@ -185,14 +188,20 @@ async function join(event) {
     await measureClock(session);
     if (session.syncState) onSync(session.syncState);
     else loadMedia(app.mediaId);
-    if (app.localStream !== null && session.participantType !== "viewer") {
-      await session.publish(app.localStream);
-    }
-    for (const p of session.participants.values()) if (p.streams?.video) watch(p.participantId);
+    await afresh(session);
     return session;
   })();
   app.joined.catch(() => {});
   return app.joined;
+}
+
+// After a join, and after a rejoin that reset the state: publish, watch the others.
+async function afresh(session) {
+  $("remote-videos").replaceChildren();
+  if (app.localStream !== null && session.participantType !== "viewer") {
+    await session.publish(app.localStream);
+  }
+  for (const p of session.participants.values()) if (p.streams?.video) watch(p.participantId);
 }
 
 async function leave() {

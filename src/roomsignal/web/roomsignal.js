@@ -144,6 +144,7 @@ export class Session {
     this._outgoing = new Map(); // exchangeId -> RTCPeerConnection (we publish)
     this._incoming = new Map(); // exchangeId -> {pc, target, resolve, reject, stream}
     this._subscribed = new Map(); // participantId -> exchangeId
+    this._closedForGood = false; // a sessionClosed arrived: no reconnecting
   }
 
   // --- listeners -------------------------------------------------------------
@@ -306,7 +307,6 @@ export class Session {
     this.participantId = result.participantId;
     this.roles = result.roles ?? [];
     if (result.syncState) this.syncState = result.syncState;
-    this._joinSeq = result.seq ?? 0;
     return result;
   }
 
@@ -345,6 +345,7 @@ export class Session {
       try {
         const result = await this._joinNewConnection(resume);
         this.state = "joined";
+        if (!result.resumed) this._resetMedia(); // the server forgot our exchanges and streams
         const replayed = result.resumed ? Math.max(0, (result.seq ?? 0) - before) : 0;
         this._emit("reconnected", {
           resumed: result.resumed,
@@ -450,7 +451,7 @@ export class Session {
         break;
       case "participantLeft":
         this.participants.delete(params.participantId);
-        this._closeWith(params.participantId, "left");
+        this._closeWith(params.participantId);
         break;
       case "streamPublished": {
         const p = this.participants.get(params.participantId);
@@ -458,7 +459,7 @@ export class Session {
         break;
       }
       case "streamUnpublished":
-        this._closeWith(params.participantId, "unpublished");
+        this._closeWith(params.participantId);
         break;
       case "syncData":
         this.syncState = params;
@@ -631,7 +632,14 @@ export class Session {
     }
   }
 
-  _closeWith(participantId, why) {
+  _resetMedia() {
+    for (const exchangeId of [...this._outgoing.keys(), ...this._incoming.keys()]) {
+      this._endExchange(exchangeId);
+    }
+    this._publishing = null;
+  }
+
+  _closeWith(participantId) {
     const exchangeId = this._subscribed.get(participantId);
     if (exchangeId !== undefined) this._endExchange(exchangeId);
   }
