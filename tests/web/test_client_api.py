@@ -289,3 +289,43 @@ async def test_reconnect_resumes_with_secret_and_last_seq_losing_and_doubling_no
     assert result["again"]["resumed"] is True and result["again"]["replayed"] >= 7
     assert result["id"] == js_id
     assert result["lastSeq"] == last_seq + 10  # m5 ... m14, each once
+
+
+async def test_leave_while_joining_or_rejoining_leaves_no_seat_behind(
+    server: SignalingServer, context: Any
+) -> None:
+    page = await open_page(context, server)
+    code = await page.evaluate(
+        """async ([url, token]) => {
+          const { Session } = await import("/roomsignal.js");
+          const s = new Session(url, { token, name: "quick" });
+          const joining = s.join();
+          await s.leave();
+          try { await joining; return "joined"; } catch (exc) { return [exc.error.code, s.state]; }
+        }""",
+        [server.url, token("seats")],
+    )
+    assert code == [ErrorCode.NOT_CONNECTED_ERROR_CODE, "closed"]
+    # The name is free at once: no seat waits out a resume window.
+    async with Session(server.url, token=token("seats"), name="quick", reconnect=None):
+        pass
+
+    await page.evaluate(START, [server.url, token("seats"), "again", ["disconnected"]])
+    await page.evaluate(
+        """() => {
+          window.gate = new Promise((resolve) => (window.release = resolve));
+          const join = window.s._joinNewConnection.bind(window.s);
+          window.s._joinNewConnection = async (resume) => { const r = await join(resume); await window.gate; return r; };
+        }"""
+    )
+    await page.evaluate("window.s.simulateScenario('connectionDrop')")
+    await _wait(page, "window.events.disconnected.length === 1")
+    # The rejoin is answered (the seat taken back) but held; leave() waits for it.
+    await page.wait_for_function("window.s._ws !== null")
+    state = await page.evaluate(
+        "() => { const leaving = window.s.leave(); window.release();"
+        " return leaving.then(() => window.s.state); }"
+    )
+    assert state == "closed"
+    async with Session(server.url, token=token("seats"), name="again", reconnect=None):
+        pass

@@ -103,10 +103,6 @@ function capitalized(event) {
   return event[0].toUpperCase() + event.slice(1);
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * One participant's seat in one session, over one WebSocket at a time.
  *
@@ -145,6 +141,9 @@ export class Session {
     this._incoming = new Map(); // exchangeId -> {pc, target, resolve, reject, stream}
     this._subscribed = new Map(); // participantId -> exchangeId
     this._closedForGood = false; // a sessionClosed arrived: no reconnecting
+    this._joining = null; // join()'s promise while it is in flight
+    this._abandon = false; // leave() was called: a join or rejoin in flight leaves again
+    this._wake = null; // ends the reconnection backoff early
   }
 
   // --- listeners -------------------------------------------------------------
@@ -202,25 +201,58 @@ export class Session {
     if (this.state === "closed") throw this._clientFailure(ErrorCode.NOT_CONNECTED_ERROR_CODE, "the session was closed", "join");
     if (this.state !== "idle") throw new Error(`join() while ${this.state}`);
     this.state = "connecting";
+    this._joining = this._joinOnce();
     try {
-      const result = await this._joinNewConnection(false);
-      this.state = "joined";
-      this._emit("connected", {
-        sessionId: result.sessionId,
-        participantId: result.participantId,
-        participants: result.participants,
-      });
-      return result;
+      return await this._joining;
+    } finally {
+      this._joining = null;
+    }
+  }
+
+  async _joinOnce() {
+    let result;
+    try {
+      result = await this._joinNewConnection(false);
     } catch (exc) {
       this._dropSocket();
       if (this.state === "connecting") this.state = "idle";
       throw exc;
     }
+    this.state = "joined";
+    if (this._abandon) {
+      // leave() was called while the join was in flight: leave the seat it got.
+      await this._leaveNow();
+      throw this._clientFailure(ErrorCode.NOT_CONNECTED_ERROR_CODE, "left while joining", "join");
+    }
+    this._emit("connected", {
+      sessionId: result.sessionId,
+      participantId: result.participantId,
+      participants: result.participants,
+    });
+    return result;
   }
 
-  /** Leave the session and close everything; idempotent. */
+  /**
+   * Leave the session and close everything; idempotent. A join or rejoin in
+   * flight is waited for, and the seat it got is left too (so the name is free).
+   */
   async leave() {
-    if (this.state === "closed") return;
+    if (this.state === "closed" && this._waitJoined === null) return;
+    this._abandon = true;
+    if (this.state === "connecting" && this._joining !== null) {
+      await this._joining.catch(() => {});
+    } else if (this._waitJoined !== null) {
+      this.state = "closed";
+      this._wake?.();
+      await this._waitJoined;
+    } else {
+      await this._leaveNow();
+    }
+    this.state = "closed";
+    this._teardown("the session was left");
+  }
+
+  async _leaveNow() {
     const wasJoined = this.state === "joined";
     this.state = "closed";
     if (wasJoined && this._ws?.readyState === WebSocket.OPEN) {
@@ -340,10 +372,19 @@ export class Session {
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const delay = Math.random() * Math.min(5000, 100 * 2 ** (attempt - 1));
       this._emit("reconnecting", { attempt, delay: delay / 1000 });
-      await sleep(delay);
+      await new Promise((resolve) => {
+        this._wake = resolve; // leave() cuts the wait short
+        setTimeout(resolve, delay);
+      });
+      this._wake = null;
       if (this.state !== "reconnecting") return;
       try {
         const result = await this._joinNewConnection(resume);
+        if (this._abandon) {
+          this.state = "joined";
+          await this._leaveNow(); // left while rejoining: leave the seat taken back
+          return;
+        }
         this.state = "joined";
         if (!result.resumed) this._resetMedia(); // the server forgot our exchanges and streams
         const replayed = result.resumed ? Math.max(0, (result.seq ?? 0) - before) : 0;
