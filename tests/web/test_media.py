@@ -42,6 +42,13 @@ async def test_browser_and_aiortc_bot_exchange_video_both_ways(
             trickled = subscriber.candidates[exchange]
             assert any(c.startswith("candidate:") for c in trickled), trickled
             assert trickled.count("") == 1  # end-of-candidates, once
+            # No ICE servers unless given: host candidates only, nothing leaves the machine.
+            assert all(" typ host" in c for c in trickled if c), trickled
+            servers = await page.evaluate(
+                "[...window.app.session._outgoing.values(), ...[...window.app.session._incoming"
+                ".values()].map((s) => s.pc)].map((pc) => pc.getConfiguration().iceServers.length)"
+            )
+            assert servers == [0, 0]
 
             # bot -> browser: the page subscribed on its own; its video plays.
             selector = f'figure[data-participant="{bot.participant_id}"] video'

@@ -145,7 +145,13 @@ async function shareState(playing, position) {
 async function join(event) {
   event?.preventDefault();
   if (app.session !== null) return app.joined;
-  const iceServers = query.get("ice") ? JSON.parse(query.get("ice")) : [];
+  let iceServers = [];
+  try {
+    if (query.get("ice")) iceServers = JSON.parse(query.get("ice"));
+  } catch {
+    setStatus("idle", "the ice parameter is not a JSON list of ICE servers");
+    throw new Error("bad ice parameter");
+  }
   const session = new Session($("server-url").value, {
     token: $("token").value,
     name: $("name").value,
