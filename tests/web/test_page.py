@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import struct
@@ -182,3 +183,20 @@ async def test_a_screenshot_of_the_page_in_a_live_room(
         shutil.copyfile(shot, SCREENSHOT)
     assert _png_size(SCREENSHOT.read_bytes()) == (1100, 760)
     assert "docs/web-page.png" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+async def test_the_page_uses_ice_servers_only_when_given(
+    server: SignalingServer, context: Any
+) -> None:
+    page = await open_page(context, server, session="ice", name="plain", join="1")
+    await page_joined(page)
+    assert await page.evaluate("window.app.session.iceServers") == []
+    servers = [{"urls": "stun:127.0.0.1:3478"}]  # this machine: nothing may leave it
+    page = await open_page(
+        context, server, session="ice", name="given", ice=json.dumps(servers), join="1"
+    )
+    await page_joined(page)
+    assert await page.evaluate("window.app.session.iceServers") == servers
+    bad = await open_page(context, server, session="ice", name="bad", ice="[nope", join="1")
+    assert "not a JSON list" in await bad.inner_text("#status")
+    assert await bad.evaluate("window.app.session") is None
