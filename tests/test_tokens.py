@@ -124,3 +124,27 @@ def test_mint_refuses_nonsense_with_a_clear_error(
 def test_mint_keeps_each_role_once_in_order() -> None:
     token = mint(SECRET, "room", roles=("synchronizer", "moderator", "synchronizer"))
     assert verify(token, SECRET).roles == ("synchronizer", "moderator")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"nbf": True},
+        {"nbf": False},
+        {"nbf": "123"},
+        {"nbf": None},
+        {"nbf": [1]},
+        {"nbf": {"t": 1}},
+        {"iat": True},
+        {"iat": None},
+        {"iat": "123"},
+        {"iat": [1]},
+        {"iat": {"t": 1}},
+    ],
+)
+def test_nbf_or_iat_of_the_wrong_json_type_is_1101(extra: dict[str, object]) -> None:
+    claims: dict[str, object] = {"sid": "room", "exp": time.time() + 60, **extra}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    with pytest.raises(TokenInvalid) as info:
+        verify(token, SECRET)
+    assert info.value.code == ErrorCode.TOKEN_DATA_IS_NOT_VALID
