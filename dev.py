@@ -59,7 +59,8 @@ def ensure_env(extras: str) -> None:
 def main() -> int:
     command, *rest = sys.argv[1:] or ["help"]
     if command == "demo":
-        ensure_env("")
+        # the media and web demos run aiortc bots; the plain demo needs nothing more
+        ensure_env("media" if {"--media", "--web"} & set(rest) else "")
         return subprocess.call([str(PYTHON), "-m", "roomsignal", "demo", *rest], cwd=ROOT)
     if command == "setup":
         ensure_env("dev,media")
@@ -71,7 +72,7 @@ def main() -> int:
         ensure_env("dev,media,bench")
         return subprocess.call([str(PYTHON), "benchmarks/run.py", *rest], cwd=ROOT)
     if command == "docs":
-        ensure_env("dev")
+        ensure_env("dev,media")
         env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
         return subprocess.call([str(BIN / "mkdocs"), "build", "--strict", *rest], cwd=ROOT, env=env)
     print(__doc__)

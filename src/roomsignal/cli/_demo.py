@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.cli._demo_web import add_web_options, run_demo_web
 from roomsignal.client import Session
 from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.protocol import SdpNotificationParams, SubscribeRequestParams
@@ -64,6 +65,7 @@ def add_demo_command(commands: Any) -> None:
         help="instead: real audio and video from a publisher bot to two subscribers "
         "(needs the media extra)",
     )
+    add_web_options(parser)
     parser.set_defaults(run=run_demo)
 
 
@@ -613,4 +615,6 @@ def run_demo(args: argparse.Namespace) -> int:
         from roomsignal.cli._demo_media import run_media_demo  # aiortc only when asked
 
         return run_media_demo(args)
+    if args.web:
+        return run_demo_web(args)
     return asyncio.run(_run(args))

@@ -57,7 +57,14 @@ def add_serve_command(commands: Any) -> None:
     parser.add_argument(
         "--dev",
         action="store_true",
-        help="with no secret given, generate one and print it (for local development only)",
+        help="also answer GET /dev/token?session=ID&name=N&roles=... with a token; with no "
+        "secret given, generate one and print it (for local development only)",
+    )
+    parser.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="do not serve the page at / nor /roomsignal.js (docs/web.md)",
     )
     parser.add_argument(
         "--allow-simulation",
@@ -205,6 +212,8 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
         replay_buffer=args.replay_buffer,
         allow_simulation=args.allow_simulation,
         **hardening_kwargs(args),
+        web=args.web,
+        dev_tokens=args.dev,
     )
     try:
         await server.start()
@@ -228,6 +237,10 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             f"resume_window {args.resume_window:g}s)",
             flush=True,
         )
+        if args.web:
+            print(f"  the page: http://{host_port}/", flush=True)
+        if args.dev:
+            print(f"  dev tokens: http://{host_port}/dev/token?session=ID&name=N", flush=True)
         await stop.wait()
         logger.info("shutting down: closing every session (a second signal aborts)")
         _remove_signals(installed)

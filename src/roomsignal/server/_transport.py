@@ -38,6 +38,7 @@ from roomsignal.server._rooms import (
     Send,
     internal_error_frame,
 )
+from roomsignal.server._web import WebRoutes
 
 __all__ = ["SignalingServer"]
 
@@ -179,7 +180,9 @@ class SignalingServer:
     of ``ServerConfig`` (``closed_session_memory``, ``max_send_queue_bytes``,
     ``replay_buffer_bytes``, the ``max_*_bytes`` size limits,
     ``max_participants``, ``join_timeout``, ``max_connections``,
-    ``max_fanout_per_second``; docs/protocol.md lists them all). Not thread-safe: use it from one event loop.
+    ``max_fanout_per_second``; docs/protocol.md lists them all); ``web`` (serve the page at ``/``),
+    ``dev_tokens`` (answer ``/dev/token``) and ``media_dir`` (serve its files
+    at ``/media/``), see docs/web.md. Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -214,6 +217,9 @@ class SignalingServer:
         join_timeout: float = 10.0,
         max_connections: int = 10_000,
         max_fanout_per_second: int = 50_000,
+        web: bool = True,
+        dev_tokens: bool = False,
+        media_dir: str | None = None,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -256,6 +262,8 @@ class SignalingServer:
         self._closing = False
         self._sent = 0  # frames written, for pacing each sender's fan-out
         self._slow: list[int] = []  # connections closed as slow, seats not yet detached
+        # Plain HTTP beside the endpoint: the page, /dev/token, /media (docs/web.md).
+        self.web = WebRoutes(self.secret, web=web, dev_tokens=dev_tokens, media_dir=media_dir)
 
     # --- life cycle -------------------------------------------------------------
 
@@ -300,7 +308,7 @@ class SignalingServer:
             self.host,
             self._port,
             select_subprotocol=_select_subprotocol,
-            process_request=self._admit,
+            process_request=self.web.wrap(self._admit),
             compression=None,
             max_size=self.config.max_frame_bytes,
             max_queue=self._max_queue,

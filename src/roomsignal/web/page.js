@@ -1,0 +1,265 @@
+// The watch-together page: join form, camera preview, remote videos, chat,
+// the shared player that follows the session's syncData, and every session
+// error by code and name. Query parameters (all optional): url, name, token,
+// session and roles (ask /dev/token, on a server started with --dev), media
+// (the clip a synchronizer plays), ice (JSON list of RTCIceServer; default
+// none), join=1 (join at once). window.app exposes the state for tests.
+
+import { Session } from "/roomsignal.js";
+
+const $ = (id) => document.getElementById(id);
+const query = new URLSearchParams(location.search);
+const DRIFT = 0.1; // seconds: re-seek past this (the page promises 0.25)
+
+const app = {
+  session: null,
+  localStream: null,
+  clockOffset: 0, // server clock minus ours, seconds
+  sync: null, // the last syncData (or the join's syncState)
+  mediaId: query.get("media") || null,
+  errors: [],
+  messages: [],
+  joined: null, // a promise, once joining started
+  serverNow: () => Date.now() / 1000 + app.clockOffset,
+  expectedPosition,
+};
+window.app = app;
+
+function setStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+function showError(error) {
+  app.errors.push(error);
+  const li = document.createElement("li");
+  li.dataset.code = String(error.code);
+  li.dataset.name = error.name;
+  const code = document.createElement("b");
+  code.textContent = `${error.code} ${error.name}`;
+  li.append(code, ` ${error.message}`);
+  $("errors").prepend(li);
+}
+
+function showMessage(from, text, mine = false) {
+  const who = app.session?.participants.get(from)?.name ?? from;
+  const li = document.createElement("li");
+  li.className = mine ? "mine" : "";
+  const b = document.createElement("b");
+  b.textContent = mine ? "you" : who;
+  li.append(b, `: ${text}`);
+  $("chat-log").append(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+// --- videos -------------------------------------------------------------------
+
+function remoteVideo(participantId) {
+  let figure = document.querySelector(`figure[data-participant="${CSS.escape(participantId)}"]`);
+  if (figure === null) {
+    figure = document.createElement("figure");
+    figure.dataset.participant = participantId;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.muted = true;
+    video.playsInline = true;
+    const caption = document.createElement("figcaption");
+    caption.textContent = app.session.participants.get(participantId)?.name ?? participantId;
+    figure.append(video, caption);
+    $("remote-videos").append(figure);
+  }
+  return figure.querySelector("video");
+}
+
+function dropVideo(participantId) {
+  document.querySelector(`figure[data-participant="${CSS.escape(participantId)}"]`)?.remove();
+}
+
+async function watch(participantId) {
+  const video = remoteVideo(participantId);
+  try {
+    video.srcObject = await app.session.subscribe(participantId);
+  } catch (exc) {
+    console.warn("subscription failed", participantId, exc);
+  }
+}
+
+// --- the shared player ---------------------------------------------------------
+
+function expectedPosition() {
+  const s = app.sync;
+  if (s === null) return null;
+  let position = s.position;
+  if (s.playing) position += (app.serverNow() - s.serverTime) * (s.rate ?? 1);
+  return position;
+}
+
+function loadMedia(mediaId) {
+  if (!mediaId || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(mediaId)) return;
+  if (app.mediaId === mediaId && $("shared-player").getAttribute("src")) return;
+  app.mediaId = mediaId;
+  $("shared-player").src = `/media/${mediaId}`;
+}
+
+function follow() {
+  const s = app.sync;
+  const player = $("shared-player");
+  if (s === null || player.readyState < 1) return;
+  const target = Math.max(0, Math.min(expectedPosition(), player.duration || Infinity));
+  const rate = s.rate ?? 1;
+  if (player.playbackRate !== rate) player.playbackRate = rate;
+  if (Math.abs(player.currentTime - target) > DRIFT) player.currentTime = target;
+  if (s.playing && player.paused) player.play().catch(() => {});
+  if (!s.playing && !player.paused) player.pause();
+  $("sync-status").textContent = `${s.playing ? "playing" : "paused"} at ${target.toFixed(1)} s`;
+}
+
+function onSync(data) {
+  app.sync = data;
+  loadMedia(data.mediaId);
+  follow();
+}
+
+async function measureClock(session) {
+  // The best of a few pings: offset = serverTime - the midpoint of the round trip.
+  let best = null;
+  for (let i = 0; i < 3; i++) {
+    const sent = Date.now() / 1000;
+    const serverTime = await session.ping();
+    const back = Date.now() / 1000;
+    if (best === null || back - sent < best.rtt) best = { rtt: back - sent, offset: serverTime - (sent + back) / 2 };
+  }
+  app.clockOffset = best.offset;
+}
+
+async function shareState(playing, position) {
+  const player = $("shared-player");
+  const at = position ?? player.currentTime;
+  app.sync = { position: at, playing, rate: 1, mediaId: app.mediaId, serverTime: app.serverNow() };
+  follow();
+  await app.session.sendSyncData(at, playing, { rate: 1, mediaId: app.mediaId ?? undefined });
+}
+
+// --- joining -------------------------------------------------------------------
+
+async function join(event) {
+  event?.preventDefault();
+  if (app.session !== null) return app.joined;
+  let iceServers = [];
+  try {
+    if (query.get("ice")) iceServers = JSON.parse(query.get("ice"));
+  } catch {
+    setStatus("idle", "the ice parameter is not a JSON list of ICE servers");
+    throw new Error("bad ice parameter");
+  }
+  const session = new Session($("server-url").value, {
+    token: $("token").value,
+    name: $("name").value,
+    iceServers,
+  });
+  app.session = session;
+  session.onSessionError(showError);
+  session.onMessage((m) => {
+    app.messages.push(m);
+    showMessage(m.from, m.text);
+  });
+  session.onSyncData(onSync);
+  session.onParticipantJoined(({ participant }) => {
+    if (participant.streams?.video) watch(participant.participantId);
+  });
+  session.onParticipantLeft(({ participantId }) => dropVideo(participantId));
+  session.onStreamPublished(({ participantId, video }) => {
+    if (video) watch(participantId);
+  });
+  session.onStreamUnpublished(({ participantId }) => dropVideo(participantId));
+  session.onDisconnected(({ willReconnect }) => setStatus(willReconnect ? "reconnecting" : "closed", willReconnect ? "reconnecting" : "disconnected"));
+  session.onReconnected(({ stateReset }) => {
+    setStatus("joined", `in ${session.sessionId} as ${session.name}`);
+    if (stateReset) afresh(session).catch((exc) => console.warn("cannot publish again", exc));
+  });
+  session.onSessionClosed(() => setStatus("closed", "the session was closed"));
+  setStatus("connecting", "joining");
+  app.joined = (async () => {
+    try {
+      await session.join();
+    } catch (exc) {
+      app.session = null;
+      setStatus("idle", "not joined");
+      throw exc;
+    }
+    setStatus("joined", `in ${session.sessionId} as ${session.name}`);
+    $("leave").disabled = false;
+    $("join").disabled = true;
+    $("sync-controls").hidden = !session.roles.includes("synchronizer");
+    await measureClock(session);
+    if (session.syncState) onSync(session.syncState);
+    else loadMedia(app.mediaId);
+    await afresh(session);
+    return session;
+  })();
+  app.joined.catch(() => {});
+  return app.joined;
+}
+
+// After a join, and after a rejoin that reset the state: publish, watch the others.
+async function afresh(session) {
+  $("remote-videos").replaceChildren();
+  if (app.localStream !== null && session.participantType !== "viewer") {
+    await session.publish(app.localStream);
+  }
+  for (const p of session.participants.values()) if (p.streams?.video) watch(p.participantId);
+}
+
+async function leave() {
+  const session = app.session;
+  app.session = null;
+  await session?.leave();
+  $("remote-videos").replaceChildren();
+  $("leave").disabled = true;
+  $("join").disabled = false;
+  setStatus("idle", "left");
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!text || app.session === null) return;
+  $("chat-input").value = "";
+  await app.session.sendMessage(text);
+  showMessage(app.session.participantId, text, true);
+}
+
+async function startCamera() {
+  try {
+    app.localStream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
+    $("local-video").srcObject = app.localStream;
+  } catch (exc) {
+    console.warn("no camera", exc);
+  }
+}
+
+async function fill() {
+  $("server-url").value = query.get("url") || `ws://${location.host}`;
+  $("name").value = query.get("name") || `guest-${Math.random().toString(36).slice(2, 7)}`;
+  $("token").value = query.get("token") || "";
+  const sessionId = query.get("session");
+  if (!$("token").value && sessionId) {
+    const params = new URLSearchParams({ session: sessionId, name: $("name").value, roles: query.get("roles") || "" });
+    const answer = await fetch(`/dev/token?${params}`);
+    if (answer.ok) $("token").value = (await answer.json()).token;
+  }
+}
+
+$("join-form").addEventListener("submit", (e) => join(e).catch(() => {}));
+$("leave").addEventListener("click", () => leave());
+$("chat-form").addEventListener("submit", (e) => sendChat(e).catch((exc) => console.warn(exc)));
+$("sync-play").addEventListener("click", () => shareState(true));
+$("sync-pause").addEventListener("click", () => shareState(false));
+$("sync-seek-go").addEventListener("click", () => shareState(!$("shared-player").paused, Number($("sync-seek").value)));
+$("shared-player").addEventListener("loadedmetadata", follow);
+setInterval(follow, 200);
+
+app.ready = (async () => {
+  await Promise.all([startCamera(), fill()]);
+  if (query.get("join") === "1") await join().catch(() => {});
+})();
