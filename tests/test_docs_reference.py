@@ -26,6 +26,7 @@ PUBLIC = [
     "roomsignal.client",
     "roomsignal.testing",
     "roomsignal.testing.plugin",
+    "roomsignal.media",
 ]
 
 
