@@ -6,6 +6,7 @@ and a ``seq`` that cannot be real.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -260,3 +261,69 @@ async def test_a_seq_that_cannot_be_real_is_reported_and_resumed(
         assert jump.data["errors"][0]["loc"] == ["params", "seq"]
         assert jump.method == "sessionError"
         assert session.last_seq == 7 and await session.ping() == 1.0
+
+
+async def test_evicted_as_slow_with_4002_then_resumed_with_nothing_lost(
+    make_session: SessionFactory,
+) -> None:
+    """A slow listener holds reads back, the server's buffer grows, it evicts with 4002.
+
+    The peer evicts a connection once more than 1 MiB waits in its write
+    buffer, as a server with a send-queue limit does: that only happens if
+    the client stopped reading. The client resumes from the last ``seq`` it
+    read and the replay brings the rest: every event once, in order.
+    """
+    total = 50_000
+    frames = [_error_note(seq, f"e{seq}") for seq in range(1, total + 1)]
+    joins: list[dict[str, Any]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        join = _request(await ws.recv())
+        joins.append(join["params"])
+        if len(joins) == 1:
+            await ws.send(_reply(join["id"], _join_result()))
+            for frame in frames:
+                await ws.send(frame)
+                if ws.transport.get_write_buffer_size() > 1 << 20:
+                    await ws.close(4002, "slow")
+                    return
+            await ws.wait_closed()
+            return
+        last = join["params"]["lastSeq"]
+        await ws.send(_reply(join["id"], _join_result(total, resumed=True)))
+        for frame in frames[last:]:
+            await ws.send(frame)
+        await _answer_the_rest(ws)
+
+    async with serve(handler, "127.0.0.1", 0, write_limit=16 << 20) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        session = make_session(url=url, ping_interval=None, max_queued_events=1024)
+        gate = asyncio.Event()
+        messages: list[str] = []
+        done = asyncio.Event()
+
+        async def slow(error: Any) -> None:
+            if not gate.is_set():
+                await gate.wait()
+            messages.append(error.message)
+            if len(messages) == total:
+                done.set()
+
+        disconnected, reconnected = Recorder(), Recorder()
+        session.on_session_error(slow)
+        session.on_disconnected(disconnected)
+        session.on_reconnected(reconnected)
+        await session.connect()
+        async with asyncio.timeout(30):
+            while not session.reading_paused:  # noqa: ASYNC110 - a property, no event
+                await asyncio.sleep(0.005)
+            gate.set()
+            (event,) = await disconnected.wait_for(1, timeout=30)
+            assert (event.code, event.reason, event.will_reconnect) == (4002, "slow", True)
+            (back,) = await reconnected.wait_for(1, timeout=30)
+            assert back.resumed
+            await done.wait()
+        assert 0 < joins[1]["lastSeq"] < total
+        assert back.replayed == total - joins[1]["lastSeq"]
+        assert messages == [f"e{seq}" for seq in range(1, total + 1)]
+        assert session.last_seq == total
