@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roomsignal import ErrorCode
+from roomsignal import ErrorCode, Session
 from roomsignal.client._core import MAX_SEQ_JUMP, Answer, Broken, ClientCore
 from roomsignal.errors import SessionError
 from roomsignal.protocol import PingRequest, StreamPublishedParams
@@ -496,3 +497,10 @@ def test_only_an_int_or_a_str_is_a_response_id() -> None:
     assert core.receive(_response("2", {}), NOW) is None  # a str id, but not ours
     out = core.receive(_response(2, {}), NOW)
     assert isinstance(out, Answer) and out.waiter is waiter
+
+
+def test_bounds_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_seq_jump"):
+        ClientCore(max_seq_jump=0)
+    with pytest.raises(ValueError, match="max_queue"):
+        Session("ws://127.0.0.1:1", token="t", name="x", max_queued_events=0)

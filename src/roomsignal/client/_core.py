@@ -143,6 +143,8 @@ class ClientCore(Generic[W]):
     """
 
     def __init__(self, *, max_seq_jump: int = MAX_SEQ_JUMP) -> None:
+        if max_seq_jump < 1:
+            raise ValueError("max_seq_jump must be at least 1")
         self.max_seq_jump = max_seq_jump
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, W]] = {}
