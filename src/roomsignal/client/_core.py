@@ -142,6 +142,22 @@ class ClientCore(Generic[W]):
     Not thread-safe; every method returns at once.
     """
 
+    __slots__ = (
+        "_ids",
+        "_pending",
+        "final",
+        "join_snapshot",
+        "last_seq",
+        "max_seq_jump",
+        "participant_id",
+        "participant_secret",
+        "participants",
+        "replayed",
+        "roles",
+        "session_id",
+        "sync_state",
+    )
+
     def __init__(self, *, max_seq_jump: int = MAX_SEQ_JUMP) -> None:
         if max_seq_jump < 1:
             raise ValueError("max_seq_jump must be at least 1")

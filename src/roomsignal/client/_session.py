@@ -146,8 +146,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self._close_timeout = close_timeout
         self._hub = ListenerHub(max_queued_events)
         self._hub.on_pressure = self._on_pressure
-        self._unpressed = asyncio.Event()  # set while no listener queue is at its bound
-        self._unpressed.set()
+        # Set while no listener queue is at its bound; made at the first pressure.
+        self._unpressed: asyncio.Event | None = None
         self._hub.error_hook = on_listener_error
         self._hub.strict = strict_listeners
         self._state = SessionState.IDLE
@@ -214,7 +214,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         True while some listener's queue (or some ``errors()`` iterator's)
         holds ``max_queued_events``, until it has drained to a quarter of that.
         """
-        return not self._unpressed.is_set()
+        return self._unpressed is not None and not self._unpressed.is_set()
 
     @property
     def listener_failures(self) -> int:
@@ -486,9 +486,10 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         ``SessionErrorException`` of a failed join.
         """
         token = await self._fresh_token()
-        if not self._unpressed.is_set():
+        unpressed = self._unpressed
+        if unpressed is not None and not unpressed.is_set():
             # Listeners are behind: a new connection would only be held unread.
-            await self._unpressed.wait()
+            await unpressed.wait()
         try:
             ws = await connect(self.url, **self._connect_options)
         except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
@@ -586,10 +587,13 @@ class Session(ListenerMethods, RequestMethods, Supervision):
 
     def _on_pressure(self, pressed: bool) -> None:
         """The hub's backpressure: hold reading while a listener queue is at its bound."""
+        unpressed = self._unpressed
+        if unpressed is None:
+            unpressed = self._unpressed = asyncio.Event()
         if pressed:
-            self._unpressed.clear()
+            unpressed.clear()
         else:
-            self._unpressed.set()
+            unpressed.set()
         ws = self._ws
         if ws is not None:
             ws.hold_reading(pressed)
