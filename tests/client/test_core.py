@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roomsignal import ErrorCode
-from roomsignal.client._core import Answer, ClientCore
+from roomsignal import ErrorCode, Session
+from roomsignal.client._core import MAX_SEQ_JUMP, Answer, Broken, ClientCore
 from roomsignal.errors import SessionError
 from roomsignal.protocol import PingRequest, StreamPublishedParams
 
@@ -76,9 +77,9 @@ def _participant(pid: str, name: str = "x") -> dict[str, Any]:
     }
 
 
-def _joined(seq: int = 0, **more: Any) -> ClientCore[Waiter]:
+def _joined(seq: int = 0, *, max_seq_jump: int = MAX_SEQ_JUMP, **more: Any) -> ClientCore[Waiter]:
     """A core whose join was answered with ``seq``."""
-    core: ClientCore[Waiter] = ClientCore()
+    core: ClientCore[Waiter] = ClientCore(max_seq_jump=max_seq_jump)
     waiter = Waiter()
     request_id, _ = core.request("join", lambda i: PingRequest(id=i), waiter)
     out = core.receive(_response(request_id, _join_result(seq, **more)), NOW)
@@ -223,6 +224,23 @@ def test_a_gap_is_delivered_and_counted() -> None:
     assert core.receive(_session_error(5), NOW) is not None
     assert core.last_seq == 5
     assert core.receive(_session_error(4), NOW) is None
+
+
+def test_a_seq_that_cannot_be_real_breaks_the_connection_and_keeps_last_seq() -> None:
+    core = _joined()
+    for seq in range(1, 6):
+        assert core.receive(_session_error(seq), NOW) is not None
+    for frame in (
+        _session_error(10**18),
+        _note("participantLeft", 5 + MAX_SEQ_JUMP + 1, participantId="p2", reason="left"),
+    ):
+        out = core.receive(frame, NOW)
+        assert isinstance(out, Broken), frame
+        assert out.error.code == ErrorCode.INVALID_PARAMS and out.error.source == "client"
+        assert out.error.data["lastSeq"] == 5 and out.error.received_at == NOW
+        assert core.last_seq == 5  # the resume asks from here
+    assert core.receive(_session_error(5 + MAX_SEQ_JUMP), NOW) is not None  # the bound itself
+    assert core.last_seq == 5 + MAX_SEQ_JUMP
 
 
 def test_a_session_error_notification_is_stamped_with_the_session_and_the_time() -> None:
@@ -415,11 +433,11 @@ def _typed_frame(kind: str, seq: int) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(start=st.integers(0, 5), steps=_frames())
+@given(start=st.integers(0, 5), jump=st.integers(1, 50), steps=_frames())
 def test_each_seq_is_delivered_at_most_once_and_in_order(
-    start: int, steps: list[tuple[str, Any]]
+    start: int, jump: int, steps: list[tuple[str, Any]]
 ) -> None:
-    core = _joined(start)
+    core = _joined(start, max_seq_jump=jump)
     waiters = {}
     for _ in range(12):
         waiter = Waiter()
@@ -439,7 +457,11 @@ def test_each_seq_is_delivered_at_most_once_and_in_order(
             frame = _error(value, 201)
         else:
             frame = value
+        before = core.last_seq
         out = core.receive(frame, NOW)
+        if isinstance(out, Broken):  # a jump past the bound: nothing delivered, nothing counted
+            assert core.last_seq == before and out.error.data["seq"] - before > jump
+            continue
         if isinstance(out, Answer):
             assert out.waiter is not None or out.error is not None
             if out.error is None:  # a result only ever goes to a live waiter
@@ -455,6 +477,7 @@ def test_each_seq_is_delivered_at_most_once_and_in_order(
                 continue
             if seq is None:
                 seq = int(json.loads(frame)["params"]["seq"])
+            assert seq - before <= jump
             delivered.append(seq)
     assert delivered == sorted(set(delivered)), "a seq was delivered twice or out of order"
     assert all(seq > start for seq in delivered)
@@ -474,3 +497,10 @@ def test_only_an_int_or_a_str_is_a_response_id() -> None:
     assert core.receive(_response("2", {}), NOW) is None  # a str id, but not ours
     out = core.receive(_response(2, {}), NOW)
     assert isinstance(out, Answer) and out.waiter is waiter
+
+
+def test_bounds_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_seq_jump"):
+        ClientCore(max_seq_jump=0)
+    with pytest.raises(ValueError, match="max_queue"):
+        Session("ws://127.0.0.1:1", token="t", name="x", max_queued_events=0)

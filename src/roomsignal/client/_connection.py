@@ -19,10 +19,17 @@ fragmented messages, errors) and takes only the common case off its hands:
 - Anything odd (a masked frame, reserved bits, a frame over ``max_size``, a
   handshake that is not a plain 101) switches the connection to websockets
   alone for good, which then fails it as it should.
+
+Reading can be held by the session (``hold_reading``: its listeners' queues
+are full) as well as by websockets (its own message queue is full); the
+transport reads again only when neither holds it. ``fail`` closes the
+connection from inside a frame callback (a frame the session will not
+accept), and no later frame reaches ``on_frame``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +43,8 @@ _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 _SWITCHING = b"HTTP/1.1 101 "
 _END_OF_HEADERS = b"\r\n\r\n"
 _MAX_HEADERS = 65536
+_HELD_BY_WEBSOCKETS = 1
+_HELD_BY_SESSION = 2
 
 
 class FrameSplitter:
@@ -141,6 +150,50 @@ class DirectConnection(ClientConnection):
         limits = [size for size in (protocol.max_message_size, protocol.max_fragment_size) if size]
         self._splitter = FrameSplitter(min(limits) if limits else None)
         self._feed_websockets = super().data_received
+        self._held = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Set up as websockets does, then route its read pauses through ``_hold``."""
+        super().connection_made(transport)
+        messages = self.recv_messages
+        messages.pause = lambda: self._hold(_HELD_BY_WEBSOCKETS, True)
+        messages.resume = lambda: self._hold(_HELD_BY_WEBSOCKETS, False)
+
+    def hold_reading(self, hold: bool) -> None:
+        """Stop (or start again) reading from the socket for the session's sake."""
+        self._hold(_HELD_BY_SESSION, hold)
+
+    @property
+    def reading_held(self) -> bool:
+        """Whether the session holds reading."""
+        return bool(self._held & _HELD_BY_SESSION)
+
+    def _hold(self, bit: int, hold: bool) -> None:
+        before = self._held
+        after = before | bit if hold else before & ~bit
+        self._held = after
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if after and not before:
+            transport.pause_reading()
+        elif before and not after:
+            transport.resume_reading()
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close now with ``code`` (a close frame, then the TCP connection); never raises.
+
+        Safe to call from ``on_frame``: the frames after the current one are
+        not handed to ``on_frame`` (nor, once the close frame is out, to
+        ``recv()``).
+        """
+        self.on_frame = None
+        try:
+            self.protocol.fail(code, reason)
+            self.send_data()
+        finally:
+            if self.transport is not None:
+                self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """Deliver whole data frames directly; feed websockets everything else."""
@@ -154,6 +207,8 @@ class DirectConnection(ClientConnection):
                 except UnicodeDecodeError:
                     frame = raw[offset:]  # for the codec to report
                 on_frame(frame)
+                if self.on_frame is None:  # the session failed the connection
+                    on_frame = None
             else:
                 feed(raw)
                 on_frame = self._direct_target()  # websockets may have queued or closed

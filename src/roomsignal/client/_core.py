@@ -10,7 +10,9 @@ no clock of its own (the caller passes the time in). It owns:
 - matching a response to its request (``Answer``), an error response turned
   into a ``SessionError``;
 - ``seq`` de-duplication: a notification already delivered is dropped, a new
-  one is handed on as ``(event, payload)``;
+  one is handed on as ``(event, payload)``, and one whose ``seq`` is more
+  than ``max_seq_jump`` past the last one cannot be real: ``Broken`` (report
+  it, drop the connection, resume from ``last_seq``);
 - the mirror of the room (participants and their streams, sync state) and
   what a resume needs (``participant_secret``, ``last_seq``);
 - what a join result, a close code or a failed rejoin means for the session
@@ -23,6 +25,7 @@ core and turns its answers into listener events and resolved futures.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -63,11 +66,17 @@ from roomsignal.protocol import (
     encode,
 )
 
-__all__ = ["Answer", "ClientCore", "Emit", "Final", "Rejoin", "Waiter"]
+__all__ = ["MAX_SEQ_JUMP", "Answer", "Broken", "ClientCore", "Emit", "Final", "Rejoin", "Waiter"]
 
 logger = logging.getLogger("roomsignal.client")
 
 REPLACED = 4001  # close code: another connection took the seat
+PROTOCOL_ERROR = 1002  # close code the client sends when it drops a connection it cannot trust
+# How far past the last seq a notification's seq may be. The protocol has no gaps
+# at all; a small one is delivered with a warning (as it always was), but a jump
+# this large cannot be real: no replay buffer holds that many (the reference
+# server's default is 1024 notifications), so it is a broken or hostile server.
+MAX_SEQ_JUMP = 65536
 
 # An event for the listeners: (event kind, payload), e.g. ("session_error", error).
 Emit = tuple[str, Any]
@@ -109,13 +118,50 @@ class Answer(Generic[W]):
         self.error = error
 
 
+class Broken:
+    """A frame that cannot be real: report ``error``, drop the connection, resume.
+
+    The frame was not delivered and ``last_seq`` did not move, so the resume
+    asks for everything after the last notification that was.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: SessionError) -> None:
+        self.error = error
+
+
+class _SeqJump(Exception):
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+
 class ClientCore(Generic[W]):
     """One session's protocol state, fed whole frames; no I/O, no clock.
 
     Not thread-safe; every method returns at once.
     """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_ids",
+        "_pending",
+        "final",
+        "join_snapshot",
+        "last_seq",
+        "max_seq_jump",
+        "participant_id",
+        "participant_secret",
+        "participants",
+        "replayed",
+        "roles",
+        "session_id",
+        "sync_state",
+    )
+
+    def __init__(self, *, max_seq_jump: int = MAX_SEQ_JUMP) -> None:
+        if max_seq_jump < 1:
+            raise ValueError("max_seq_jump must be at least 1")
+        self.max_seq_jump = max_seq_jump
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, W]] = {}
         self.last_seq = 0
@@ -171,25 +217,29 @@ class ClientCore(Generic[W]):
 
     # -- frames -----------------------------------------------------------------------
 
-    def receive(self, frame: str | bytes, now: float) -> Emit | Answer[W] | None:
+    def receive(self, frame: str | bytes, now: float) -> Emit | Answer[W] | Broken | None:
         """What one whole frame means, received at ``now`` (Unix seconds).
 
         Returns an ``(event, payload)`` for the listeners (a fresh
         notification, or a ``session_error`` for a frame that cannot be
-        read), an ``Answer`` for a response, or None (a duplicate ``seq``, a
-        response nobody waits for). A join result is adopted before this
-        returns, so the notifications that follow it are judged by it.
+        read), an ``Answer`` for a response, ``Broken`` for a ``seq`` that
+        cannot be real, or None (a duplicate ``seq``, a response nobody waits
+        for). A join result is adopted before this returns, so the
+        notifications that follow it are judged by it.
         """
-        error = decode_session_error(frame)
-        if error is not None:  # the hot path of error bursts
-            return self._session_error(error, now)
         try:
-            message = decode(frame)
-        except ProtocolError as exc:
-            return "session_error", self._stamp(exc.error, now)
-        handler = _NOTE_HANDLERS.get(type(message))
-        if handler is not None:
-            return handler(self, message.params, now)  # type: ignore[union-attr]
+            error = decode_session_error(frame)
+            if error is not None:  # the hot path of error bursts
+                return self._session_error(error, now)
+            try:
+                message = decode(frame)
+            except ProtocolError as exc:
+                return "session_error", self._stamp(exc.error, now)
+            handler = _NOTE_HANDLERS.get(type(message))
+            if handler is not None:
+                return handler(self, message.params, now)  # type: ignore[union-attr]
+        except _SeqJump as jump:
+            return Broken(self._seq_jump_error(frame, jump.seq, now))
         if isinstance(message, Response):
             entry = self._pending.get(message.id)  # type: ignore[arg-type]
             if entry is None or entry[1].done():
@@ -227,6 +277,24 @@ class ClientCore(Generic[W]):
             participant_id=self.participant_id,
             received_at=now,
         )
+
+    def _seq_jump_error(self, frame: str | bytes, seq: int, now: float) -> SessionError:
+        code = ErrorCode.INVALID_PARAMS
+        method = _method_of(frame)
+        why = (
+            f"seq jumped from {self.last_seq} to {seq}, more than {self.max_seq_jump} ahead: "
+            "it cannot be real"
+        )
+        data: dict[str, Any] = {
+            "name": code.name,
+            "errors": [{"loc": ["params", "seq"], "msg": why}],
+            "seq": seq,
+            "lastSeq": self.last_seq,
+        }
+        if method is not None:
+            data["method"] = method
+        message = f"invalid params for {method!r}: {why}; resuming from seq {self.last_seq}"
+        return self.make_error(code, message, data, None, now=now)
 
     def _stamp(self, error: SessionError, now: float) -> SessionError:
         """A decode error with this session's ids and the time it was received."""
@@ -289,10 +357,15 @@ class ClientCore(Generic[W]):
     # -- notifications (judged by seq, in order) -------------------------------------------
 
     def fresh(self, seq: int) -> bool:
-        """True for a notification not delivered yet (it is then counted); False drops it."""
+        """True for a notification not delivered yet (it is then counted); False drops it.
+
+        A ``seq`` more than ``max_seq_jump`` ahead raises (``receive`` makes it ``Broken``).
+        """
         if seq <= self.last_seq:
             logger.debug("dropping duplicate notification seq %d", seq)
             return False
+        if seq - self.last_seq > self.max_seq_jump:
+            raise _SeqJump(seq)
         if seq != self.last_seq + 1:
             logger.warning("notification seq jumped from %d to %d", self.last_seq, seq)
         self.last_seq = seq
@@ -364,6 +437,15 @@ class ClientCore(Generic[W]):
             return None
         self.final = (None, f"the session was closed: {params.reason}")
         return "session_closed", params
+
+
+def _method_of(frame: str | bytes) -> str | None:
+    """The ``method`` of a frame known to be a valid notification (error path only)."""
+    try:
+        method = json.loads(frame).get("method")
+    except (ValueError, AttributeError):
+        return None
+    return method if isinstance(method, str) else None
 
 
 def _relay(event: str) -> Callable[[ClientCore[Any], Any, float], Emit | None]:

@@ -59,10 +59,16 @@ class Disconnected(_Event):
 
 
 class Reconnecting(_Event):
-    """The client is about to dial again after ``delay`` seconds."""
+    """The client is about to dial again after ``delay`` seconds.
+
+    ``code`` and ``reason`` say how the connection it replaces ended (the
+    close code, None when it dropped without a close frame).
+    """
 
     attempt: int
     delay: float
+    code: int | None = None
+    reason: str = ""
 
 
 class Reconnected(_Event):

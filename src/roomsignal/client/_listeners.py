@@ -1,9 +1,15 @@
 """The listener hub: fans events out to listeners, each awaited in order.
 
-Every listener has its own small queue and worker task, so a slow listener
-never stalls the reader or the other listeners, each listener sees events in
-arrival order, and a listener may await any session method. ``emit`` never
-blocks and never awaits: the reader calls it inline.
+Every listener has its own queue and worker task, so a slow listener does
+not stall the other listeners, each listener sees events in arrival order,
+and a listener may await any session method. ``emit`` never blocks, never
+awaits and never drops an event: the reader calls it inline.
+
+Memory stays bounded by backpressure rather than by dropping: when one
+listener's queue, or one ``errors()`` iterator's, holds ``max_queue`` events,
+the hub calls ``on_pressure(True)`` (the session then stops reading from its
+socket); once every such queue is back to ``max_queue // 4`` or less, it
+calls ``on_pressure(False)``.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ class Inbox(Generic[T]):
         self._items: deque[T] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
-    def put(self, item: T) -> None:
-        """Append an item and wake the reader; never blocks."""
-        self._items.append(item)
+    def put(self, item: T) -> int:
+        """Append an item and wake the reader; never blocks. Returns the new length."""
+        items = self._items
+        items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        return len(items)
 
     async def get(self) -> T:
         """The next item, waiting for one if needed (several readers may wait)."""
@@ -65,7 +73,7 @@ class Inbox(Generic[T]):
 class _Worker:
     """One listener's queue and the task that awaits it, in order."""
 
-    __slots__ = ("event", "fn", "hub", "inbox", "removed", "task")
+    __slots__ = ("event", "fn", "full", "hub", "inbox", "removed", "task")
 
     def __init__(self, hub: ListenerHub, event: str, fn: Listener) -> None:
         self.hub = hub
@@ -74,9 +82,12 @@ class _Worker:
         self.inbox: Inbox[Any] = Inbox()
         self.task: asyncio.Task[None] | None = None
         self.removed = False
+        self.full = False  # holding the hub's pressure
 
     def deliver(self, payload: Any) -> None:
-        self.inbox.put(payload)
+        if self.inbox.put(payload) >= self.hub.max_queue and not self.full:
+            self.full = True
+            self.hub._press(id(self))
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"roomsignal-listener-{self.event}"
@@ -89,6 +100,9 @@ class _Worker:
         fn = self.fn
         while True:
             payload = await inbox.get()
+            if self.full and len(inbox) <= self.hub.low_water:
+                self.full = False
+                self.hub._release(id(self))
             if payload is _STOP or self.removed:
                 return
             try:
@@ -118,10 +132,23 @@ class ErrorStream(Generic[T]):
         self._event = event
         self._inbox: Inbox[Any] = Inbox()
         self._done = False
+        self._full = False  # holding the hub's pressure
         hub._streams.setdefault(event, weakref.WeakSet()).add(self)
 
     def _put(self, payload: Any) -> None:
-        self._inbox.put(payload)
+        if self._inbox.put(payload) >= self._hub.max_queue and not self._full:
+            self._full = True
+            self._hub._press(id(self))
+
+    def _unpress(self) -> None:
+        if self._full:
+            self._full = False
+            self._hub._release(id(self))
+
+    def __del__(self) -> None:
+        # Dropped unread without aclose(): nobody will read it, so it holds nothing back.
+        if self._full:
+            self._unpress()
 
     def __aiter__(self) -> ErrorStream[T]:
         return self
@@ -130,6 +157,8 @@ class ErrorStream(Generic[T]):
         if self._done and not self._inbox:
             raise StopAsyncIteration
         item = await self._inbox.get()
+        if self._full and len(self._inbox) <= self._hub.low_water:
+            self._unpress()
         if item is _STOP:
             self._done = True
             raise StopAsyncIteration
@@ -140,6 +169,7 @@ class ErrorStream(Generic[T]):
         """Stop receiving; pending items are dropped."""
         self._done = True
         self._inbox.clear()
+        self._unpress()
         self._inbox.put(_STOP)
         streams = self._hub._streams.get(self._event)
         if streams is not None:
@@ -153,9 +183,21 @@ class ErrorStream(Generic[T]):
 
 
 class ListenerHub:
-    """Listeners, iterators and one-shot waiters for every event kind."""
+    """Listeners, iterators and one-shot waiters for every event kind.
 
-    def __init__(self) -> None:
+    ``max_queue`` bounds each listener's and each iterator's queue by
+    backpressure (see the module docstring); ``on_pressure`` is called with
+    True when the first queue reaches it and with False when the last one has
+    drained to ``low_water``.
+    """
+
+    def __init__(self, max_queue: int = 4096) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
+        self.low_water = max_queue // 4
+        self.on_pressure: Callable[[bool], None] | None = None
+        self._pressed: set[int] = set()  # ids of the queues at their bound
         self._workers: dict[str, dict[Listener, _Worker]] = {}
         # What ``emit`` calls for each event, rebuilt whenever registrations change.
         self._sinks: dict[str, tuple[Callable[[Any], None], ...]] = {}
@@ -185,6 +227,10 @@ class ListenerHub:
         worker = self._workers.get(event, {}).pop(fn, None)
         if worker is not None:
             worker.removed = True
+            worker.inbox.clear()  # dropped, as documented: nothing holds the reader back
+            if worker.full:
+                worker.full = False
+                self._release(id(worker))
             worker.inbox.put(_STOP)
             self._rebuild(event)
 
@@ -209,6 +255,35 @@ class ListenerHub:
         if waiters:
             self._waiters[event] = [w for w in waiters if w[1] is not future]
             self._rebuild(event)
+
+    # -- backpressure -------------------------------------------------------------
+
+    @property
+    def pressed(self) -> bool:
+        """Whether some listener's or iterator's queue is at its bound."""
+        return bool(self._pressed)
+
+    def _press(self, key: int) -> None:
+        first = not self._pressed
+        self._pressed.add(key)
+        if first:
+            logger.debug("a listener queue reached %d events: pausing reads", self.max_queue)
+            self._signal(True)
+
+    def _release(self, key: int) -> None:
+        if key in self._pressed:
+            self._pressed.discard(key)
+            if not self._pressed:
+                logger.debug("listener queues drained: resuming reads")
+                self._signal(False)
+
+    def _signal(self, pressed: bool) -> None:
+        hook = self.on_pressure
+        if hook is not None:
+            try:
+                hook(pressed)
+            except Exception:
+                logger.exception("on_pressure hook raised")
 
     # -- delivery ---------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from websockets.uri import parse_uri
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.client._connection import DirectConnection
-from roomsignal.client._core import Answer, ClientCore
+from roomsignal.client._core import MAX_SEQ_JUMP, PROTOCOL_ERROR, Answer, Broken, ClientCore
 from roomsignal.client._events import (
     Connected,
     Disconnected,
@@ -102,6 +102,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         compression: Literal["deflate"] | None = None,
         max_size: int = 1 << 20,
         strict_listeners: bool = False,
+        max_queued_events: int = 4096,
+        max_seq_jump: int = MAX_SEQ_JUMP,
         on_listener_error: ListenerErrorHook | None = None,
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
@@ -111,6 +113,12 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
         URL that is not ``ws://`` or ``wss://``. ``strict_listeners`` makes
         ``close()`` re-raise the first exception a listener raised (for tests).
+        ``max_queued_events`` bounds each listener's and each ``errors()``
+        iterator's queue: at the bound the session stops reading from the
+        socket until the queue has drained to a quarter of it (nothing is
+        dropped; see docs/client.md). A notification whose ``seq`` is more
+        than ``max_seq_jump`` past the last one is a protocol error, after
+        which the session drops the connection and resumes.
         """
         try:
             parse_uri(url)  # a malformed URL is the caller's bug: say so now
@@ -136,7 +144,10 @@ class Session(ListenerMethods, RequestMethods, Supervision):
             "create_connection": DirectConnection,
         }
         self._close_timeout = close_timeout
-        self._hub = ListenerHub()
+        self._hub = ListenerHub(max_queued_events)
+        self._hub.on_pressure = self._on_pressure
+        # Set while no listener queue is at its bound; made at the first pressure.
+        self._unpressed: asyncio.Event | None = None
         self._hub.error_hook = on_listener_error
         self._hub.strict = strict_listeners
         self._state = SessionState.IDLE
@@ -150,7 +161,9 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self._connected_at = 0.0
         self._progress_mark = 0
         self._connect_task: asyncio.Task[Any] | None = None
-        self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore()
+        self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore(
+            max_seq_jump=max_seq_jump
+        )
 
     # -- properties ------------------------------------------------------------
 
@@ -193,6 +206,15 @@ class Session(ListenerMethods, RequestMethods, Supervision):
     def _participant_secret(self) -> str | None:
         """The secret that takes our seat back on a resume (tests read it)."""
         return self._core.participant_secret
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether the session stopped reading because a listener or iterator is behind.
+
+        True while some listener's queue (or some ``errors()`` iterator's)
+        holds ``max_queued_events``, until it has drained to a quarter of that.
+        """
+        return self._unpressed is not None and not self._unpressed.is_set()
 
     @property
     def listener_failures(self) -> int:
@@ -432,8 +454,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         error = self._core.make_error(code, message, {"name": code.name}, method, now=time.time())
         return exception_for(error)
 
-    def _fail_pending(self, why: str) -> None:
-        """Fail every request in flight (the connection ended under it)."""
+    def _fail_pending(self, why: str, closed: Closed | None = None) -> None:
+        """Fail every request in flight (the connection ended under it, ``closed``)."""
         for method, future in self._core.take_pending():
             if future.done():
                 continue
@@ -446,7 +468,12 @@ class Session(ListenerMethods, RequestMethods, Supervision):
                 if self._closing
                 else ErrorCode.GENERIC_CONNECTION_ERROR
             )
-            exc = self._client_error(code, f"{why} while {method!r} was in flight", method)
+            exc = self._client_error(
+                code,
+                f"{why} while {method!r} was in flight",
+                method,
+                **(closed.data() if closed is not None else {}),
+            )
             future.set_exception(exc)
             future.exception()  # a cancelled caller must not leave it unretrieved
 
@@ -459,6 +486,10 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         ``SessionErrorException`` of a failed join.
         """
         token = await self._fresh_token()
+        unpressed = self._unpressed
+        if unpressed is not None and not unpressed.is_set():
+            # Listeners are behind: a new connection would only be held unread.
+            await unpressed.wait()
         try:
             ws = await connect(self.url, **self._connect_options)
         except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
@@ -466,6 +497,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
             raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
         assert isinstance(ws, DirectConnection)
         ws.on_frame = self._on_frame
+        if self._hub.pressed:
+            ws.hold_reading(True)
         self._ws = ws
         self._reader = asyncio.get_running_loop().create_task(
             self._read(ws), name="roomsignal-reader"
@@ -535,17 +568,35 @@ class Session(ListenerMethods, RequestMethods, Supervision):
             pass
         finally:
             ws.on_frame = None
+            closed = self._how_closed(ws)
             if ws is self._ws or self._ws is None:
                 if not self._closing:
                     self._joined.clear()
-                self._fail_pending("the connection closed")
+                self._fail_pending(f"the connection {closed.describe()}", closed)
+        return closed
+
+    @staticmethod
+    def _how_closed(ws: DirectConnection) -> Closed:
         rcvd = ws.protocol.close_rcvd
         if rcvd is not None:
             return Closed(rcvd.code, rcvd.reason)
         sent = ws.protocol.close_sent
         if sent is not None:  # we closed it, e.g. 1009 for a frame over max_size
             return Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
-        return Closed(None, "the connection dropped without a close frame")
+        return Closed(None, "dropped without a close frame")
+
+    def _on_pressure(self, pressed: bool) -> None:
+        """The hub's backpressure: hold reading while a listener queue is at its bound."""
+        unpressed = self._unpressed
+        if unpressed is None:
+            unpressed = self._unpressed = asyncio.Event()
+        if pressed:
+            unpressed.clear()
+        else:
+            unpressed.set()
+        ws = self._ws
+        if ws is not None:
+            ws.hold_reading(pressed)
 
     def _on_frame(self, frame: str | bytes) -> None:
         """Hand one whole frame to the core and act on its answer (never raises)."""
@@ -555,6 +606,12 @@ class Session(ListenerMethods, RequestMethods, Supervision):
                 return
             if type(out) is tuple:  # an event for the listeners: the hot path
                 self._hub.emit(out[0], out[1])
+                return
+            if type(out) is Broken:
+                self._hub.emit("session_error", out.error)
+                ws = self._ws
+                if ws is not None:  # the supervisor sees the close and resumes
+                    ws.fail(PROTOCOL_ERROR, "a notification's seq cannot be real")
                 return
             assert isinstance(out, Answer)
             waiter = out.waiter

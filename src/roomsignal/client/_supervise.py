@@ -49,6 +49,16 @@ class Closed:
         self.code = code
         self.reason = reason
 
+    def describe(self) -> str:
+        """For messages: the close code and its reason, as they were."""
+        if self.code is None:
+            return self.reason
+        return f"closed with {self.code} ({self.reason or 'no reason given'})"
+
+    def data(self) -> dict[str, Any]:
+        """For ``SessionError.data``: ``closeCode`` (None: no close frame), ``closeReason``."""
+        return {"closeCode": self.code, "closeReason": self.reason}
+
 
 class Supervision:
     """Reconnection and token refresh (a mixin of ``Session``)."""
@@ -76,7 +86,7 @@ class Supervision:
             self, code: ErrorCode, message: str, method: str | None, **data: Any
         ) -> SessionErrorException: ...
 
-        def _fail_pending(self, why: str) -> None: ...
+        def _fail_pending(self, why: str, closed: Closed | None = None) -> None: ...
 
         def _end_waits(self) -> None: ...
 
@@ -122,7 +132,9 @@ class Supervision:
             logger.exception("session supervisor failed")
             if not self._closing:
                 await self._drop_connection()
-                self._finish(ErrorCode.CONNECTION_LOST_ERROR_CODE, f"internal failure: {exc!r}")
+                self._finish(
+                    ErrorCode.CONNECTION_LOST_ERROR_CODE, f"internal failure: {exc!r}", None
+                )
 
     async def _supervise_connections(self) -> None:
         while True:
@@ -137,7 +149,7 @@ class Supervision:
             if final is None and policy is None:
                 final = (
                     ErrorCode.CONNECTION_LOST_ERROR_CODE,
-                    f"the connection was lost ({closed.reason}) and reconnection is off",
+                    f"the connection was lost ({closed.describe()}) and reconnection is off",
                 )
             if final is None:
                 self._state = SessionState.RECONNECTING
@@ -146,7 +158,7 @@ class Supervision:
                 Disconnected(code=closed.code, reason=closed.reason, will_reconnect=final is None),
             )
             if final is not None or policy is None:
-                self._finish(*(final or (None, "")))
+                self._finish(*(final or (None, "")), closed)
                 await self._drop_connection()
                 return
             # A connection that neither delivered anything new nor stayed up for a
@@ -156,27 +168,33 @@ class Supervision:
             if stable or self._core.last_seq > self._progress_mark:
                 self._streak = 0
             await self._drop_connection()
-            final = await self._reconnect(policy)
+            final = await self._reconnect(policy, closed)
             if final is not None:
                 self._hub.emit(
                     "disconnected",
                     Disconnected(code=None, reason=final[1], will_reconnect=False),
                 )
-                self._finish(*final)
+                self._finish(*final, closed)
                 return
 
-    def _finish(self, code: ErrorCode | None, message: str) -> None:
-        """The session is over for good (not by ``close()``): say so once."""
+    def _finish(self, code: ErrorCode | None, message: str, closed: Closed | None) -> None:
+        """The session is over for good (not by ``close()``): say so once.
+
+        ``closed`` is how the last connection ended (its code and reason go
+        into the error's data).
+        """
         self._state = SessionState.CLOSED
         self._joined.set()
         self._core.final = (code, message)
         if code is not None:
-            self._client_error(code, message, None)
+            self._client_error(code, message, None, **(closed.data() if closed else {}))
         self._fail_pending(message)
         self._end_waits()
 
-    async def _reconnect(self, policy: ReconnectPolicy) -> tuple[ErrorCode | None, str] | None:
-        """Retry per ``policy``; None once back in the session, else why it gave up."""
+    async def _reconnect(
+        self, policy: ReconnectPolicy, closed: Closed
+    ) -> tuple[ErrorCode | None, str] | None:
+        """Retry per ``policy`` after ``closed``; None once back in the session, else why not."""
         core = self._core
         resume = core.participant_secret is not None
         last_seq_before = core.last_seq
@@ -184,7 +202,10 @@ class Supervision:
             self._streak += 1
             attempt = self._streak
             delay = policy.delay(attempt)
-            self._hub.emit("reconnecting", Reconnecting(attempt=attempt, delay=delay))
+            self._hub.emit(
+                "reconnecting",
+                Reconnecting(attempt=attempt, delay=delay, code=closed.code, reason=closed.reason),
+            )
             await asyncio.sleep(delay)
             try:
                 result = await self._join_new_connection(resume=resume, token_retry=True)
