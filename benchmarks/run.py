@@ -35,6 +35,7 @@ from typing import IO, Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import server_bench  # noqa: E402
 import workloads  # noqa: E402
 
 STARTUP_TIMEOUT = 30.0
@@ -83,6 +84,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("rtt_ratio", "<=", 1.5, "rtt_us / raw_rtt_us"),
     ("join_s_5000", "<=", 30.0, "seconds to join 5000 sessions (scaled from N)"),
     ("kib_per_session", "<=", 48.0, "client RSS growth per joined session"),
+    *server_bench.TARGETS,
 ]
 
 
@@ -96,10 +98,12 @@ def log(message: str) -> None:
 class ServerProcess:
     """One ``servers.py`` process; ``port`` once it listens. Always cleaned up."""
 
-    def __init__(self, kind: str, *args: str, cpu: int | None = None) -> None:
+    def __init__(
+        self, kind: str, *args: str, cpu: int | None = None, script: str = "servers.py"
+    ) -> None:
         self.kind = kind
         self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        argv = [sys.executable, str(HERE / "servers.py"), kind, *args]
+        argv = [sys.executable, str(HERE / script), kind, *args]
         if cpu is not None:
             argv += ["--cpu", str(cpu)]
         self.proc = subprocess.Popen(
@@ -408,6 +412,15 @@ def run(
                 )
 
             step(results, "sessions (bare websockets)", raw_sessions)
+    if wanted("server"):
+        server_bench.run(
+            results,
+            quick=quick,
+            secret=secret,
+            cpu=server_cpu,
+            process_cls=ServerProcess,
+            step=step,
+        )
     derive(results)
     return results
 
@@ -428,6 +441,7 @@ def derive(results: dict[str, Any]) -> None:
     results["socketio_speedup"] = ratio("events_per_s", "socketio_events_per_s")
     results["rtt_ratio"] = ratio("rtt_us", "raw_rtt_us")
     results["rtt_ratio_vs_raw_ref"] = ratio("rtt_us", "raw_ref_rtt_us")
+    server_bench.derive(results)
     if results.get("sessions") and results.get("join_s") is not None:
         results["join_s_5000"] = results["join_s"] * 5000 / results["sessions"]
     else:
@@ -479,6 +493,7 @@ def table(results: dict[str, Any]) -> str:
         (f"join {g('sessions') or 0} sessions, s", fmt(g("join_s")), "bare websockets", fmt(g("raw_join_s")), "", None),
         ("  scaled to 5000, s", fmt(g("join_s_5000")), "", "", "", "join_s_5000"),
         ("client RSS per session, KiB", fmt(g("kib_per_session")), "bare websockets", fmt(g("raw_kib_per_session")), "", "kib_per_session"),
+        *server_bench.rows(g, fmt),
     ]  # fmt: skip
     headers = ("measure", "roomsignal", "baseline", "value", "ratio", "target")
     lines: list[tuple[str, ...]] = [headers]
@@ -517,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions",
+        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,server",
     )
     parser.add_argument("--sessions", type=int, default=None, help="override N sessions")
     parser.add_argument(
