@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from roomsignal.cli._load_engine import percentiles
+from roomsignal.cli._load_engine import histogram, percentiles
 from roomsignal.cli._load_test import _own_addresses, is_this_machine
 from roomsignal.server import SignalingServer
 
@@ -46,6 +46,8 @@ async def test_a_run_with_chaos_loses_and_duplicates_nothing(server: SignalingSe
     assert messages["delivered"] >= messages["expected_deliveries"]
     assert messages["sent"] == messages["confirmed"] + messages["unconfirmed"]
     _latency_ok(report["message_latency_ms"], messages["delivered"])
+    assert sum(report["message_latency_histogram"]["counts"]) == messages["delivered"]
+    assert sum(report["join_latency_histogram"]["counts"]) == 8
     chaos = report["chaos"]
     assert chaos["available"] is True and chaos["drops"] == 4  # 2/s for 2 s
     # every cut connection came back into its seat, nothing reset
@@ -193,3 +195,12 @@ def test_percentiles_are_nearest_rank() -> None:
         (50, 95, 99, 100)
     )
     assert percentiles([])["p50"] is None
+
+
+def test_the_histogram_keeps_every_sample() -> None:
+    block = histogram([0.0, 0.001, 0.001, 0.5, 99.0])  # 0 s and 99 s: outside the range
+    counts, edges = block["counts"], block["edges_ms"]
+    assert sum(counts) == 5 and len(edges) == len(counts) + 1
+    assert counts[0] == 1 and counts[-1] == 1  # clamped into the end bins
+    one_ms = next(i for i, edge in enumerate(edges) if edge >= 1.0)
+    assert counts[one_ms] == 2  # 1 ms falls in the bin that starts at 1 ms

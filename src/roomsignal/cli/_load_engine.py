@@ -26,6 +26,7 @@ deadline computed from the plan, so it always stops by itself.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -44,7 +45,7 @@ from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.events import MessageReceivedParams
 from roomsignal.tokens import mint
 
-__all__ = ["LoadPlan", "LoadTest", "percentiles"]
+__all__ = ["LoadPlan", "LoadTest", "histogram", "percentiles"]
 
 SYNC_INTERVAL = 1.0  # seconds between a room's sync data updates
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last messages after the chat ends
@@ -93,6 +94,25 @@ def percentiles(samples: Sequence[float], scale: float = 1000.0) -> dict[str, An
         "max": ordered[-1] * scale,
         "mean": sum(ordered) / count * scale,
     }
+
+
+HISTOGRAM_EDGES_MS = [round(0.01 * 10 ** (k / 10), 6) for k in range(61)]  # 0.01 ms .. 10 s
+
+
+def histogram(
+    samples: Sequence[float], scale: float = 1000.0
+) -> dict[str, list[float] | list[int]]:
+    """Counts of ``samples`` (seconds) per log-spaced bin of ``HISTOGRAM_EDGES_MS``.
+
+    Bin ``i`` holds ``edges[i] <= ms < edges[i + 1]``; the first and last bins
+    also take what falls below and above the range, so no sample is dropped.
+    """
+    edges = HISTOGRAM_EDGES_MS
+    counts = [0] * (len(edges) - 1)
+    for sample in samples:
+        index = bisect.bisect_right(edges, sample * scale) - 1
+        counts[min(max(index, 0), len(counts) - 1)] += 1
+    return {"edges_ms": list(edges), "counts": counts}
 
 
 @dataclass(eq=False)
@@ -442,6 +462,8 @@ class LoadTest:
             "join_failures": plan.participants - len(joined),
             "join_latency_ms": percentiles(self._join_latency),
             "message_latency_ms": percentiles(self._message_latency),
+            "join_latency_histogram": histogram(self._join_latency),
+            "message_latency_histogram": histogram(self._message_latency),
             "messages": {
                 "sent": confirmed + unconfirmed,
                 "confirmed": confirmed,
