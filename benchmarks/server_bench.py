@@ -62,7 +62,7 @@ class ServerConfig:
 
 
 FULL = ServerConfig(members=500, messages=200, reps=5, joins=10_000, rooms=100, concurrency=100)
-QUICK = ServerConfig(members=500, messages=40, reps=3, joins=1_000, rooms=10, concurrency=100)
+QUICK = ServerConfig(members=200, messages=50, reps=2, joins=1_000, rooms=10, concurrency=100)
 
 
 def rss_of(pid: int) -> int:
