@@ -62,13 +62,13 @@ def main() -> int:
         ensure_env("")
         return subprocess.call([str(PYTHON), "-m", "roomsignal", "demo", *rest], cwd=ROOT)
     if command == "setup":
-        ensure_env("dev")
+        ensure_env("dev,media")
         return 0
     if command == "test":
-        ensure_env("dev")
+        ensure_env("dev,media")
         return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
     if command == "bench":
-        ensure_env("dev,bench")
+        ensure_env("dev,media,bench")
         return subprocess.call([str(PYTHON), "benchmarks/run.py", *rest], cwd=ROOT)
     if command == "docs":
         ensure_env("dev")

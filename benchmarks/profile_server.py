@@ -105,7 +105,7 @@ async def _serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGUSR2, finish)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with SignalingServer(
-        host="127.0.0.1", port=0, secret=args.secret, max_sessions=10_000
+        host="127.0.0.1", port=0, secret=args.secret, max_sessions=10_000, max_fanout_per_second=0
     ) as server:
         print(f"PORT {server.port}", flush=True)
         await stop.wait()

@@ -85,6 +85,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("join_s_5000", "<=", 30.0, "seconds to join 5000 sessions (scaled from N)"),
     ("kib_per_session", "<=", 48.0, "client RSS growth per joined session"),
     *server_bench.TARGETS,
+    ("media_first_frame_ratio_p50", "<=", 1.2, "first video frame: signaling / direct (p50)"),
 ]
 
 
@@ -421,8 +422,28 @@ def run(
             process_cls=ServerProcess,
             step=step,
         )
+    if wanted("media"):
+        media_args = ["--json", *(("--runs", "20", "--steps", "1,4,8,12,16") if quick else ())]
+        step(results, "media", lambda: run_media(media_args, timeout * 5))
     derive(results)
     return results
+
+
+def run_media(args: list[str], timeout: float) -> dict[str, Any]:
+    """``media.py`` in a fresh process (it needs the media extra); its last line is JSON."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "media.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=HERE.parent,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": f"media.py exited {proc.returncode}: {proc.stderr[-2000:]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def derive(results: dict[str, Any]) -> None:
@@ -442,6 +463,9 @@ def derive(results: dict[str, Any]) -> None:
     results["rtt_ratio"] = ratio("rtt_us", "raw_rtt_us")
     results["rtt_ratio_vs_raw_ref"] = ratio("rtt_us", "raw_ref_rtt_us")
     server_bench.derive(results)
+    results["media_first_frame_ratio_p50"] = (results.get("media_first_frame_ratio") or {}).get(
+        "p50"
+    )
     if results.get("sessions") and results.get("join_s") is not None:
         results["join_s_5000"] = results["join_s"] * 5000 / results["sessions"]
     else:
@@ -494,6 +518,9 @@ def table(results: dict[str, Any]) -> str:
         ("  scaled to 5000, s", fmt(g("join_s_5000")), "", "", "", "join_s_5000"),
         ("client RSS per session, KiB", fmt(g("kib_per_session")), "bare websockets", fmt(g("raw_kib_per_session")), "", "kib_per_session"),
         *server_bench.rows(g, fmt),
+        ("first video frame p50, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p50")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p50")), fmt(g("media_first_frame_ratio_p50")), "media_first_frame_ratio_p50"),
+        ("first video frame p99, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p99")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p99")), fmt((g("media_first_frame_ratio") or {}).get("p99")), None),
+        ("subscribers per publisher bot at 30 fps", fmt((g("media_capacity") or {}).get("max_sustained_subscribers")), "", "", "", None),
     ]  # fmt: skip
     headers = ("measure", "roomsignal", "baseline", "value", "ratio", "target")
     lines: list[tuple[str, ...]] = [headers]
@@ -532,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,server",
+        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,media,server",
     )
     parser.add_argument("--sessions", type=int, default=None, help="override N sessions")
     parser.add_argument(

@@ -1,6 +1,7 @@
 """The bare websockets server the server benchmarks compare the reference server with.
 
     python benchmarks/server_peers.py broadcast
+    python benchmarks/server_peers.py ref --secret S [--max-fanout N] [--max-sessions N]
 
 Binds 127.0.0.1 on port 0, prints ``PORT <n>`` once it listens, and runs
 until SIGTERM/SIGINT or until its stdin closes (as ``servers.py`` does).
@@ -11,6 +12,11 @@ until SIGTERM/SIGINT or until its stdin closes (as ``servers.py`` does).
   benchmark sends it the very ``messageReceived`` frames the reference
   server wrote, so both servers put the same bytes on the wire; this one
   does no JSON, no seq, no replay buffer: the floor under ``fanout_ratio``.
+- ``ref``: the reference server as ``servers.py ref`` starts it, but with
+  its per-sender fan-out pacing (``max_fanout_per_second``, 50,000 frames/s
+  by default) set by ``--max-fanout`` (0: off), so that ``fanout_ratio``
+  measures what the server can deliver rather than the cap it is told to
+  keep.
 """
 
 from __future__ import annotations
@@ -48,15 +54,32 @@ async def run_broadcast() -> None:
         await _wait_for_stop()
 
 
+async def run_ref(args: argparse.Namespace) -> None:
+    from roomsignal.server import SignalingServer
+
+    async with SignalingServer(
+        host="127.0.0.1",
+        port=0,
+        secret=args.secret,
+        max_sessions=args.max_sessions,
+        max_fanout_per_second=args.max_fanout,
+    ) as server:
+        _announce(server.port)
+        await _wait_for_stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["broadcast"])
+    parser.add_argument("kind", choices=["broadcast", "ref"])
+    parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--max-fanout", type=int, default=0, help="frames/s per sender; 0: off")
+    parser.add_argument("--max-sessions", type=int, default=20_000)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     args = parser.parse_args()
     if args.cpu is not None:
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setaffinity(0, {args.cpu})
-    asyncio.run(run_broadcast())
+    asyncio.run(run_broadcast() if args.kind == "broadcast" else run_ref(args))
 
 
 if __name__ == "__main__":

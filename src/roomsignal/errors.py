@@ -72,6 +72,7 @@ def make_error(
     session_id: str | None = None,
     participant_id: str | None = None,
     copy_data: bool = True,
+    received_at: float | None = None,
 ) -> SessionError:
     """Build a ``SessionError`` from a wire error object's parts (or the client's own).
 
@@ -79,6 +80,7 @@ def make_error(
     notifications, decode failures and client-side failures all come here.
     ``method`` defaults to ``data["method"]`` when the server named it.
     ``copy_data=False`` adopts ``data`` itself (a dict nobody else holds).
+    ``received_at`` (Unix seconds) defaults to now.
     """
     entry = lookup(code)
     if not data:
@@ -102,7 +104,7 @@ def make_error(
         "source": source,
         "session_id": session_id,
         "participant_id": participant_id,
-        "received_at": time.time(),
+        "received_at": time.time() if received_at is None else received_at,
     }
     if (
         type(message) is str

@@ -144,6 +144,7 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
     max_streaming = claims.get("max_streaming")
     sub = claims.get("sub")
     iat = claims.get("iat")
+    nbf = claims.get("nbf")
     if (
         not isinstance(roles, list)
         or not all(isinstance(role, str) for role in roles)
@@ -151,7 +152,9 @@ def verify(token: str, secret: str, *, now: float | None = None) -> TokenClaims:
         or not all(isinstance(grants.get(k, True), bool) for k in ("audio", "video", "create"))
         or (max_streaming is not None and (type(max_streaming) is not int or max_streaming < 0))
         or (sub is not None and not isinstance(sub, str))
-        or (iat is not None and _finite(iat) is None)
+        or ("iat" in claims and _finite(iat) is None)
+        # PyJWT skips an ``nbf`` it cannot read as a number: refuse it here.
+        or ("nbf" in claims and _finite(nbf) is None)
     ):
         raise TokenInvalid(ErrorCode.TOKEN_DATA_IS_NOT_VALID, "token claims have the wrong types")
     return TokenClaims(

@@ -283,7 +283,9 @@ async def test_a_replay_that_kills_every_connection_ends_in_903(
 ) -> None:
     """A frame over the client's max_size sits in the replay: no endless resume loop."""
     policy = ReconnectPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.002)
-    async with SignalingServer(secret=SECRET, max_frame_bytes=4 << 20) as big:
+    async with SignalingServer(
+        secret=SECRET, max_frame_bytes=4 << 20, max_text_bytes=4 << 20, max_send_queue_bytes=8 << 20
+    ) as big:
         victim = make_session("victim", url=big.url, max_size=1 << 20, reconnect=policy)
         talker = make_session("talker", url=big.url)
         errors, attempts, disconnected = Recorder(), Recorder(), Recorder()

@@ -58,6 +58,12 @@ def add_demo_command(commands: Any) -> None:
     parser.add_argument(
         "--verbose", action="store_true", help="also show the server's and client's logs"
     )
+    parser.add_argument(
+        "--media",
+        action="store_true",
+        help="instead: real audio and video from a publisher bot to two subscribers "
+        "(needs the media extra)",
+    )
     parser.set_defaults(run=run_demo)
 
 
@@ -603,4 +609,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 only if every code was seen."""
+    if getattr(args, "media", False):
+        from roomsignal.cli._demo_media import run_media_demo  # aiortc only when asked
+
+        return run_media_demo(args)
     return asyncio.run(_run(args))

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from roomsignal.cli._hardening import add_hardening_flags, hardening_kwargs
 from roomsignal.cli._options import (
     SECRET_ENV,
     CommandError,
@@ -113,6 +114,7 @@ def add_serve_command(commands: Any) -> None:
         metavar="N",
         help="notifications kept per participant for a resume (default: 1024)",
     )
+    add_hardening_flags(limits)
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -202,6 +204,7 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
         max_frame_bytes=args.max_frame_bytes,
         replay_buffer=args.replay_buffer,
         allow_simulation=args.allow_simulation,
+        **hardening_kwargs(args),
     )
     try:
         await server.start()

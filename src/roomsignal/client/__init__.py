@@ -9,7 +9,8 @@ from roomsignal.client._events import (
     SessionState,
 )
 from roomsignal.client._listeners import ErrorStream
-from roomsignal.client._session import RequestTimeoutError, Session, TokenProvider
+from roomsignal.client._session import RequestTimeoutError, Session
+from roomsignal.client._supervise import TokenProvider
 
 __all__ = [
     "Connected",

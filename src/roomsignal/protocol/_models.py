@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -91,6 +91,10 @@ def _optional() -> Any:
 
 
 RequestId = int | str
+# A response's id, read strictly: only an int or a str (JSON ``true`` is no id,
+# though in Python ``True == 1``; nor is ``1.0``). A response with any other id
+# fails to decode, and the client reports it as a protocol error.
+ResponseId = Annotated[int, Strict()] | Annotated[str, Strict()]
 
 
 class Model(BaseModel):
@@ -392,7 +396,7 @@ class Response(Model):
     """A successful response; ``result`` is parsed by the caller, who knows the method."""
 
     jsonrpc: Literal["2.0"] = "2.0"
-    id: RequestId
+    id: ResponseId
     result: dict[str, Any]
 
 
@@ -408,7 +412,7 @@ class ErrorResponse(Model):
     """An error response; ``id`` is None when the request's id could not be read."""
 
     jsonrpc: Literal["2.0"] = "2.0"
-    id: RequestId | None
+    id: ResponseId | None
     error: ErrorObject
 
 

@@ -2,6 +2,7 @@
 
 ``SignalingServer`` builds one from its keyword arguments; the room state
 machine reads it and nothing else, so a test can build rooms without a socket.
+docs/protocol.md (section "Server limits") lists every one with its default.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 __all__ = ["ServerConfig"]
 
+_MIB = 2**20
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -17,9 +20,12 @@ class ServerConfig:
 
     ``closed_session_memory`` bounds how many closed session ids the server
     remembers to answer later joins with 203 (oldest forgotten first).
-    ``write_buffer_limit`` is the most a connection may have buffered but not
-    yet written before the server drops it as a slow consumer (the
-    participant then keeps its seat for ``resume_window``, like any drop).
+    ``max_send_queue_bytes`` is the most a connection may have written but
+    not yet sent before the server closes it with 4002 (``slow``); its seat
+    then waits ``resume_window``, like after any drop. Sizes are in bytes of
+    the UTF-8 JSON the server holds (``max_*_bytes``); 0 for
+    ``max_connections``, ``max_participants`` or ``max_fanout_per_second``
+    means no limit.
     """
 
     max_streaming_participants: int = 16
@@ -31,7 +37,19 @@ class ServerConfig:
     replay_buffer: int = 1024
     allow_simulation: bool = False
     closed_session_memory: int = 65536
-    write_buffer_limit: int = 16 * 2**20
+    max_send_queue_bytes: int = _MIB
+    replay_buffer_bytes: int = 2 * _MIB
+    max_participants: int = 2000
+    max_name_bytes: int = 128
+    max_metadata_bytes: int = 4096
+    max_session_metadata_bytes: int = 256 * 1024
+    max_text_bytes: int = 16384
+    max_sdp_bytes: int = 49152
+    max_candidate_bytes: int = 1024
+    max_held_ice_bytes: int = 65536
+    join_timeout: float = 10.0
+    max_connections: int = 10_000
+    max_fanout_per_second: int = 50_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -41,11 +59,24 @@ class ServerConfig:
             "max_frame_bytes",
             "replay_buffer",
             "closed_session_memory",
-            "write_buffer_limit",
+            "max_send_queue_bytes",
+            "replay_buffer_bytes",
+            "max_participants",
+            "max_name_bytes",
+            "max_metadata_bytes",
+            "max_session_metadata_bytes",
+            "max_text_bytes",
+            "max_sdp_bytes",
+            "max_candidate_bytes",
+            "max_held_ice_bytes",
+            "max_connections",
+            "max_fanout_per_second",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.sdp_timeout <= 0:
             raise ValueError("sdp_timeout must be positive")
+        if self.join_timeout <= 0:
+            raise ValueError("join_timeout must be positive")
         if self.resume_window < 0:
             raise ValueError("resume_window must not be negative")

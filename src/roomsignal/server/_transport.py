@@ -45,6 +45,9 @@ logger = logging.getLogger("roomsignal.server")
 
 _BURST_CHUNK = 512
 _CLOSE_UNSUPPORTED = 1003
+_CLOSE_POLICY = 1008
+CLOSE_SLOW = 4002
+_YIELD_AFTER = 32  # frames written for one request past which its handler yields
 
 
 def _select_subprotocol(
@@ -66,9 +69,9 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 
 
 class _Link:
-    """One connection as the transport sees it: write, close, abort."""
+    """One connection as the transport sees it: write, close, abort, pace."""
 
-    __slots__ = ("aborted", "closer", "limit", "ws")
+    __slots__ = ("aborted", "closer", "limit", "slow", "tokens", "updated", "ws")
 
     def __init__(self, ws: ServerConnection, limit: int) -> None:
         self.ws = ws
@@ -76,14 +79,23 @@ class _Link:
         self.closer: asyncio.Task[None] | None = None
         # Set by ``abort``: frames already received after it are never handled.
         self.aborted = False
+        # Set when its unsent output passed ``limit``: closed with 4002.
+        self.slow = False
+        # The fan-out token bucket (``max_fanout_per_second``).
+        self.tokens = 0.0
+        self.updated = 0.0
 
     @property
     def alive(self) -> bool:
         return self.ws.protocol.state is State.OPEN and not self.ws.transport.is_closing()
 
     def write(self, frames: Iterable[str]) -> None:
-        """Queue text frames for writing now, in order; dropped if the link is not open."""
-        if not self.alive:
+        """Queue text frames for writing now, in order; dropped if the link is not open.
+
+        Once the transport holds more than ``limit`` unsent bytes the link is
+        closed with 4002 (``slow``) and ``slow`` is set; nothing more is written.
+        """
+        if self.slow or not self.alive:
             return
         ws = self.ws
         try:
@@ -106,8 +118,9 @@ class _Link:
             logger.debug("write failed", exc_info=True)
             return
         if ws.transport.get_write_buffer_size() > self.limit:
-            logger.warning("dropping a slow consumer (%s)", ws.remote_address)
-            self.abort()
+            logger.warning("closing a slow consumer (%s) with 4002", ws.remote_address)
+            self.slow = True
+            self.close(CLOSE_SLOW, "slow")
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (once); ``finish`` awaits it."""
@@ -124,6 +137,24 @@ class _Link:
         with contextlib.suppress(Exception):
             await self.ws.drain()
         await asyncio.sleep(0)
+
+    async def pace(self, cost: int, rate: int) -> None:
+        """Charge ``cost`` frames to the token bucket; sleep (not reading) while in debt.
+
+        The bucket holds at most a tenth of a second of ``rate``; a sender
+        that makes the server write more than ``rate`` frames a second is
+        not read until it is back in credit, so TCP backpressure reaches it.
+        """
+        if cost > _YIELD_AFTER:
+            await asyncio.sleep(0)  # a large fan-out: let other connections run
+        if rate <= 0:
+            return
+        now = asyncio.get_running_loop().time()
+        capacity = max(rate / 10, _YIELD_AFTER)
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * rate) - cost
+        self.updated = now
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / rate)
 
     async def finish(self) -> None:
         """Await the closing handshake started by ``close``, if any."""
@@ -144,9 +175,11 @@ class SignalingServer:
 
     Keyword-only extras: ``ping_interval``/``ping_timeout`` (keepalive; a peer
     that misses it is disconnected, not left), ``close_timeout``,
-    ``max_queue`` (incoming frames buffered per connection),
-    ``write_buffer_limit`` and ``closed_session_memory`` (see
-    ``ServerConfig``). Not thread-safe: use it from one event loop.
+    ``max_queue`` (incoming frames buffered per connection), and the limits
+    of ``ServerConfig`` (``closed_session_memory``, ``max_send_queue_bytes``,
+    ``replay_buffer_bytes``, the ``max_*_bytes`` size limits,
+    ``max_participants``, ``join_timeout``, ``max_connections``,
+    ``max_fanout_per_second``; docs/protocol.md lists them all). Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -167,8 +200,20 @@ class SignalingServer:
         ping_timeout: float | None = 20.0,
         close_timeout: float = 10.0,
         max_queue: int = 16,
-        write_buffer_limit: int = 16 * 2**20,
         closed_session_memory: int = 65536,
+        max_send_queue_bytes: int = 2**20,
+        replay_buffer_bytes: int = 2 * 2**20,
+        max_participants: int = 2000,
+        max_name_bytes: int = 128,
+        max_metadata_bytes: int = 4096,
+        max_session_metadata_bytes: int = 256 * 1024,
+        max_text_bytes: int = 16384,
+        max_sdp_bytes: int = 49152,
+        max_candidate_bytes: int = 1024,
+        max_held_ice_bytes: int = 65536,
+        join_timeout: float = 10.0,
+        max_connections: int = 10_000,
+        max_fanout_per_second: int = 50_000,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -180,7 +225,19 @@ class SignalingServer:
             replay_buffer=replay_buffer,
             allow_simulation=allow_simulation,
             closed_session_memory=closed_session_memory,
-            write_buffer_limit=write_buffer_limit,
+            max_send_queue_bytes=max_send_queue_bytes,
+            replay_buffer_bytes=replay_buffer_bytes,
+            max_participants=max_participants,
+            max_name_bytes=max_name_bytes,
+            max_metadata_bytes=max_metadata_bytes,
+            max_session_metadata_bytes=max_session_metadata_bytes,
+            max_text_bytes=max_text_bytes,
+            max_sdp_bytes=max_sdp_bytes,
+            max_candidate_bytes=max_candidate_bytes,
+            max_held_ice_bytes=max_held_ice_bytes,
+            join_timeout=join_timeout,
+            max_connections=max_connections,
+            max_fanout_per_second=max_fanout_per_second,
         )
         self.host = host
         self.secret = secret if secret is not None else secrets.token_urlsafe(32)
@@ -197,6 +254,8 @@ class SignalingServer:
         self._wake = asyncio.Event()
         self._armed: float | None = None
         self._closing = False
+        self._sent = 0  # frames written, for pacing each sender's fan-out
+        self._slow: list[int] = []  # connections closed as slow, seats not yet detached
 
     # --- life cycle -------------------------------------------------------------
 
@@ -241,7 +300,7 @@ class SignalingServer:
             self.host,
             self._port,
             select_subprotocol=_select_subprotocol,
-            process_request=_process_request,
+            process_request=self._admit,
             compression=None,
             max_size=self.config.max_frame_bytes,
             max_queue=self._max_queue,
@@ -313,31 +372,57 @@ class SignalingServer:
 
     # --- connections ------------------------------------------------------------
 
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """``_process_request``, then refuse the handshake with 503 at ``max_connections``."""
+        response = _process_request(connection, request)
+        cap = self.config.max_connections
+        server = self._server
+        if response is None and cap and server is not None and len(server.all_connections) >= cap:
+            logger.warning("refusing a connection: max_connections (%d) reached", cap)
+            return connection.respond(503, "too many connections\n")
+        return response
+
     async def _serve_connection(self, ws: ServerConnection) -> None:
         rooms = self._rooms
         assert rooms is not None
         conn = next(self._conn_ids)
-        link = _Link(ws, self.config.write_buffer_limit)
+        config = self.config
+        link = _Link(ws, config.max_send_queue_bytes)
         self._links[conn] = link
+        join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         try:
             while True:
+                if join_by is not None and link.closer is None and rooms.has_joined(conn):
+                    join_by = None
                 try:
-                    raw = await ws.recv()
+                    if join_by is not None and link.closer is None:
+                        async with asyncio.timeout_at(join_by):
+                            raw = await ws.recv()
+                    else:
+                        raw = await ws.recv()
+                except TimeoutError:
+                    link.close(_CLOSE_POLICY, "joinTimeout")
+                    continue
                 except ConnectionClosed:
                     break
-                if link.closer is not None or link.aborted:
-                    # Closing (leave, takeover, closeSession) or aborted
-                    # (connectionDrop, slow consumer): frames still queued are moot.
-                    break
+                if link.aborted:
+                    break  # connectionDrop: frames still queued are moot
+                if link.closer is not None:
+                    # Closing (leave, closeSession, takeover, slow, timeout):
+                    # frames queued behind it are read and ignored, so the
+                    # peer's close frame is seen and the handshake ends now.
+                    continue
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
-                    break
+                    continue
+                sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)
                 if burst is not None:
                     try:
                         await self._stream(rooms, conn, burst)
                     except Exception:
                         logger.exception("internal error while streaming a burst")
+                await link.pace(1 + self._sent - sent, config.max_fanout_per_second)
         finally:
             self._links.pop(conn, None)
             try:
@@ -352,6 +437,7 @@ class SignalingServer:
             parsed = parse_request(raw, allow_simulation=rooms.config.allow_simulation)
             if isinstance(parsed, BadFrame):
                 self._write(conn, parsed.frame())
+                self._evict_slow()
                 return None
             request = parsed
             return self._apply(rooms.handle(conn, request, time.time()))
@@ -364,7 +450,21 @@ class SignalingServer:
     def _write(self, conn: int, frame: str) -> None:
         link = self._links.get(conn)
         if link is not None:
+            self._sent += 1
             link.write((frame,))
+            if link.slow:
+                self._slow.append(conn)
+
+    def _evict_slow(self) -> None:
+        """Detach the seats of connections just closed as slow: they wait ``resume_window``.
+
+        From now on their notifications go to the replay buffer only.
+        """
+        rooms = self._rooms
+        while self._slow and rooms is not None:
+            conn = self._slow.pop()
+            if rooms.has_joined(conn):
+                self._apply(rooms.disconnect(conn, time.time()))
 
     def _apply(self, effects: list[Effect]) -> Burst | None:
         """Carry out effects in order; returns the burst to stream, if any."""
@@ -382,6 +482,7 @@ class SignalingServer:
                 link.close(effect.code, effect.reason)
             elif isinstance(effect, Abort):
                 link.abort()
+        self._evict_slow()
         self._rearm()
         return burst
 
@@ -401,7 +502,11 @@ class SignalingServer:
                 return
             link = self._links.get(target) if target is not None else None
             if link is not None:
+                self._sent += len(frames)
                 link.write(frames)
+                if link.slow and target is not None:
+                    self._slow.append(target)
+                    self._evict_slow()
             if target != conn or link is None or not link.alive:
                 return
             await link.drain()

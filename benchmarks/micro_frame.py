@@ -1,0 +1,58 @@
+"""Per-frame client CPU of ``Session._on_frame``, in process: no socket, no listener.
+
+    PYTHONPATH=/tmp/base/src .venv/bin/python benchmarks/micro_frame.py
+    .venv/bin/python benchmarks/micro_frame.py
+
+Feeds N ``sessionError`` frames (fresh ``seq`` each) and N responses that no
+request waits for straight to ``_on_frame``, and prints the client CPU per
+frame (``time.process_time``) as one JSON line: the cost of decoding, the
+``seq`` check, the error model and the hand-over to the hub (which has no
+listener here), without the event loop. Run two trees in alternation (for
+instance the commit before a change, through ``PYTHONPATH``) to compare them.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+
+from roomsignal import Session
+
+
+def main(n: int = 200_000) -> None:
+    session = Session("ws://127.0.0.1:1", token="t", name="bench")
+    errors = [
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "sessionError",
+                "params": {
+                    "seq": seq,
+                    "code": 206,
+                    "message": "full",
+                    "data": {"name": "SESSION_IS_FULL_ERROR_CODE"},
+                },
+            }
+        )
+        for seq in range(1, n + 1)
+    ]
+    responses = [json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"serverTime": 1.0}})] * n
+    on_frame = session._on_frame
+    gc.disable()
+    start = time.process_time()
+    for frame in errors:
+        on_frame(frame)
+    error_us = (time.process_time() - start) / n * 1e6
+    start = time.process_time()
+    for frame in responses:
+        on_frame(frame)
+    response_us = (time.process_time() - start) / n * 1e6
+    print(
+        json.dumps({"session_error_us": round(error_us, 3), "response_us": round(response_us, 3)})
+    )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)

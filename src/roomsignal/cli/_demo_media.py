@@ -1,0 +1,155 @@
+"""``roomsignal demo --media``: real audio and video through the embedded server.
+
+One publisher bot publishes a generated test pattern and a tone
+(``roomsignal.media``); two subscriber bots subscribe to it through the
+reference server, each over its own aiortc peer connection on this
+machine's own addresses (no ICE servers), and count what they decode. It
+prints each subscriber's frames and time to first frame; exit status 0 only
+if each decoded at least ``FRAMES`` video frames. Needs the media extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from roomsignal.cli._demo import _quiet_logs
+from roomsignal.cli._options import CommandError
+from roomsignal.client import Session
+from roomsignal.errors import SessionErrorException
+from roomsignal.tokens import mint
+
+__all__ = ["FRAMES", "run_media_demo"]
+
+FRAMES = 30  # video frames each subscriber must decode
+DEADLINE = 30.0  # the whole demo, server start to summary
+SIZE = (320, 240)
+ROOM = "screening"
+SUBSCRIBERS = ("alice", "bob")
+
+
+@contextlib.asynccontextmanager
+async def _quiet_media_logs(verbose: bool) -> AsyncIterator[None]:
+    """aiortc and aioice log to the root logger; keep them off the demo's output too."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("aiortc", "aioice")]
+    saved = [(lg, lg.propagate) for lg in loggers]
+    handler = logging.NullHandler()
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, propagate in saved:
+            lg.removeHandler(handler)
+            lg.propagate = propagate
+
+
+async def _run(args: argparse.Namespace) -> int:
+    try:
+        from roomsignal.media import Publisher, Subscriber, TestPatternTrack, ToneTrack
+    except ImportError:
+        raise CommandError(
+            "demo --media needs the media extra: pip install 'roomsignal[media]'"
+        ) from None
+    from roomsignal.server import SignalingServer
+
+    quiet = args.json
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
+    started = time.perf_counter()
+    secret = secrets.token_urlsafe(24)
+    results: dict[str, dict[str, Any]] = {
+        name: {"frames": 0, "first_frame_s": None} for name in SUBSCRIBERS
+    }
+    failure: str | None = None
+    server = SignalingServer(port=0, secret=secret, sdp_timeout=10.0)
+    async with _quiet_logs(args.verbose), _quiet_media_logs(args.verbose), server:
+        say(f"roomsignal demo --media: reference server on {server.url}")
+
+        def session(name: str) -> Session:
+            return Session(server.url, token=mint(secret, ROOM), name=name)
+
+        try:
+            async with (
+                asyncio.timeout(DEADLINE),
+                session("studio") as studio,
+                Publisher(studio, video=TestPatternTrack(*SIZE), audio=ToneTrack()),
+            ):
+                requests: list[str] = []
+                studio.on_subscribe_request(lambda event: requests.append(event.exchange_id))
+                say(
+                    f"  studio  publishes a {SIZE[0]}x{SIZE[1]} test pattern and a 440 Hz "
+                    f"tone ({studio.participant_id})"
+                )
+
+                async def watch(name: str) -> None:
+                    async with session(name) as me, Subscriber(me) as subscriber:
+                        say(f"  {name:<7} subscribes to studio")
+                        subscription = await subscriber.subscribe(
+                            studio.participant_id or "", timeout=DEADLINE
+                        )
+                        counts = await subscription.wait_for_frames(FRAMES, timeout=DEADLINE)
+                        results[name] = {
+                            "frames": counts.video_frames,
+                            "first_frame_s": round(counts.first_frame_s or 0.0, 4),
+                            "width": counts.width,
+                            "height": counts.height,
+                            "audio_frames": counts.audio_frames,
+                        }
+                        say(
+                            f"  {name:<7} first frame after {counts.first_frame_s:.3f} s; "
+                            f"{counts.video_frames} video frames "
+                            f"({counts.width}x{counts.height}) and "
+                            f"{counts.audio_frames} audio frames decoded"
+                        )
+
+                await asyncio.gather(*(watch(name) for name in SUBSCRIBERS))
+                say(
+                    f"  studio  answered {len(requests)} subscription(s), one peer "
+                    "connection each, fed by one source through MediaRelay"
+                )
+        except TimeoutError:
+            failure = f"the demo did not finish within {DEADLINE:g} s"
+        except SessionErrorException as exc:
+            failure = f"a bot failed: {exc}"
+    elapsed = time.perf_counter() - started
+    ok = failure is None and all(r["frames"] >= FRAMES for r in results.values())
+    summary = {
+        "ok": ok,
+        "subscribers": results,
+        "frames_needed": FRAMES,
+        "elapsed": round(elapsed, 3),
+        "failure": failure,
+    }
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        if failure:
+            print(f"  FAILED: {failure}", flush=True)
+        good = sum(r["frames"] >= FRAMES for r in results.values())
+        verdict = "OK" if ok else "FAILED"
+        print(
+            f"{good}/{len(results)} subscribers decoded >= {FRAMES} video frames "
+            f"in {elapsed:.1f} s: {verdict}",
+            flush=True,
+        )
+    return 0 if ok else 1
+
+
+def run_media_demo(args: argparse.Namespace) -> int:
+    """Run the media demo; exit status 0 only if each subscriber got ``FRAMES`` video frames."""
+    return asyncio.run(_run(args))

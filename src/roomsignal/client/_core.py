@@ -1,0 +1,393 @@
+"""The client's sans-I/O core: what each frame from the server means for a session.
+
+``ClientCore`` is fed whole frames (``receive``) and answers with what
+happened; it never does I/O, imports neither asyncio nor websockets, and has
+no clock of its own (the caller passes the time in). It owns:
+
+- request ids and the table of requests in flight (``request``, ``forget``,
+  ``take_pending``); a waiter is the caller's opaque object (the asyncio
+  shell uses a future), asked only whether it is ``done()``;
+- matching a response to its request (``Answer``), an error response turned
+  into a ``SessionError``;
+- ``seq`` de-duplication: a notification already delivered is dropped, a new
+  one is handed on as ``(event, payload)``;
+- the mirror of the room (participants and their streams, sync state) and
+  what a resume needs (``participant_secret``, ``last_seq``);
+- what a join result, a close code or a failed rejoin means for the session
+  (``final_reason``, ``failed_rejoin``).
+
+The asyncio shell (``Session``) moves frames between the connection and this
+core and turns its answers into listener events and resolved futures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.errors import ProtocolError, SessionError, make_error
+from roomsignal.protocol import (
+    ErrorResponse,
+    IceCandidateNotification,
+    JoinParams,
+    JoinResult,
+    MessageReceivedNotification,
+    Model,
+    Participant,
+    ParticipantJoinedNotification,
+    ParticipantJoinedParams,
+    ParticipantLeftNotification,
+    ParticipantLeftParams,
+    Response,
+    SdpAnswerNotification,
+    SdpOfferNotification,
+    SessionClosedNotification,
+    SessionClosedParams,
+    SessionErrorNotification,
+    SessionErrorParams,
+    StreamPublishedNotification,
+    StreamPublishedParams,
+    Streams,
+    StreamUnpublishedNotification,
+    StreamUnpublishedParams,
+    SubscribeRequestNotification,
+    SubscriptionEndedNotification,
+    SyncDataNotification,
+    SyncDataParams,
+    SyncState,
+    decode,
+    decode_session_error,
+    encode,
+)
+
+__all__ = ["Answer", "ClientCore", "Emit", "Final", "Rejoin", "Waiter"]
+
+logger = logging.getLogger("roomsignal.client")
+
+REPLACED = 4001  # close code: another connection took the seat
+
+# An event for the listeners: (event kind, payload), e.g. ("session_error", error).
+Emit = tuple[str, Any]
+# Why the session is over for good: (the code to report, or None for none; message).
+Final = tuple[ErrorCode | None, str]
+# What to do after a rejoin failed.
+Rejoin = Literal["retry", "fresh", "stop"]
+
+
+class Waiter(Protocol):
+    """What the core needs of a request's waiter: whether it is settled already."""
+
+    def done(self) -> bool: ...
+
+
+W = TypeVar("W", bound=Waiter)
+
+
+class Answer(Generic[W]):
+    """A response matched to a request in flight (or an error response).
+
+    ``error`` is set for an error response: it goes to the listeners first,
+    then fails ``waiter`` (None when the id matched no request in flight).
+    Otherwise ``waiter`` gets ``result``.
+    """
+
+    __slots__ = ("error", "method", "result", "waiter")
+
+    def __init__(
+        self,
+        waiter: W | None,
+        method: str | None,
+        result: dict[str, Any] | None,
+        error: SessionError | None,
+    ) -> None:
+        self.waiter = waiter
+        self.method = method
+        self.result = result
+        self.error = error
+
+
+class ClientCore(Generic[W]):
+    """One session's protocol state, fed whole frames; no I/O, no clock.
+
+    Not thread-safe; every method returns at once.
+    """
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, W]] = {}
+        self.last_seq = 0
+        self.replayed = 0
+        self.final: Final | None = None
+        self.participant_id: str | None = None
+        self.participant_secret: str | None = None
+        self.session_id: str | None = None
+        self.roles: tuple[str, ...] = ()
+        self.participants: dict[str, Participant] = {}
+        self.join_snapshot: list[Participant] = []
+        self.sync_state: SyncState | None = None
+
+    # -- requests -----------------------------------------------------------------
+
+    def request(self, method: str, build: Callable[[int], Model], waiter: W) -> tuple[int, str]:
+        """A new request id and its frame; ``waiter`` is what its answer settles."""
+        request_id = next(self._ids)
+        self._pending[request_id] = (method, waiter)
+        return request_id, encode(build(request_id))
+
+    def frame(self, build: Callable[[int], Model]) -> str:
+        """A request frame with a fresh id that nobody waits for (a parting ``leave``)."""
+        return encode(build(next(self._ids)))
+
+    def forget(self, request_id: int) -> None:
+        """The caller stopped waiting for ``request_id`` (answered, timed out, cancelled)."""
+        self._pending.pop(request_id, None)
+
+    def take_pending(self) -> list[tuple[str, W]]:
+        """Every request in flight, as ``(method, waiter)``; the table is then empty."""
+        pending, self._pending = self._pending, {}
+        return list(pending.values())
+
+    def join_params(
+        self,
+        *,
+        token: str,
+        name: str,
+        participant_type: str,
+        metadata: dict[str, Any] | None,
+        resume: bool,
+    ) -> JoinParams:
+        """``join`` params; with ``resume``, asking for the old seat from ``last_seq`` on."""
+        return JoinParams(
+            token=token,
+            name=name,
+            participant_type=participant_type,
+            metadata=metadata,
+            old_participant_secret=self.participant_secret if resume else None,
+            last_seq=self.last_seq if resume else None,
+        )
+
+    # -- frames -----------------------------------------------------------------------
+
+    def receive(self, frame: str | bytes, now: float) -> Emit | Answer[W] | None:
+        """What one whole frame means, received at ``now`` (Unix seconds).
+
+        Returns an ``(event, payload)`` for the listeners (a fresh
+        notification, or a ``session_error`` for a frame that cannot be
+        read), an ``Answer`` for a response, or None (a duplicate ``seq``, a
+        response nobody waits for). A join result is adopted before this
+        returns, so the notifications that follow it are judged by it.
+        """
+        error = decode_session_error(frame)
+        if error is not None:  # the hot path of error bursts
+            return self._session_error(error, now)
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            return "session_error", self._stamp(exc.error, now)
+        handler = _NOTE_HANDLERS.get(type(message))
+        if handler is not None:
+            return handler(self, message.params, now)  # type: ignore[union-attr]
+        if isinstance(message, Response):
+            entry = self._pending.get(message.id)  # type: ignore[arg-type]
+            if entry is None or entry[1].done():
+                return None
+            if entry[0] == "join":
+                self._adopt_join(message.result)
+            return Answer(entry[1], entry[0], message.result, None)
+        if isinstance(message, ErrorResponse):
+            entry = self._pending.get(message.id) if isinstance(message.id, int) else None
+            method = entry[0] if entry is not None else None
+            err = message.error
+            error_ = self.make_error(err.code, err.message, err.data, method, "server", now)
+            return Answer(entry[1] if entry is not None else None, method, None, error_)
+        code = ErrorCode.INVALID_REQUEST
+        message_ = f"unexpected {type(message).__name__} from the server"
+        return "session_error", self.make_error(code, message_, {"name": code.name}, None, now=now)
+
+    def make_error(
+        self,
+        code: int,
+        message: str,
+        data: Mapping[str, Any] | None,
+        method: str | None,
+        source: Literal["server", "client"] = "client",
+        now: float | None = None,
+    ) -> SessionError:
+        """A ``SessionError`` stamped with this session's ids."""
+        return make_error(
+            code,
+            message,
+            data,
+            method=method,
+            source=source,
+            session_id=self.session_id,
+            participant_id=self.participant_id,
+            received_at=now,
+        )
+
+    def _stamp(self, error: SessionError, now: float) -> SessionError:
+        """A decode error with this session's ids and the time it was received."""
+        update: dict[str, Any] = {"received_at": now}
+        if error.session_id is None and self.session_id is not None:
+            update["session_id"] = self.session_id
+            update["participant_id"] = self.participant_id
+        return error.model_copy(update=update)
+
+    def _adopt_join(self, raw: dict[str, Any]) -> None:
+        try:
+            result = JoinResult.model_validate(raw)
+        except ValueError:  # a ValidationError, or anything odd
+            return  # the caller's own validation reports it
+        if result.resumed:
+            self.replayed = max(0, result.seq - self.last_seq)
+        else:
+            self.last_seq = result.seq
+            self.replayed = 0
+            self.participants = {p.participant_id: p for p in result.participants}
+            # Who was there at the join: later arrivals come as participant_joined.
+            self.join_snapshot = list(result.participants)
+        self.session_id = result.session_id
+        self.participant_id = result.participant_id
+        self.participant_secret = result.participant_secret
+        self.roles = tuple(result.roles)
+        self.sync_state = result.sync_state
+
+    # -- what the session's end means ----------------------------------------------------
+
+    def final_reason(self, code: int | None, reason: str) -> Final | None:
+        """Why a connection closed with ``code`` cannot be resumed, or None if it may."""
+        if self.final is not None:
+            return self.final
+        if code == REPLACED:
+            return (
+                ErrorCode.CONNECTION_REPLACED_ERROR_CODE,
+                f"another connection took this seat ({code} {reason})",
+            )
+        if code == 1000:
+            return (
+                ErrorCode.CONNECTION_LOST_ERROR_CODE,
+                f"the server closed the connection ({code} {reason})",
+            )
+        return None
+
+    @staticmethod
+    def failed_rejoin(
+        code: int, name: str, *, resuming: bool, rejoin_on_reset: bool
+    ) -> tuple[Rejoin, str]:
+        """What a rejoin that failed with ``code`` calls for, and why if it is the end."""
+        if code == ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE and resuming:
+            if not rejoin_on_reset:
+                return "stop", "the resume was refused"
+            return "fresh", "the resume was refused: joining afresh"
+        if code == ErrorCode.TOKEN_EXPIRED or not lookup(code).retryable:
+            return "stop", f"rejoining failed with {code} {name}"
+        return "retry", f"rejoining failed with {code} {name}"
+
+    # -- notifications (judged by seq, in order) -------------------------------------------
+
+    def fresh(self, seq: int) -> bool:
+        """True for a notification not delivered yet (it is then counted); False drops it."""
+        if seq <= self.last_seq:
+            logger.debug("dropping duplicate notification seq %d", seq)
+            return False
+        if seq != self.last_seq + 1:
+            logger.warning("notification seq jumped from %d to %d", self.last_seq, seq)
+        self.last_seq = seq
+        return True
+
+    def _session_error(self, params: dict[str, Any], now: float) -> Emit | None:
+        # The hot path of error bursts: fresh() and make_error() inlined.
+        seq = params["seq"]
+        if seq != self.last_seq + 1 and not self.fresh(seq):
+            return None
+        self.last_seq = seq
+        return "session_error", make_error(
+            params["code"],
+            params["message"],
+            params.get("data"),
+            session_id=self.session_id,
+            participant_id=self.participant_id,
+            copy_data=False,  # a dict the decoder just made
+            received_at=now,
+        )
+
+    def _on_session_error(self, params: SessionErrorParams, now: float) -> Emit | None:
+        return self._session_error(params.model_dump(), now)
+
+    def _on_participant_joined(self, params: ParticipantJoinedParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self.participants[params.participant.participant_id] = params.participant
+        return "participant_joined", params
+
+    def _on_participant_left(self, params: ParticipantLeftParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self.participants.pop(params.participant_id, None)
+        return "participant_left", params
+
+    def _on_stream_published(self, params: StreamPublishedParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self._set_streams(params.participant_id, Streams(audio=params.audio, video=params.video))
+        return "stream_published", params
+
+    def _on_stream_unpublished(self, params: StreamUnpublishedParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self._set_streams(params.participant_id, None)
+        return "stream_unpublished", params
+
+    def _set_streams(self, participant_id: str, streams: Streams | None) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is not None:
+            self.participants[participant_id] = participant.model_copy(update={"streams": streams})
+
+    def _on_sync_data(self, params: SyncDataParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self.sync_state = SyncState(
+            from_=params.from_,
+            position=params.position,
+            playing=params.playing,
+            rate=params.rate,
+            media_id=params.media_id,
+            server_time=params.server_time,
+        )
+        return "sync_data", params
+
+    def _on_session_closed(self, params: SessionClosedParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        self.final = (None, f"the session was closed: {params.reason}")
+        return "session_closed", params
+
+
+def _relay(event: str) -> Callable[[ClientCore[Any], Any, float], Emit | None]:
+    """A handler that only passes a fresh notification on to ``event``'s listeners."""
+
+    def handle(core: ClientCore[Any], params: Any, now: float) -> Emit | None:
+        return (event, params) if core.fresh(params.seq) else None
+
+    return handle
+
+
+# Notification type -> handler(core, params, now); one table for every session.
+_NOTE_HANDLERS: dict[type[Model], Callable[[ClientCore[Any], Any, float], Emit | None]] = {
+    SessionErrorNotification: ClientCore._on_session_error,
+    ParticipantJoinedNotification: ClientCore._on_participant_joined,
+    ParticipantLeftNotification: ClientCore._on_participant_left,
+    StreamPublishedNotification: ClientCore._on_stream_published,
+    StreamUnpublishedNotification: ClientCore._on_stream_unpublished,
+    SubscribeRequestNotification: _relay("subscribe_request"),
+    SubscriptionEndedNotification: _relay("subscription_ended"),
+    SdpOfferNotification: _relay("sdp_offer"),
+    SdpAnswerNotification: _relay("sdp_answer"),
+    IceCandidateNotification: _relay("ice_candidate"),
+    MessageReceivedNotification: _relay("message"),
+    SyncDataNotification: ClientCore._on_sync_data,
+    SessionClosedNotification: ClientCore._on_session_closed,
+}

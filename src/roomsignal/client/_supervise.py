@@ -1,0 +1,238 @@
+"""``Session``'s supervision: reconnection with resume, and token refresh.
+
+A mixin of ``Session``. The supervisor task waits for each connection's
+reader to end, asks the core what the close means (``final_reason``), and
+either finishes the session or retries per the ``ReconnectPolicy``, rejoining
+with ``oldParticipantSecret`` and ``lastSeq``; what a failed rejoin calls for
+is the core's answer too (``failed_rejoin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from roomsignal.catalog import ErrorCode
+from roomsignal.client._core import ClientCore
+from roomsignal.client._events import (
+    Disconnected,
+    Reconnected,
+    Reconnecting,
+    ReconnectPolicy,
+    SessionState,
+)
+from roomsignal.client._listeners import ListenerHub
+from roomsignal.errors import SessionErrorException
+from roomsignal.protocol import JoinResult
+from roomsignal.tokens import peek_exp
+
+__all__ = ["Closed", "DialFailed", "Supervision", "TokenProvider"]
+
+logger = logging.getLogger("roomsignal.client")
+
+TokenProvider = Callable[[], Awaitable[str]]
+
+
+class DialFailed(Exception):
+    """The server could not be reached (reported as 901 by ``connect()``)."""
+
+
+class Closed:
+    """Why a connection ended, as the reader saw it."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class Supervision:
+    """Reconnection and token refresh (a mixin of ``Session``)."""
+
+    _core: ClientCore[asyncio.Future[dict[str, Any]]]
+    _hub: ListenerHub
+    _state: SessionState
+    _joined: asyncio.Event
+    _closing: bool
+    _reader: asyncio.Task[Closed] | None
+    _token: str
+    _token_provider: TokenProvider | None
+    _streak: int
+    _connected_at: float
+    _progress_mark: int
+    reconnect_policy: ReconnectPolicy | None
+
+    if TYPE_CHECKING:
+
+        async def _join_new_connection(self, *, resume: bool, token_retry: bool) -> JoinResult: ...
+
+        async def _drop_connection(self) -> None: ...
+
+        def _client_error(
+            self, code: ErrorCode, message: str, method: str | None, **data: Any
+        ) -> SessionErrorException: ...
+
+        def _fail_pending(self, why: str) -> None: ...
+
+        def _end_waits(self) -> None: ...
+
+    # -- tokens ---
+
+    async def _fresh_token(self) -> str:
+        """The token to join with: refreshed through the provider when it has expired."""
+        exp = peek_exp(self._token)
+        if exp is not None and exp <= time.time():
+            if self._token_provider is None:
+                raise self._client_error(
+                    ErrorCode.TOKEN_EXPIRED,
+                    "the token has expired (found before dialling)",
+                    "join",
+                    exp=exp,
+                )
+            self._token = await self._provide_token()
+        return self._token
+
+    async def _provide_token(self) -> str:
+        """A fresh token from the provider; its failure is reported as 1100."""
+        assert self._token_provider is not None
+        try:
+            token = await self._token_provider()
+            if not isinstance(token, str):
+                raise TypeError(f"token_provider returned {type(token).__name__}, not str")
+        except Exception as exc:
+            logger.exception("token_provider failed")
+            raise self._client_error(
+                ErrorCode.TOKEN_EXPIRED,
+                f"the token has expired and token_provider failed: {exc!r}",
+                "join",
+            ) from exc
+        return token
+
+    # -- supervision ---
+
+    async def _supervise(self) -> None:
+        """Wait for each connection to end; reconnect or finish (never raises)."""
+        try:
+            await self._supervise_connections()
+        except Exception as exc:  # a bug of ours: end the session loudly, not silently
+            logger.exception("session supervisor failed")
+            if not self._closing:
+                await self._drop_connection()
+                self._finish(ErrorCode.CONNECTION_LOST_ERROR_CODE, f"internal failure: {exc!r}")
+
+    async def _supervise_connections(self) -> None:
+        while True:
+            reader = self._reader
+            if reader is None:
+                return
+            closed = await asyncio.shield(reader)
+            if self._closing:
+                return
+            final = self._core.final_reason(closed.code, closed.reason)
+            policy = self.reconnect_policy
+            if final is None and policy is None:
+                final = (
+                    ErrorCode.CONNECTION_LOST_ERROR_CODE,
+                    f"the connection was lost ({closed.reason}) and reconnection is off",
+                )
+            if final is None:
+                self._state = SessionState.RECONNECTING
+            self._hub.emit(
+                "disconnected",
+                Disconnected(code=closed.code, reason=closed.reason, will_reconnect=final is None),
+            )
+            if final is not None or policy is None:
+                self._finish(*(final or (None, "")))
+                await self._drop_connection()
+                return
+            # A connection that neither delivered anything new nor stayed up for a
+            # while does not reset the count of attempts: a seat whose replay kills
+            # every new connection must not make the client loop forever.
+            stable = self._loop_time() - self._connected_at >= policy.stable_after
+            if stable or self._core.last_seq > self._progress_mark:
+                self._streak = 0
+            await self._drop_connection()
+            final = await self._reconnect(policy)
+            if final is not None:
+                self._hub.emit(
+                    "disconnected",
+                    Disconnected(code=None, reason=final[1], will_reconnect=False),
+                )
+                self._finish(*final)
+                return
+
+    def _finish(self, code: ErrorCode | None, message: str) -> None:
+        """The session is over for good (not by ``close()``): say so once."""
+        self._state = SessionState.CLOSED
+        self._joined.set()
+        self._core.final = (code, message)
+        if code is not None:
+            self._client_error(code, message, None)
+        self._fail_pending(message)
+        self._end_waits()
+
+    async def _reconnect(self, policy: ReconnectPolicy) -> tuple[ErrorCode | None, str] | None:
+        """Retry per ``policy``; None once back in the session, else why it gave up."""
+        core = self._core
+        resume = core.participant_secret is not None
+        last_seq_before = core.last_seq
+        while self._streak < policy.max_attempts:
+            self._streak += 1
+            attempt = self._streak
+            delay = policy.delay(attempt)
+            self._hub.emit("reconnecting", Reconnecting(attempt=attempt, delay=delay))
+            await asyncio.sleep(delay)
+            try:
+                result = await self._join_new_connection(resume=resume, token_retry=True)
+            except DialFailed as exc:
+                logger.info("reconnection attempt %d failed: %s", attempt, exc)
+                continue
+            except SessionErrorException as exc:
+                await self._drop_connection()
+                verdict, why = core.failed_rejoin(
+                    exc.code,
+                    exc.error.name,
+                    resuming=resume,
+                    rejoin_on_reset=policy.rejoin_on_reset,
+                )
+                if verdict == "stop":
+                    return (ErrorCode.CONNECTION_LOST_ERROR_CODE, why)
+                if verdict == "fresh":
+                    resume = False
+                else:
+                    logger.info("reconnection attempt %d failed: %s", attempt, exc)
+                continue
+            self._state = SessionState.JOINED
+            self._joined.set()
+            self._connected_at = self._loop_time()
+            self._progress_mark = core.last_seq
+            self._hub.emit(
+                "reconnected",
+                Reconnected(
+                    resumed=result.resumed,
+                    replayed=core.replayed if result.resumed else 0,
+                    state_reset=not result.resumed,
+                    attempts=attempt,
+                    participant_id=result.participant_id,
+                ),
+            )
+            if result.resumed:
+                logger.info(
+                    "resumed after %d attempt(s), %d notification(s) replayed since seq %d",
+                    attempt,
+                    core.replayed,
+                    last_seq_before,
+                )
+            return None
+        return (
+            ErrorCode.CONNECTION_LOST_ERROR_CODE,
+            f"gave up after {policy.max_attempts} reconnection attempts",
+        )
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()

@@ -1,0 +1,36 @@
+"""roomsignal.media: real audio and video through the signaling, with aiortc.
+
+Needs the ``media`` extra (``pip install 'roomsignal[media]'``); ``import
+roomsignal`` alone never imports aiortc. Built on the public ``Session`` API
+only: a ``Publisher`` answers every ``subscribeRequest`` with its own peer
+connection, a ``Subscriber`` subscribes and receives. Peer connections use
+no ICE servers unless given an ``RTCConfiguration`` with some. See
+docs/media.md.
+"""
+
+try:
+    import aiortc as _aiortc  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("roomsignal.media needs aiortc: pip install 'roomsignal[media]'") from exc
+
+from roomsignal.media._peer import MediaReset, default_configuration
+from roomsignal.media._publisher import Publisher
+from roomsignal.media._sdp import END_OF_CANDIDATES, Trickled, parse_candidate, split_candidates
+from roomsignal.media._subscriber import FrameCounts, Subscriber, Subscription, SubscriptionClosed
+from roomsignal.media._tracks import TestPatternTrack, ToneTrack
+
+__all__ = [
+    "END_OF_CANDIDATES",
+    "FrameCounts",
+    "MediaReset",
+    "Publisher",
+    "Subscriber",
+    "Subscription",
+    "SubscriptionClosed",
+    "TestPatternTrack",
+    "ToneTrack",
+    "Trickled",
+    "default_configuration",
+    "parse_candidate",
+    "split_candidates",
+]

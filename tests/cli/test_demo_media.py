@@ -1,0 +1,71 @@
+"""``roomsignal demo --media``: one publisher bot, two subscribers, real decoded frames."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("aiortc", reason="the media extra is not installed")
+
+from roomsignal.cli import main
+from roomsignal.cli._demo_media import FRAMES
+
+from .conftest import ROOT, cli_env, one_clear_line, run_cli
+
+
+def test_demo_media_json_has_ok_and_each_subscribers_frames(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--media", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # one object, nothing else on stdout
+    assert summary["ok"] is True
+    assert set(summary["subscribers"]) == {"alice", "bob"}
+    for result in summary["subscribers"].values():
+        assert result["frames"] >= FRAMES == 30
+        assert 0 < result["first_frame_s"] < 30
+        assert (result["width"], result["height"]) == (320, 240)
+        assert result["audio_frames"] > 0
+
+
+def test_demo_media_in_a_terminal() -> None:
+    result = run_cli("demo", "--media", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    for name in ("alice", "bob"):
+        assert f"{name:<7} first frame after " in out
+    assert "studio  answered 2 subscription(s)" in out
+    assert out.splitlines()[-1].startswith("2/2 subscribers decoded >= 30 video frames in ")
+    assert out.splitlines()[-1].endswith(": OK")
+
+
+def test_plain_demo_does_not_import_aiortc() -> None:
+    code = (
+        "import sys; from roomsignal.cli import main; "
+        "status = main(['demo', '--json']); "
+        "assert 'aiortc' not in sys.modules and 'av' not in sys.modules, 'media imported'; "
+        "sys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_demo_media_without_the_extra_is_one_line() -> None:
+    # As on a machine without the extra: the import of aiortc fails.
+    code = (
+        "import sys; sys.modules['aiortc'] = None; from roomsignal.cli import main; "
+        "sys.exit(main(['demo', '--media']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert result.returncode == 1
+    line = one_clear_line(result.stderr)
+    assert line == (
+        "roomsignal demo: demo --media needs the media extra: pip install 'roomsignal[media]'"
+    )
