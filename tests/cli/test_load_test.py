@@ -143,7 +143,10 @@ def test_the_hosts_of_this_machine_are_accepted() -> None:
         (["--rooms", "1", "--participants", "4", "--rate", "nan"], "greater than 0"),
         (["--rooms", "1", "--participants", "100001"], "--participants is at most"),
         (["--rooms", "1", "--participants", "4", "--duration", "99999"], "--duration is at most"),
-        (["--rooms", "1", "--participants", "4", "--media"], "--media"),
+        (
+            ["--rooms", "1", "--participants", "4", "--media"],
+            "--media needs at least one publisher",
+        ),
         (["--participants", "4"], "--rooms"),
     ],
 )
@@ -251,3 +254,42 @@ async def test_live_progress_only_on_a_terminal(server: SignalingServer) -> None
     assert status == 0, screen
     assert "chatting" not in screen  # --json: no progress, only the object on stdout
     assert json.loads(screen.strip().splitlines()[-1])["ok"] is True
+
+
+async def test_media_publishers_send_video_the_others_receive(server: SignalingServer) -> None:
+    pytest.importorskip("aiortc", reason="the media extra is not installed")
+    args = ("load-test", server.url, "--secret", SECRET, "--rooms", "1", "--participants", "3")
+    args += ("--publishers", "1", "--duration", "2", "--message-rate", "5", "--chaos", "1")
+    async with spawn(*args, "--media", "--json") as proc:
+        assert await proc.wait(timeout=60) == 0, proc.stderr
+    report = json.loads(proc.stdout[-1])
+    media = report["media"]
+    assert media["publishers"] == 1 and media["subscriptions"] == 2  # the 2 others
+    assert media["subscription_failures"] == {}
+    _latency_ok(media["first_frame_ms"], 2)
+    assert media["frames"] > 0
+    assert 0 < media["frames_per_s_per_subscription"] <= 16  # a 15 fps source
+    assert 0 < media["kbps_per_subscription"] < 10_000
+    assert report["messages"]["lost"] == 0 and report["messages"]["duplicated"] == 0
+    assert report["reconnections"] == report["chaos"]["drops"] == 2
+    assert "first frame ms" in "\n".join(proc.stderr)
+
+
+def test_media_without_the_media_extra_is_one_clear_line() -> None:
+    code = (
+        "import sys; sys.modules['aiortc'] = None\n"  # as if the media extra were missing
+        "from roomsignal.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["ws://127.0.0.1:9", "--secret", SECRET, "--rooms", "1", "--participants", "2"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, "load-test", *argv, "--publishers", "1", "--media"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=cli_env(),
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--media needs the media extra" in one_clear_line(result.stderr)

@@ -69,11 +69,14 @@ class LoadPlan:
     chaos: float = 0.0  # connection drops per second, over the whole run
     timeout: float = 10.0  # connect, request and close bound per bot
     seed: int | None = None
+    media: bool = False  # publishers send real video (roomsignal.media), the others receive
 
     def deadline(self) -> float:
         """Seconds after which the run is cut short, whatever happens."""
         joins = self.participants / self.join_rate + 2 * self.timeout
-        return joins + self.duration + 2 * self.timeout + DRAIN_TIMEOUT + 2 * self.timeout
+        pairs = self.publishers * self.participants  # at most this many subscriptions, 4 at a time
+        media = self.timeout * (2 + pairs / 4) if self.media else 0.0
+        return joins + media + self.duration + 2 * self.timeout + DRAIN_TIMEOUT + 2 * self.timeout
 
 
 def percentiles(samples: Sequence[float], scale: float = 1000.0) -> dict[str, Any]:
@@ -169,6 +172,11 @@ class LoadTest:
         self._seen: Counter[tuple[int, int]] = Counter()
         self._peers: dict[int, int] = {}
         self._outstanding = 0
+        self._media: Any = None
+        if plan.media:
+            from roomsignal.cli._load_media import MediaLoad
+
+            self._media = MediaLoad(plan.timeout)
 
     # -- the run -------------------------------------------------------------------
 
@@ -183,12 +191,19 @@ class LoadTest:
                 self._phase("joining", plan.participants / plan.join_rate)
                 await self._join_all()
                 phases["join_s"] = time.perf_counter() - self._started
+                if self._media is not None:
+                    self._phase("subscribing", plan.timeout)
+                    await self._subscribe_all()
+                    phases["subscribe_s"] = time.perf_counter() - self._started
+                    await self._media.start_span()
                 seq_before = self._notifications()
                 chat_start = time.perf_counter()
                 self._phase("chatting", plan.duration)
                 await self._chat()
                 chat_s = time.perf_counter() - chat_start
                 phases["chat_s"] = chat_s
+                if self._media is not None:
+                    await self._media.end_span()
                 notes_in_chat = self._notifications() - seq_before
                 self._phase("draining", DRAIN_TIMEOUT)
                 drain_start = time.perf_counter()
@@ -198,6 +213,8 @@ class LoadTest:
             cut_short, drained, chat_s, notes_in_chat = True, False, 0.0, 0
         notifications = self._notifications()
         self._phase("closing", plan.timeout)
+        if self._media is not None:
+            await self._media.close()
         await self._close_all()
         phases["total_s"] = time.perf_counter() - self._started
         return self._report(phases, drained, cut_short, chat_s, notes_in_chat, notifications)
@@ -268,7 +285,21 @@ class LoadTest:
         self.snapshot.joined += 1
         if bot.publisher:
             with contextlib.suppress(SessionErrorException):
-                await bot.session.publish(audio=True, video=True)
+                if self._media is not None:
+                    await self._media.publish(bot.session)
+                else:
+                    await bot.session.publish(audio=True, video=True)
+
+    async def _subscribe_all(self) -> None:
+        """--media: every other joined bot of a room subscribes to each of its publishers."""
+        async with asyncio.TaskGroup() as group:
+            for source in self._bots:
+                target = source.session.participant_id
+                if not (source.publisher and source.joined and target):
+                    continue
+                for bot in self._bots:
+                    if bot.joined and bot.room == source.room and bot is not source:
+                        group.create_task(self._media.subscribe(bot.index, bot.session, target))
 
     # -- chat, sync, chaos ---------------------------------------------------------
 
@@ -487,7 +518,7 @@ class LoadTest:
                 "available": self._chaos_available,
                 "drops": self.snapshot.drops,
             },
-            "media": None,
+            "media": None if self._media is None else self._media.report(percentiles),
             "drained": drained,
             "cut_short": cut_short,
             "phases_s": phases,
@@ -499,5 +530,6 @@ class LoadTest:
                 and duplicated == 0
                 and len(joined) == plan.participants
                 and self._state_resets == 0
+                and (self._media is None or self._media.all_subscribed())
             ),
         }

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import ipaddress
 import json
 import sys
@@ -194,11 +193,14 @@ def _check(args: argparse.Namespace) -> LoadPlan:
     if args.chaos > MAX_RATE:
         raise UsageError(f"--chaos is at most {MAX_RATE:g} per second")
     if args.media:
-        if importlib.util.find_spec("roomsignal.media") is None:
+        if args.publishers < 1:
+            raise UsageError("--media needs at least one publisher (--publishers P)")
+        try:
+            import roomsignal.media  # noqa: F401  (aiortc: only with --media)
+        except ImportError:
             raise UsageError(
-                "--media needs roomsignal.media (the media extra), which is not installed here"
-            )
-        raise UsageError("--media is not wired into load-test yet; run it without --media")
+                "--media needs the media extra (aiortc): pip install 'roomsignal[media]'"
+            ) from None
     return LoadPlan(
         url=args.url,
         secret=secret,
@@ -211,6 +213,7 @@ def _check(args: argparse.Namespace) -> LoadPlan:
         chaos=args.chaos,
         timeout=args.timeout,
         seed=args.seed,
+        media=args.media,
     )
 
 
@@ -322,6 +325,20 @@ def summary_table(report: dict[str, Any]) -> Any:
         rows.append(("errors", "0"))
     if report["chaos"]["rate"] and report["chaos"]["available"] is False:
         rows.append(("chaos", "refused: no simulation here"))
+    media = report["media"]
+    if media is not None:
+        first = media["first_frame_ms"]
+        fps, kbps = media["frames_per_s_per_subscription"], media["kbps_per_subscription"]
+        failed = sum(media["subscription_failures"].values())
+        rows += [
+            ("media subscriptions (failed)", f"{media['subscriptions']} ({failed})"),
+            (
+                "first frame ms p50 / p95 / p99",
+                f"{_ms(first['p50'])} / {_ms(first['p95'])} / {_ms(first['p99'])}",
+            ),
+            ("video frames (fps per subscription)", f"{media['frames']} ({_ms(fps)})"),
+            ("kbit/s per subscription", _ms(kbps)),
+        ]
     if report["cut_short"]:
         rows.append(("run", "cut short at its deadline"))
     elif not report["drained"]:
