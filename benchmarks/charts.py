@@ -139,7 +139,12 @@ def fanout_chart(results: dict[str, Any], out: Path) -> Path:
         cpu.bar(labels, values, color=[BLUE, GREY], width=0.55)
         for x, value in enumerate(values):
             _inside(cpu, x, value, f"{value:.1f} us")
-        cpu.set_title("server CPU per notification (lower is better)", fontsize=10)
+        cpu_ratio = results.get("fanout_cpu_ratio")
+        cpu.set_title(
+            "server CPU per notification (lower is better"
+            + (f"; bare/ref {cpu_ratio:.2f})" if cpu_ratio else ")"),
+            fontsize=10,
+        )
         cpu.set_ylabel("microseconds")
         cpu.grid(axis="y", alpha=0.3)
     else:
