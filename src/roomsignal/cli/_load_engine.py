@@ -305,14 +305,16 @@ class LoadTest:
 
     async def _chat(self) -> None:
         plan = self.plan
+        present = Counter(bot.room for bot in self._bots if bot.joined)
         for bot in self._bots:
             if bot.joined:
-                self._peers[bot.index] = sum(
-                    1 for o in self._bots if o.joined and o.room == bot.room and o is not bot
-                )
+                self._peers[bot.index] = present[bot.room] - 1
         async with asyncio.TaskGroup() as group:
-            for room in range(plan.rooms):
-                members = [bot for bot in self._bots if bot.room == room and bot.joined]
+            rooms: dict[int, list[_Bot]] = {}
+            for bot in self._bots:
+                if bot.joined:
+                    rooms.setdefault(bot.room, []).append(bot)
+            for members in rooms.values():
                 if len(members) >= 2 and plan.message_rate > 0:
                     group.create_task(self._room_chat(members, group))
                 synchronizer = next((bot for bot in members if bot.synchronizer), None)
@@ -389,10 +391,11 @@ class LoadTest:
         def cut(_k: int) -> Coroutine[Any, Any, None] | None:
             if self._chaos_available is False:
                 return None
-            live = [
-                bot for bot in self._bots if bot.joined and bot.session.state is SessionState.JOINED
-            ]
-            return self._drop(self._rng.choice(live)) if live else None
+            for _ in range(32):  # a few random picks, not a scan of every bot per cut
+                bot = self._rng.choice(self._bots)
+                if bot.joined and bot.session.state is SessionState.JOINED:
+                    return self._drop(bot)
+            return None
 
         await self._every(1 / plan.chaos, count, cut, group)
 
