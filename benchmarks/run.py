@@ -35,6 +35,7 @@ from typing import IO, Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import server_bench  # noqa: E402
 import workloads  # noqa: E402
 
 STARTUP_TIMEOUT = 30.0
@@ -83,6 +84,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("rtt_ratio", "<=", 1.5, "rtt_us / raw_rtt_us"),
     ("join_s_5000", "<=", 30.0, "seconds to join 5000 sessions (scaled from N)"),
     ("kib_per_session", "<=", 48.0, "client RSS growth per joined session"),
+    *server_bench.TARGETS,
     ("media_first_frame_ratio_p50", "<=", 1.2, "first video frame: signaling / direct (p50)"),
 ]
 
@@ -97,10 +99,12 @@ def log(message: str) -> None:
 class ServerProcess:
     """One ``servers.py`` process; ``port`` once it listens. Always cleaned up."""
 
-    def __init__(self, kind: str, *args: str, cpu: int | None = None) -> None:
+    def __init__(
+        self, kind: str, *args: str, cpu: int | None = None, script: str = "servers.py"
+    ) -> None:
         self.kind = kind
         self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        argv = [sys.executable, str(HERE / "servers.py"), kind, *args]
+        argv = [sys.executable, str(HERE / script), kind, *args]
         if cpu is not None:
             argv += ["--cpu", str(cpu)]
         self.proc = subprocess.Popen(
@@ -409,6 +413,15 @@ def run(
                 )
 
             step(results, "sessions (bare websockets)", raw_sessions)
+    if wanted("server"):
+        server_bench.run(
+            results,
+            quick=quick,
+            secret=secret,
+            cpu=server_cpu,
+            process_cls=ServerProcess,
+            step=step,
+        )
     if wanted("media"):
         media_args = ["--json", *(("--runs", "20", "--steps", "1,4,8,12,16") if quick else ())]
         step(results, "media", lambda: run_media(media_args, timeout * 5))
@@ -449,6 +462,7 @@ def derive(results: dict[str, Any]) -> None:
     results["socketio_speedup"] = ratio("events_per_s", "socketio_events_per_s")
     results["rtt_ratio"] = ratio("rtt_us", "raw_rtt_us")
     results["rtt_ratio_vs_raw_ref"] = ratio("rtt_us", "raw_ref_rtt_us")
+    server_bench.derive(results)
     results["media_first_frame_ratio_p50"] = (results.get("media_first_frame_ratio") or {}).get(
         "p50"
     )
@@ -503,6 +517,7 @@ def table(results: dict[str, Any]) -> str:
         (f"join {g('sessions') or 0} sessions, s", fmt(g("join_s")), "bare websockets", fmt(g("raw_join_s")), "", None),
         ("  scaled to 5000, s", fmt(g("join_s_5000")), "", "", "", "join_s_5000"),
         ("client RSS per session, KiB", fmt(g("kib_per_session")), "bare websockets", fmt(g("raw_kib_per_session")), "", "kib_per_session"),
+        *server_bench.rows(g, fmt),
         ("first video frame p50, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p50")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p50")), fmt(g("media_first_frame_ratio_p50")), "media_first_frame_ratio_p50"),
         ("first video frame p99, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p99")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p99")), fmt((g("media_first_frame_ratio") or {}).get("p99")), None),
         ("subscribers per publisher bot at 30 fps", fmt((g("media_capacity") or {}).get("max_sustained_subscribers")), "", "", "", None),
@@ -544,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,media",
+        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,media,server",
     )
     parser.add_argument("--sessions", type=int, default=None, help="override N sessions")
     parser.add_argument(

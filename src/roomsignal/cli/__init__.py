@@ -1,4 +1,4 @@
-"""The ``roomsignal`` command line: serve, demo, join, token, errors.
+"""The ``roomsignal`` command line: serve, demo, join, token, errors, load-test.
 
 ``main(argv)`` parses, runs one command and returns its exit status. Bad
 input (a missing secret, an unreachable URL, a refused token) is one line on
@@ -21,6 +21,7 @@ from roomsignal import __version__
 from roomsignal.cli._catalog import add_errors_command
 from roomsignal.cli._demo import add_demo_command
 from roomsignal.cli._join import add_join_command
+from roomsignal.cli._load_test import add_load_test_command
 from roomsignal.cli._options import CommandError, UsageError
 from roomsignal.cli._serve import add_serve_command
 from roomsignal.cli._token import add_token_command
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_join_command(commands)
     add_token_command(commands)
     add_errors_command(commands)
+    add_load_test_command(commands)
     return parser
 
 
