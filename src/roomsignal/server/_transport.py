@@ -71,11 +71,12 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 class _Link:
     """One connection as the transport sees it: write, close, abort, pace."""
 
-    __slots__ = ("aborted", "closer", "limit", "slow", "tokens", "updated", "ws")
+    __slots__ = ("aborted", "close_timeout", "closer", "limit", "slow", "tokens", "updated", "ws")
 
-    def __init__(self, ws: ServerConnection, limit: int) -> None:
+    def __init__(self, ws: ServerConnection, limit: int, close_timeout: float) -> None:
         self.ws = ws
         self.limit = limit
+        self.close_timeout = close_timeout
         self.closer: asyncio.Task[None] | None = None
         # Set by ``abort``: frames already received after it are never handled.
         self.aborted = False
@@ -119,8 +120,32 @@ class _Link:
             return
         if ws.transport.get_write_buffer_size() > self.limit:
             logger.warning("closing a slow consumer (%s) with 4002", ws.remote_address)
-            self.slow = True
-            self.close(CLOSE_SLOW, "slow")
+            self.evict()
+
+    def evict(self) -> None:
+        """Queue a 4002 close frame behind what is unsent; abort if not closed in time.
+
+        Not ``ws.close()``: that would wait for the full queue to drain
+        before its own timeout starts.
+        """
+        self.slow = True
+        ws = self.ws
+        try:
+            ws.protocol.send_close(CLOSE_SLOW, "slow")
+            for chunk in ws.protocol.data_to_send():
+                if chunk:
+                    ws.transport.write(chunk)
+        except Exception:
+            logger.debug("could not queue the 4002 close frame", exc_info=True)
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self._abort_after_timeout())
+
+    async def _abort_after_timeout(self) -> None:
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await self.ws.wait_closed()
+        except TimeoutError:
+            self.abort()
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (once); ``finish`` awaits it."""
@@ -256,6 +281,8 @@ class SignalingServer:
         self._closing = False
         self._sent = 0  # frames written, for pacing each sender's fan-out
         self._slow: list[int] = []  # connections closed as slow, seats not yet detached
+        self._refused = 0  # handshakes refused at max_connections since the last log line
+        self._refused_logged = -1.0
 
     # --- life cycle -------------------------------------------------------------
 
@@ -378,7 +405,14 @@ class SignalingServer:
         cap = self.config.max_connections
         server = self._server
         if response is None and cap and server is not None and len(server.all_connections) >= cap:
-            logger.warning("refusing a connection: max_connections (%d) reached", cap)
+            # At most one line a second: a flood of refusals must not flood the log.
+            now = time.monotonic()
+            self._refused += 1
+            if now - self._refused_logged >= 1.0:
+                logger.warning(
+                    "refused %d connection(s): max_connections (%d) reached", self._refused, cap
+                )
+                self._refused, self._refused_logged = 0, now
             return connection.respond(503, "too many connections\n")
         return response
 
@@ -387,7 +421,7 @@ class SignalingServer:
         assert rooms is not None
         conn = next(self._conn_ids)
         config = self.config
-        link = _Link(ws, config.max_send_queue_bytes)
+        link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         try:
