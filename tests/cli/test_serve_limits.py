@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from roomsignal import Session, SessionErrorException
-from roomsignal.cli._hardening import _FLAGS, hardening_kwargs
 from roomsignal.cli import build_parser
+from roomsignal.cli._hardening import _FLAGS, hardening_kwargs
 from roomsignal.tokens import mint
 
 from .conftest import SECRET, spawn
