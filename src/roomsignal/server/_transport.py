@@ -3,9 +3,17 @@
 Each connection gets an integer id and a ``_Link``; text frames are parsed
 with the shared codec and handed to ``Rooms``, whose effects are carried out
 here in order. Writes are synchronous (no drain per frame, so one request's
-frames are never interleaved with another's); a connection that lets more
-than ``write_buffer_limit`` pile up is dropped as a slow consumer. One task
-owned by the server sleeps until the rooms' next deadline.
+frames are never interleaved with another's) and go straight to the
+websockets transport, with no queue of our own: a connection whose unsent
+output passes ``max_send_queue_bytes`` is closed with 4002 as a slow
+consumer and its seat detached at once (it waits ``resume_window``). Each
+connection's handler paces its reads by the frames its requests made the
+server write (``max_fanout_per_second``), closes it with 1008 if it has not
+joined within ``join_timeout``, and after a close keeps reading (and
+ignoring) frames so the peer's close frame is seen at once. Handshakes over
+``max_connections`` get HTTP 503. One task owned by the server sleeps until
+the rooms' next deadline; each close or eviction is a task owned by its
+connection's handler (awaited in ``_Link.finish``).
 """
 
 from __future__ import annotations
