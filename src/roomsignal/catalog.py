@@ -220,6 +220,8 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         (
             "`join` as a streaming participant (`full` or `screen`) when the session "
             "already has `max_streaming_participants` of them; viewers are not counted",
+            "`join` of any type when the session already has the server's "
+            "`max_participants` members",
         ),
         False,
     ),
@@ -245,7 +247,11 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         ErrorCode.TOKEN_DATA_IS_NOT_VALID,
         "token",
         "The token is not a valid signed JWT or lacks a required claim.",
-        ("`join` with a token that is not a valid signed JWT, or lacks a required claim",),
+        (
+            "`join` with a token that is not a valid signed JWT, or lacks a required claim",
+            "`join` with a token whose claims have the wrong JSON type "
+            "(an `nbf` or `iat` that is no number, say)",
+        ),
         False,
     ),
     _e(

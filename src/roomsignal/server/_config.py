@@ -49,7 +49,7 @@ class ServerConfig:
     max_held_ice_bytes: int = 65536
     join_timeout: float = 10.0
     max_connections: int = 10_000
-    max_fanout_per_second: int = 50_000
+    max_fanout_per_second: int = 10_000
 
     def __post_init__(self) -> None:
         for name in (

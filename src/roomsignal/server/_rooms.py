@@ -265,7 +265,10 @@ class Rooms(ExchangeRules, ChatRules):
         seq = member.seq
         frames = [stamp(base, s) for s in range(seq + 1, seq + count + 1)]
         member.seq = seq + count
-        member.replay.extend(frames)
+        extra = len(base.encode()) - len(base)  # non-ASCII in the template, if any
+        replay = member.replay
+        for s, frame in enumerate(frames, seq + 1):
+            replay.append(base, s, len(frame) + extra)
         return member.conn, frames
 
     # --- dispatch ---------------------------------------------------------------

@@ -150,41 +150,55 @@ class Exchange:
         return self.subscriber if member is self.publisher else self.publisher
 
 
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+_STAMP = 9  # what ``stamp`` adds to a template besides the digits: ,"seq": and }}
+
+
 class ReplayBuffer:
     """A participant's sent notifications, newest last, bounded in count and in bytes.
 
-    The oldest frames are dropped first when either bound is passed; a
-    resume that needs a dropped frame is a replay gap.
+    Seqs are consecutive, so an entry is just the notification's template
+    (``_frames.template``), shared by every recipient of a broadcast: the
+    frame is rebuilt with ``stamp`` on a resume. ``nbytes`` counts the
+    frames' full UTF-8 size. The oldest are dropped first when either bound
+    is passed; a resume that needs a dropped frame is a replay gap.
     """
 
-    __slots__ = ("frames", "max_bytes", "max_count", "nbytes")
+    __slots__ = ("bases", "last", "max_bytes", "max_count", "nbytes")
 
     def __init__(self, max_count: int, max_bytes: int) -> None:
-        self.frames: deque[str] = deque()
+        self.bases: deque[str] = deque()
+        self.last = 0  # the seq of the newest entry
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.nbytes = 0
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.bases)
 
-    def append(self, frame: str) -> None:
-        """Keep ``frame``, dropping the oldest ones past a bound."""
-        frames = self.frames
-        frames.append(frame)
-        self.nbytes += len(frame) if frame.isascii() else len(frame.encode())
-        while frames and (len(frames) > self.max_count or self.nbytes > self.max_bytes):
-            old = frames.popleft()
-            self.nbytes -= len(old) if old.isascii() else len(old.encode())
+    def append(self, base: str, seq: int, size: int) -> None:
+        """Keep frame ``seq`` (``size`` bytes, ``seq`` = the previous + 1), within the bounds."""
+        self.bases.append(base)
+        self.last = seq
+        self.nbytes += size
+        if self.nbytes > self.max_bytes or len(self.bases) > self.max_count:
+            self.trim()
 
-    def extend(self, frames: Iterable[str]) -> None:
-        for frame in frames:
-            self.append(frame)
+    def trim(self) -> None:
+        """Drop the oldest frames until both bounds hold."""
+        bases = self.bases
+        while bases and (len(bases) > self.max_count or self.nbytes > self.max_bytes):
+            seq = self.last - len(bases) + 1
+            self.nbytes -= _size(bases.popleft()) + _STAMP + len(str(seq))
 
     def tail(self, count: int) -> list[str]:
         """The newest ``count`` frames, oldest first (``count`` <= ``len(self)``)."""
-        frames = self.frames
-        return [frames[i] for i in range(len(frames) - count, len(frames))]
+        bases = self.bases
+        first = self.last - len(bases) + 1
+        return [stamp(bases[i], first + i) for i in range(len(bases) - count, len(bases))]
 
 
 @dataclass(eq=False, slots=True)
@@ -263,14 +277,29 @@ class Out:
         self.effects.append(Close(conn, code, reason))
 
     def notify(self, members: Iterable[Member], notification: Notification) -> None:
-        """Number, buffer and (to those connected) send one notification."""
+        """Number, buffer and (to those connected) send one notification.
+
+        The hot loop of every fan-out (a join notifies every member): the
+        stamp is inlined, and a frame is built only for those connected (the
+        replay buffer keeps the shared template).
+        """
         base = template(notification)
+        # Every frame of this notification is base + ASCII digits: its UTF-8
+        # size is its length plus what base's non-ASCII characters add.
+        size = _size(base) + _STAMP
+        effects = self.effects
         for member in members:
-            member.seq += 1
-            frame = stamp(base, member.seq)
-            member.replay.append(frame)
-            if member.conn is not None:
-                self.effects.append(Send(member.conn, frame))
+            seq = member.seq + 1
+            member.seq = seq
+            replay = member.replay  # ReplayBuffer.append, inlined
+            replay.bases.append(base)
+            replay.last = seq
+            replay.nbytes += size + len(str(seq))
+            if replay.nbytes > replay.max_bytes or len(replay.bases) > replay.max_count:
+                replay.trim()
+            conn = member.conn
+            if conn is not None:
+                effects.append(Send(conn, f'{base},"seq":{seq}}}}}'))
 
 
 def others(session: Session, member: Member) -> list[Member]:

@@ -3,9 +3,17 @@
 Each connection gets an integer id and a ``_Link``; text frames are parsed
 with the shared codec and handed to ``Rooms``, whose effects are carried out
 here in order. Writes are synchronous (no drain per frame, so one request's
-frames are never interleaved with another's); a connection that lets more
-than ``write_buffer_limit`` pile up is dropped as a slow consumer. One task
-owned by the server sleeps until the rooms' next deadline.
+frames are never interleaved with another's) and go straight to the
+websockets transport, with no queue of our own: a connection whose unsent
+output passes ``max_send_queue_bytes`` is closed with 4002 as a slow
+consumer and its seat detached at once (it waits ``resume_window``). Each
+connection's handler paces its reads by the frames its requests made the
+server write (``max_fanout_per_second``), closes it with 1008 if it has not
+joined within ``join_timeout``, and after a close keeps reading (and
+ignoring) frames so the peer's close frame is seen at once. Handshakes over
+``max_connections`` get HTTP 503. One task owned by the server sleeps until
+the rooms' next deadline; each close or eviction is a task owned by its
+connection's handler (awaited in ``_Link.finish``).
 """
 
 from __future__ import annotations
@@ -72,11 +80,12 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 class _Link:
     """One connection as the transport sees it: write, close, abort, pace."""
 
-    __slots__ = ("aborted", "closer", "limit", "slow", "tokens", "updated", "ws")
+    __slots__ = ("aborted", "close_timeout", "closer", "limit", "slow", "tokens", "updated", "ws")
 
-    def __init__(self, ws: ServerConnection, limit: int) -> None:
+    def __init__(self, ws: ServerConnection, limit: int, close_timeout: float) -> None:
         self.ws = ws
         self.limit = limit
+        self.close_timeout = close_timeout
         self.closer: asyncio.Task[None] | None = None
         # Set by ``abort``: frames already received after it are never handled.
         self.aborted = False
@@ -120,8 +129,32 @@ class _Link:
             return
         if ws.transport.get_write_buffer_size() > self.limit:
             logger.warning("closing a slow consumer (%s) with 4002", ws.remote_address)
-            self.slow = True
-            self.close(CLOSE_SLOW, "slow")
+            self.evict()
+
+    def evict(self) -> None:
+        """Queue a 4002 close frame behind what is unsent; abort if not closed in time.
+
+        Not ``ws.close()``: that would wait for the full queue to drain
+        before its own timeout starts.
+        """
+        self.slow = True
+        ws = self.ws
+        try:
+            ws.protocol.send_close(CLOSE_SLOW, "slow")
+            for chunk in ws.protocol.data_to_send():
+                if chunk:
+                    ws.transport.write(chunk)
+        except Exception:
+            logger.debug("could not queue the 4002 close frame", exc_info=True)
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self._abort_after_timeout())
+
+    async def _abort_after_timeout(self) -> None:
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await self.ws.wait_closed()
+        except TimeoutError:
+            self.abort()
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (once); ``finish`` awaits it."""
@@ -216,7 +249,7 @@ class SignalingServer:
         max_held_ice_bytes: int = 65536,
         join_timeout: float = 10.0,
         max_connections: int = 10_000,
-        max_fanout_per_second: int = 50_000,
+        max_fanout_per_second: int = 10_000,
         web: bool = True,
         dev_tokens: bool = False,
         media_dir: str | None = None,
@@ -264,6 +297,8 @@ class SignalingServer:
         self._slow: list[int] = []  # connections closed as slow, seats not yet detached
         # Plain HTTP beside the endpoint: the page, /dev/token, /media (docs/web.md).
         self.web = WebRoutes(self.secret, web=web, dev_tokens=dev_tokens, media_dir=media_dir)
+        self._refused = 0  # handshakes refused at max_connections since the last log line
+        self._refused_logged = -1.0
 
     # --- life cycle -------------------------------------------------------------
 
@@ -386,7 +421,14 @@ class SignalingServer:
         cap = self.config.max_connections
         server = self._server
         if response is None and cap and server is not None and len(server.all_connections) >= cap:
-            logger.warning("refusing a connection: max_connections (%d) reached", cap)
+            # At most one line a second: a flood of refusals must not flood the log.
+            now = time.monotonic()
+            self._refused += 1
+            if now - self._refused_logged >= 1.0:
+                logger.warning(
+                    "refused %d connection(s): max_connections (%d) reached", self._refused, cap
+                )
+                self._refused, self._refused_logged = 0, now
             return connection.respond(503, "too many connections\n")
         return response
 
@@ -395,7 +437,7 @@ class SignalingServer:
         assert rooms is not None
         conn = next(self._conn_ids)
         config = self.config
-        link = _Link(ws, config.max_send_queue_bytes)
+        link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         try:
@@ -510,7 +552,8 @@ class SignalingServer:
                 return
             link = self._links.get(target) if target is not None else None
             if link is not None:
-                self._sent += len(frames)
+                # Not counted for pacing: bursts are a simulation facility
+                # (benchmarks stream 10**5 of them), paced by drain instead.
                 link.write(frames)
                 if link.slow and target is not None:
                     self._slow.append(target)
