@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from roomsignal import Session
-from roomsignal.cli._demo_web import HEIGHT, WIDTH, PatternPublisher
+from roomsignal.cli._demo_web import HEIGHT, WIDTH
+from roomsignal.media import Publisher, Subscriber, TestPatternTrack
+from roomsignal.protocol import IceCandidateNotificationParams
 from roomsignal.server import SignalingServer
 
-from ._peer import VideoSubscriber
 from .conftest import SECRET, WAIT, open_page, page_joined, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -21,8 +22,18 @@ async def test_browser_and_aiortc_bot_exchange_video_both_ways(
     server: SignalingServer, context: Any
 ) -> None:
     bot = Session(server.url, token=token("media"), name="bot", reconnect=None)
-    publisher = PatternPublisher(bot)
-    subscriber = VideoSubscriber(bot)
+    publisher = Publisher(bot, video=TestPatternTrack(WIDTH, HEIGHT))
+    subscriber = Subscriber(bot)
+    # what the browser trickled, per exchange, as the bot's session saw it
+    trickled_by: dict[str, list[str]] = {}
+    ended: dict[str, asyncio.Event] = {}
+
+    def on_candidate(event: IceCandidateNotificationParams) -> None:
+        trickled_by.setdefault(event.exchange_id, []).append(event.candidate)
+        if event.candidate == "":
+            ended.setdefault(event.exchange_id, asyncio.Event()).set()
+
+    bot.on_ice_candidate(on_candidate)
     try:
         async with bot:
             await publisher.start()
@@ -32,14 +43,16 @@ async def test_browser_and_aiortc_bot_exchange_video_both_ways(
             )
             browser_id = await page.evaluate("window.app.session.participantId")
 
-            # browser -> bot: the browser offers, trickles, the bot decodes frames.
-            exchange = await subscriber.subscribe(browser_id, frames=10)
+            # browser -> bot: the browser offers with no candidates in its SDP and
+            # trickles them; roomsignal.media's subscriber applies them and decodes.
+            subscription = await subscriber.subscribe(browser_id, timeout=WAIT)
+            await subscription.wait_for_frames(10, timeout=WAIT)
             async with asyncio.timeout(WAIT):
-                await subscriber.got_frames[exchange].wait()
-                await subscriber.end_of_candidates[exchange].wait()
-            width, height = subscriber.frames[exchange][-1]
-            assert width > 0 and height > 0
-            trickled = subscriber.candidates[exchange]
+                await ended.setdefault(subscription.exchange_id, asyncio.Event()).wait()
+            trickled = trickled_by[subscription.exchange_id]
+            counts = subscription.frames
+            assert counts.video_frames >= 10
+            assert counts.width and counts.height
             assert any(c.startswith("candidate:") for c in trickled), trickled
             assert trickled.count("") == 1  # end-of-candidates, once
             # No ICE servers unless given: host candidates only, nothing leaves the machine.
@@ -81,8 +94,8 @@ async def test_after_a_state_reset_the_page_publishes_and_watches_again(
         port=0, secret=SECRET, allow_simulation=True, dev_tokens=True, resume_window=0
     ) as server:
         bot = Session(server.url, token=token("reset"), name="bot", reconnect=None)
-        publisher = PatternPublisher(bot)
-        subscriber = VideoSubscriber(bot)
+        publisher = Publisher(bot, video=TestPatternTrack(WIDTH, HEIGHT))
+        subscriber = Subscriber(bot)
         published: asyncio.Queue[str] = asyncio.Queue()
         bot.on_stream_published(lambda event: published.put_nowait(event.participant_id))
         try:
@@ -102,9 +115,8 @@ async def test_after_a_state_reset_the_page_publishes_and_watches_again(
                 assert again["resumed"] is False and again["stateReset"] is True
                 second = await asyncio.wait_for(published.get(), WAIT)  # published again
                 assert second == again["participantId"] != first
-                exchange = await subscriber.subscribe(second, frames=5)
-                async with asyncio.timeout(WAIT):
-                    await subscriber.got_frames[exchange].wait()
+                subscription = await subscriber.subscribe(second, timeout=WAIT)
+                await subscription.wait_for_frames(5, timeout=WAIT)
                 selector = f'figure[data-participant="{bot.participant_id}"] video'
                 await page.wait_for_function(
                     f"document.querySelector('{selector}')?.videoWidth > 0", timeout=WAIT * 1000

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from roomsignal import ErrorCode, Session
-from roomsignal.cli._demo_web import PatternPublisher
+from roomsignal.media import Publisher, TestPatternTrack
 from roomsignal.protocol import MessageReceivedParams
 from roomsignal.server import SignalingServer
 
@@ -150,7 +150,7 @@ async def test_a_screenshot_of_the_page_in_a_live_room(
         participant_type="viewer",
         reconnect=None,
     )
-    publisher = PatternPublisher(camera)
+    publisher = Publisher(camera, video=TestPatternTrack(320, 180))
     try:
         async with camera, sync:
             await publisher.start()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import logging
 import secrets
 import tempfile
@@ -28,13 +27,8 @@ from roomsignal.cli._options import CommandError, port_number, positive_float
 
 if TYPE_CHECKING:
     from roomsignal.client import Session
-    from roomsignal.protocol import (
-        IceCandidateNotificationParams,
-        SdpNotificationParams,
-        SubscribeRequestParams,
-    )
 
-__all__ = ["PatternPublisher", "add_web_options", "make_clip", "pattern_frames", "run_demo_web"]
+__all__ = ["add_web_options", "make_clip", "pattern_frames", "run_demo_web"]
 
 logger = logging.getLogger("roomsignal.cli.demo")
 
@@ -133,100 +127,6 @@ def make_clip(path: Path, seconds: float = CLIP_SECONDS, fps: int = FPS) -> Path
     return path
 
 
-def _pattern_track() -> Any:
-    from aiortc import VideoStreamTrack
-
-    class PatternTrack(VideoStreamTrack):
-        """The test pattern, live, at the track's own clock."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._frames = pattern_frames(1 << 30)
-
-        async def recv(self) -> Any:
-            pts, time_base = await self.next_timestamp()
-            frame = next(self._frames)
-            frame.pts = pts
-            frame.time_base = time_base if time_base else fractions.Fraction(1, 90000)
-            return frame
-
-    return PatternTrack()
-
-
-def candidate_from_wire(event: IceCandidateNotificationParams) -> Any:
-    """The aiortc candidate of a trickled one; None for end-of-candidates (``""``)."""
-    from aiortc.sdp import candidate_from_sdp
-
-    text = event.candidate.removeprefix("candidate:")
-    if not text:
-        return None
-    candidate = candidate_from_sdp(text)
-    candidate.sdpMid = event.sdp_mid
-    candidate.sdpMLineIndex = event.sdp_m_line_index
-    return candidate
-
-
-class PatternPublisher:
-    """Publishes the test pattern: answers every ``subscribeRequest`` with an aiortc offer.
-
-    aiortc puts its candidates into the SDP; the subscriber's trickled ones
-    (a browser's) are added as they come, end-of-candidates included. Owns
-    its peer connections; ``close()`` closes them all.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.peers: dict[str, Any] = {}
-        self._answered: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        session.on_subscribe_request(self._on_subscribe_request)
-        session.on_sdp_answer(self._on_answer)
-        session.on_ice_candidate(self._on_candidate)
-        session.on_subscription_ended(self._on_ended)
-
-    async def start(self) -> None:
-        """Publish video (no audio)."""
-        await self.session.publish(audio=False, video=True)
-
-    async def _on_subscribe_request(self, event: SubscribeRequestParams) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection
-
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.peers[event.exchange_id] = pc
-        self._answered[event.exchange_id] = asyncio.Event()
-        pc.addTransceiver(_pattern_track(), direction="sendonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        await self.session.send_offer(event.exchange_id, pc.localDescription.sdp)
-
-    async def _on_answer(self, event: SdpNotificationParams) -> None:
-        from aiortc import RTCSessionDescription
-
-        pc = self.peers.get(event.exchange_id)
-        if pc is not None:
-            await pc.setRemoteDescription(RTCSessionDescription(event.sdp, "answer"))
-            self._answered[event.exchange_id].set()
-
-    async def _on_candidate(self, event: IceCandidateNotificationParams) -> None:
-        pc = self.peers.get(event.exchange_id)
-        answered = self._answered.get(event.exchange_id)
-        if pc is None or answered is None:
-            return
-        # Candidates may overtake the answer's handling: add them after it.
-        await answered.wait()
-        await pc.addIceCandidate(candidate_from_wire(event))
-
-    async def _on_ended(self, event: Any) -> None:
-        pc = self.peers.pop(event.exchange_id, None)
-        if pc is not None:
-            await pc.close()
-
-    async def close(self) -> None:
-        """Close every peer connection."""
-        peers, self.peers = list(self.peers.values()), {}
-        for pc in peers:
-            await pc.close()
-
-
 async def _synchronize(session: Session, seconds: float) -> None:
     """Play the clip on a loop, restating the position every few seconds."""
     started = time.monotonic()
@@ -243,6 +143,8 @@ async def _run(args: argparse.Namespace) -> int:
     from roomsignal.tokens import mint
 
     _require_av()
+    from roomsignal.media import Publisher, TestPatternTrack  # needs aiortc: after the check
+
     with tempfile.TemporaryDirectory(prefix="roomsignal-demo-") as media:
         make_clip(Path(media) / CLIP)
         secret = secrets.token_urlsafe(32)
@@ -268,12 +170,13 @@ async def _run(args: argparse.Namespace) -> int:
                 participant_type="viewer",
             )
             camera_bot = Session(server.url, token=mint(secret, ROOM), name="camera-bot")
-            publisher = PatternPublisher(camera_bot)
             async with contextlib.AsyncExitStack() as stack:
                 await stack.enter_async_context(sync_bot)
                 await stack.enter_async_context(camera_bot)
-                stack.push_async_callback(publisher.close)
-                await publisher.start()
+                # roomsignal.media answers every subscription (the page's too)
+                await stack.enter_async_context(
+                    Publisher(camera_bot, video=TestPatternTrack(WIDTH, HEIGHT, fps=FPS))
+                )
                 syncing = asyncio.create_task(_synchronize(sync_bot, CLIP_SECONDS))
                 stack.callback(syncing.cancel)
                 url = f"http://127.0.0.1:{server.port}/?session={ROOM}&media={CLIP}&join=1"
