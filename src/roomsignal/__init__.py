@@ -9,6 +9,7 @@ from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.client import (
     Connected,
     Disconnected,
+    ParticipantType,
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
@@ -34,6 +35,7 @@ __all__ = [
     "Disconnected",
     "ErrorCode",
     "MediaError",
+    "ParticipantType",
     "ProtocolError",
     "ReconnectPolicy",
     "Reconnected",

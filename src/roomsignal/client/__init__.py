@@ -3,6 +3,7 @@
 from roomsignal.client._events import (
     Connected,
     Disconnected,
+    ParticipantType,
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
@@ -16,6 +17,7 @@ __all__ = [
     "Connected",
     "Disconnected",
     "ErrorStream",
+    "ParticipantType",
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",

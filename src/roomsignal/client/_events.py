@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,11 +18,18 @@ from roomsignal.protocol import Participant
 __all__ = [
     "Connected",
     "Disconnected",
+    "ParticipantType",
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
     "SessionState",
 ]
+
+
+ParticipantType: TypeAlias = Literal["full", "viewer", "screen"]
+"""What a participant joins as: ``full`` (publishes and subscribes), ``viewer``
+(subscribes only) or ``screen`` (a screen share). The server answers 104 for
+anything else."""
 
 
 class SessionState(enum.StrEnum):

@@ -35,6 +35,7 @@ from roomsignal.client._core import MAX_SEQ_JUMP, PROTOCOL_ERROR, Answer, Broken
 from roomsignal.client._events import (
     Connected,
     Disconnected,
+    ParticipantType,
     ReconnectPolicy,
     SessionState,
 )
@@ -90,7 +91,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         *,
         token: str,
         name: str,
-        participant_type: str = "full",
+        participant_type: ParticipantType = "full",
         metadata: Mapping[str, Any] | None = None,
         token_provider: TokenProvider | None = None,
         reconnect: ReconnectPolicy | None = _DEFAULT_POLICY,
@@ -173,14 +174,24 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         return self._state
 
     @property
-    def participant_id(self) -> str | None:
-        """Our participant id once joined (a fresh rejoin changes it)."""
-        return self._core.participant_id
+    def participant_id(self) -> str:
+        """Our participant id once joined (a fresh rejoin changes it).
+
+        Raises ``SessionStateError`` (905) before the first join; after
+        ``close()`` it is still the last id the session had.
+        """
+        pid = self._core.participant_id
+        if pid is None:
+            raise self._not_connected("participant_id", report=False)
+        return pid
 
     @property
-    def session_id(self) -> str | None:
-        """The session (room) id once joined."""
-        return self._core.session_id
+    def session_id(self) -> str:
+        """The session (room) id once joined; 905 ``SessionStateError`` before."""
+        sid = self._core.session_id
+        if sid is None:
+            raise self._not_connected("session_id", report=False)
+        return sid
 
     @property
     def roles(self) -> tuple[str, ...]:
