@@ -15,6 +15,7 @@ from roomsignal.client import (
     ReconnectPolicy,
     RequestTimeoutError,
     Session,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.errors import (
@@ -42,6 +43,7 @@ __all__ = [
     "Reconnecting",
     "RequestTimeoutError",
     "Session",
+    "SessionEnded",
     "SessionError",
     "SessionErrorException",
     "SessionState",

@@ -25,7 +25,7 @@ the connection events are the client's own. Import them from here::
 | ``on_disconnected`` | :class:`Disconnected` |
 """
 
-from roomsignal.client import Connected, Disconnected, Reconnected, Reconnecting
+from roomsignal.client import Connected, Disconnected, Reconnected, Reconnecting, SessionEnded
 from roomsignal.errors import SessionError
 from roomsignal.protocol import (
     IceCandidateNotificationParams,
@@ -56,6 +56,7 @@ __all__ = [
     "Reconnecting",
     "SdpNotificationParams",
     "SessionClosedParams",
+    "SessionEnded",
     "SessionError",
     "StreamPublishedParams",
     "StreamUnpublishedParams",

@@ -7,6 +7,7 @@ from roomsignal.client._events import (
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listeners import ErrorStream
@@ -23,6 +24,7 @@ __all__ = [
     "Reconnecting",
     "RequestTimeoutError",
     "Session",
+    "SessionEnded",
     "SessionState",
     "TokenProvider",
 ]

@@ -145,6 +145,7 @@ class ClientCore(Generic[W]):
     __slots__ = (
         "_ids",
         "_pending",
+        "closed_by",
         "final",
         "join_snapshot",
         "last_seq",
@@ -167,6 +168,7 @@ class ClientCore(Generic[W]):
         self.last_seq = 0
         self.replayed = 0
         self.final: Final | None = None
+        self.closed_by: SessionClosedParams | None = None  # the sessionClosed, if one came
         self.participant_id: str | None = None
         self.participant_secret: str | None = None
         self.session_id: str | None = None
@@ -436,6 +438,7 @@ class ClientCore(Generic[W]):
         if not self.fresh(params.seq):
             return None
         self.final = (None, f"the session was closed: {params.reason}")
+        self.closed_by = params
         return "session_closed", params
 
 

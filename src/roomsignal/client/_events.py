@@ -13,7 +13,8 @@ from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from roomsignal.protocol import Participant
+from roomsignal.errors import SessionError
+from roomsignal.protocol import Participant, SessionClosedParams
 
 __all__ = [
     "Connected",
@@ -22,6 +23,7 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
+    "SessionEnded",
     "SessionState",
 ]
 
@@ -64,6 +66,25 @@ class Disconnected(_Event):
     code: int | None
     reason: str
     will_reconnect: bool
+
+
+class SessionEnded(_Event):
+    """Why a session ended: what ``await session.wait_closed()`` returns.
+
+    ``by_client`` is True when ``close()`` (or leaving ``async with``) ended
+    it; then ``error`` is None. Otherwise the session ended on its own and
+    ``error`` is the final error every listener heard (903, 904, 203, a
+    refused rejoin...) when there was one. ``code`` and ``reason`` are how
+    the last connection closed (``code`` None when there was no close frame,
+    or no connection). ``session_closed`` is the server's ``sessionClosed``
+    when a moderator closed the room (after its 203 ``sessionError``).
+    """
+
+    by_client: bool
+    code: int | None = None
+    reason: str = ""
+    error: SessionError | None = None
+    session_closed: SessionClosedParams | None = None
 
 
 class Reconnecting(_Event):

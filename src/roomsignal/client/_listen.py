@@ -37,6 +37,7 @@ from roomsignal.protocol import (
 __all__ = ["ListenerMethods"]
 
 E = TypeVar("E")
+R = TypeVar("R")
 
 
 class _Register(Generic[E]):
@@ -48,9 +49,13 @@ class _Register(Generic[E]):
         self._hub = hub
         self._event = event
 
-    def __call__(self, fn: Callable[[E], Any]) -> Callable[[E], Any]:
+    def __call__(self, fn: Callable[[E], R]) -> Callable[[E], R]:
+        """Register ``fn`` (sync or async) and return it unchanged, with its type."""
         self._hub.add(self._event, fn)
         return fn
+
+    def __repr__(self) -> str:
+        return f"<on_{self._event} listener registration>"
 
 
 class _Unregister(Generic[E]):
@@ -66,12 +71,26 @@ class _Unregister(Generic[E]):
         self._hub.remove(self._event, fn)
 
 
+def _payload_name(descriptor: object) -> str:
+    """The payload type a descriptor was declared with (``_On[Payload](...)``)."""
+    alias = getattr(descriptor, "__orig_class__", None)
+    args = getattr(alias, "__args__", ())
+    return getattr(args[0], "__name__", "object") if args else "object"
+
+
 class _On(Generic[E]):
-    """Descriptor making ``on_<event>`` (or ``off_<event>``) for one event kind."""
+    """Descriptor making ``on_<event>`` for one event kind.
+
+    Its ``repr`` is the decorator's signature, so ``help(Session)`` reads
+    ``on_message = on_message(fn: (MessageReceivedParams) -> R) -> fn``.
+    """
 
     def __init__(self, event: str, doc: str) -> None:
         self.event = event
         self.__doc__ = doc
+
+    def __repr__(self) -> str:
+        return f"on_{self.event}(fn: ({_payload_name(self)}) -> R) -> fn"
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> _On[E]: ...
@@ -89,6 +108,9 @@ class _Off(Generic[E]):
     def __init__(self, event: str) -> None:
         self.event = event
         self.__doc__ = f"Remove a listener added with ``on_{event}`` (no-op if absent)."
+
+    def __repr__(self) -> str:
+        return f"off_{self.event}(fn: ({_payload_name(self)}) -> object) -> None"
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> _Off[E]: ...

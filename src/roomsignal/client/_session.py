@@ -37,6 +37,7 @@ from roomsignal.client._events import (
     Disconnected,
     ParticipantType,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listen import ListenerMethods
@@ -162,6 +163,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self._connected_at = 0.0
         self._progress_mark = 0
         self._connect_task: asyncio.Task[Any] | None = None
+        # Why it ended; until then the Event the first wait_closed() made, or None.
+        self._end: SessionEnded | asyncio.Event | None = None
         self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore(
             max_seq_jump=max_seq_jump
         )
@@ -348,6 +351,31 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         if self._hub.strict and self._hub.first_failure is not None:
             raise self._hub.first_failure
 
+    async def wait_closed(self) -> SessionEnded:
+        """Await the end of the session and return why it ended (``SessionEnded``).
+
+        Returns once ``close()`` has finished, or as soon as the session ended
+        on its own (the server closed the room, reconnection gave up, a
+        rejoin was refused for good); then ``close()`` is still to be called,
+        which ``async with`` does. Returns at once if it has already ended.
+        Any number of tasks may wait at once. Safe to cancel.
+        """
+        end = self._end
+        if end is None:
+            end = self._end = asyncio.Event()
+        if isinstance(end, asyncio.Event):
+            await end.wait()
+        assert isinstance(self._end, SessionEnded)
+        return self._end
+
+    def _ended(self, end: SessionEnded) -> None:
+        """Record why the session ended (the first reason wins) and wake ``wait_closed()``."""
+        waiting = self._end
+        if not isinstance(waiting, SessionEnded):
+            self._end = end
+            if waiting is not None:
+                waiting.set()
+
     async def _teardown(self, was_joined: bool, was_active: bool) -> None:
         connecting = self._connect_task
         if connecting is not None and not connecting.done():
@@ -371,6 +399,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
                 Disconnected(code=1000, reason="closed by the client", will_reconnect=False),
             )
         await self._hub.aclose(self._close_timeout)
+        self._ended(SessionEnded(by_client=True, code=1000, reason="closed by the client"))
 
     def _end_waits(self) -> None:
         """Fail pending ``wait_for_error`` calls and end ``errors()`` iterators (closed)."""

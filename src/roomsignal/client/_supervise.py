@@ -22,6 +22,7 @@ from roomsignal.client._events import (
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listeners import ListenerHub
@@ -81,6 +82,8 @@ class Supervision:
         async def _join_new_connection(self, *, resume: bool, token_retry: bool) -> JoinResult: ...
 
         async def _drop_connection(self) -> None: ...
+
+        def _ended(self, end: SessionEnded) -> None: ...
 
         def _client_error(
             self, code: ErrorCode, message: str, method: str | None, **data: Any
@@ -186,10 +189,21 @@ class Supervision:
         self._state = SessionState.CLOSED
         self._joined.set()
         self._core.final = (code, message)
+        error = None
         if code is not None:
-            self._client_error(code, message, None, **(closed.data() if closed else {}))
+            exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
+            error = exc.error
         self._fail_pending(message)
         self._end_waits()
+        self._ended(
+            SessionEnded(
+                by_client=False,
+                code=closed.code if closed else None,
+                reason=closed.reason if closed else message,
+                error=error,
+                session_closed=self._core.closed_by,
+            )
+        )
 
     async def _reconnect(
         self, policy: ReconnectPolicy, closed: Closed
