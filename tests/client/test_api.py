@@ -9,8 +9,9 @@ import pytest
 
 import roomsignal
 from roomsignal import SessionEnded, SessionStateError
+from roomsignal.events import Streams
 
-from .conftest import SessionFactory, token
+from .conftest import Recorder, SessionFactory, token
 
 
 async def test_ids_raise_905_before_joining_and_are_str_once_joined(
@@ -55,7 +56,55 @@ async def test_wait_closed_gives_the_final_error_when_the_room_is_closed(
 
 def test_help_shows_each_listener_descriptor_with_its_signature_and_doc() -> None:
     text = pydoc.render_doc(roomsignal.Session, renderer=pydoc.plaintext)
-    assert "on_message(fn: (MessageReceivedParams) -> R) -> fn" in text
+    assert "on_message(fn: (MessageReceived) -> object) -> fn" in text
     assert "off_session_error(fn: (SessionError) -> object) -> None" in text
-    assert "Call ``fn(event: MessageReceivedParams)`` for every chat message." in text
+    assert "Call ``fn(event: MessageReceived)`` for every chat message" in text
     assert "_listen._On object" not in text and "_listen._Off object" not in text
+
+
+async def test_participant_objects_in_the_mirror_and_in_events(
+    make_session: SessionFactory,
+) -> None:
+    alice = make_session("alice", token=token(roles=["moderator"]), metadata={"team": "a"})
+    bob = make_session("bob", participant_type="full")
+    messages, requests, left, published = Recorder(), Recorder(), Recorder(), Recorder()
+    bob.on_message(messages)
+    bob.on_subscribe_request(requests)
+    bob.on_participant_left(left)
+    alice.on_stream_published(published)
+    with pytest.raises(SessionStateError):
+        _ = alice.local_participant
+    async with alice, bob:
+        me = alice.local_participant
+        assert (me.participant_id, me.name, me.participant_type) == (
+            alice.participant_id,
+            "alice",
+            "full",
+        )
+        assert me.roles == ["moderator"] and me.metadata == {"team": "a"} and me.streams is None
+        await alice.publish(audio=True, video=False)
+        assert alice.local_participant.streams == Streams(audio=True, video=False)
+        await bob.publish(audio=False, video=True)
+        await published.wait_for(1)
+        seen = alice.participants[bob.participant_id]
+        assert (seen.name, seen.participant_type) == ("bob", "full")
+        assert seen.streams == Streams(audio=False, video=True)
+        assert bob.participants[alice.participant_id].roles == ["moderator"]
+
+        await alice.send_message("hi bob")
+        (message,) = await messages.wait_for(1)
+        assert message.from_ == alice.participant_id  # the id is kept
+        assert message.sender is not None and message.sender.name == "alice"
+        assert message.sender.metadata == {"team": "a"}
+
+        await alice.subscribe(bob.participant_id)
+        (request,) = await requests.wait_for(1)
+        assert request.subscriber_id == alice.participant_id
+        assert request.subscriber is not None and request.subscriber.name == "alice"
+
+        alice_id = alice.participant_id
+        await alice.close()
+        (gone,) = await left.wait_for(1)
+        assert gone.participant_id == alice_id and gone.reason == "left"
+        assert gone.participant is not None and gone.participant.name == "alice"
+        assert alice_id not in bob.participants

@@ -80,13 +80,13 @@ def test_ids_are_str_and_decorators_keep_the_function_type(tmp_path: Path) -> No
     lines = out.splitlines()
     notes = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
     assert notes == [
-        '"def (roomsignal.errors.SessionError) -> typing.Coroutine[Any, Any, None]"',
-        '"def (roomsignal.protocol._models.MessageReceivedParams) -> int"',
+        '"def (error: roomsignal.errors.SessionError) -> typing.Coroutine[Any, Any, None]"',
+        '"def (event: roomsignal.protocol._models.MessageReceivedParams) -> int"',
         '"str"',
         '"str"',
     ], out
     errors = [line for line in lines if ": error:" in line]
-    assert len(errors) == 1 and "incompatible type" in errors[0], out
+    assert len(errors) == 1 and 'cannot be "Callable[[SessionError]' in errors[0], out
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from roomsignal.client._events import (
     SessionState,
 )
 from roomsignal.client._listeners import ErrorStream
+from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest
 from roomsignal.client._session import RequestTimeoutError, Session
 from roomsignal.client._supervise import TokenProvider
 
@@ -18,6 +19,8 @@ __all__ = [
     "Connected",
     "Disconnected",
     "ErrorStream",
+    "MessageReceived",
+    "ParticipantLeft",
     "ParticipantType",
     "ReconnectPolicy",
     "Reconnected",
@@ -26,5 +29,6 @@ __all__ = [
     "Session",
     "SessionEnded",
     "SessionState",
+    "SubscribeRequest",
     "TokenProvider",
 ]

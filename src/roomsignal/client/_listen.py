@@ -19,17 +19,15 @@ from roomsignal.client._events import (
     SessionState,
 )
 from roomsignal.client._listeners import ErrorStream, ListenerErrorHook, ListenerHub
+from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest
 from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.protocol import (
     IceCandidateNotificationParams,
-    MessageReceivedParams,
     ParticipantJoinedParams,
-    ParticipantLeftParams,
     SdpNotificationParams,
     SessionClosedParams,
     StreamPublishedParams,
     StreamUnpublishedParams,
-    SubscribeRequestParams,
     SubscriptionEndedParams,
     SyncDataParams,
 )
@@ -37,7 +35,26 @@ from roomsignal.protocol import (
 __all__ = ["ListenerMethods"]
 
 E = TypeVar("E")
-R = TypeVar("R")
+# One listener type per payload: ``@session.on_<event>`` returns the function
+# with its own type (its parameter names and return type), which a TypeVar
+# bound to ``Callable[[E], object]`` cannot say for a class parameter ``E``;
+# so ``_Register.__call__`` has one overload per payload (selected by ``self``).
+_F0 = TypeVar("_F0", bound=Callable[[SessionError], object])
+_F1 = TypeVar("_F1", bound=Callable[[ParticipantJoinedParams], object])
+_F2 = TypeVar("_F2", bound=Callable[[ParticipantLeft], object])
+_F3 = TypeVar("_F3", bound=Callable[[StreamPublishedParams], object])
+_F4 = TypeVar("_F4", bound=Callable[[StreamUnpublishedParams], object])
+_F5 = TypeVar("_F5", bound=Callable[[SubscribeRequest], object])
+_F6 = TypeVar("_F6", bound=Callable[[SubscriptionEndedParams], object])
+_F7 = TypeVar("_F7", bound=Callable[[SdpNotificationParams], object])
+_F8 = TypeVar("_F8", bound=Callable[[IceCandidateNotificationParams], object])
+_F9 = TypeVar("_F9", bound=Callable[[MessageReceived], object])
+_F10 = TypeVar("_F10", bound=Callable[[SyncDataParams], object])
+_F11 = TypeVar("_F11", bound=Callable[[Connected], object])
+_F12 = TypeVar("_F12", bound=Callable[[Reconnecting], object])
+_F13 = TypeVar("_F13", bound=Callable[[Reconnected], object])
+_F14 = TypeVar("_F14", bound=Callable[[Disconnected], object])
+_F15 = TypeVar("_F15", bound=Callable[[SessionClosedParams], object])
 
 
 class _Register(Generic[E]):
@@ -49,8 +66,40 @@ class _Register(Generic[E]):
         self._hub = hub
         self._event = event
 
-    def __call__(self, fn: Callable[[E], R]) -> Callable[[E], R]:
-        """Register ``fn`` (sync or async) and return it unchanged, with its type."""
+    @overload
+    def __call__(self: _Register[SessionError], fn: _F0) -> _F0: ...
+    @overload
+    def __call__(self: _Register[ParticipantJoinedParams], fn: _F1) -> _F1: ...
+    @overload
+    def __call__(self: _Register[ParticipantLeft], fn: _F2) -> _F2: ...
+    @overload
+    def __call__(self: _Register[StreamPublishedParams], fn: _F3) -> _F3: ...
+    @overload
+    def __call__(self: _Register[StreamUnpublishedParams], fn: _F4) -> _F4: ...
+    @overload
+    def __call__(self: _Register[SubscribeRequest], fn: _F5) -> _F5: ...
+    @overload
+    def __call__(self: _Register[SubscriptionEndedParams], fn: _F6) -> _F6: ...
+    @overload
+    def __call__(self: _Register[SdpNotificationParams], fn: _F7) -> _F7: ...
+    @overload
+    def __call__(self: _Register[IceCandidateNotificationParams], fn: _F8) -> _F8: ...
+    @overload
+    def __call__(self: _Register[MessageReceived], fn: _F9) -> _F9: ...
+    @overload
+    def __call__(self: _Register[SyncDataParams], fn: _F10) -> _F10: ...
+    @overload
+    def __call__(self: _Register[Connected], fn: _F11) -> _F11: ...
+    @overload
+    def __call__(self: _Register[Reconnecting], fn: _F12) -> _F12: ...
+    @overload
+    def __call__(self: _Register[Reconnected], fn: _F13) -> _F13: ...
+    @overload
+    def __call__(self: _Register[Disconnected], fn: _F14) -> _F14: ...
+    @overload
+    def __call__(self: _Register[SessionClosedParams], fn: _F15) -> _F15: ...
+    def __call__(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Register ``fn`` (sync or async) and return it unchanged, with its own type."""
         self._hub.add(self._event, fn)
         return fn
 
@@ -82,7 +131,7 @@ class _On(Generic[E]):
     """Descriptor making ``on_<event>`` for one event kind.
 
     Its ``repr`` is the decorator's signature, so ``help(Session)`` reads
-    ``on_message = on_message(fn: (MessageReceivedParams) -> R) -> fn``.
+    ``on_message = on_message(fn: (MessageReceived) -> object) -> fn``.
     """
 
     def __init__(self, event: str, doc: str) -> None:
@@ -90,7 +139,7 @@ class _On(Generic[E]):
         self.__doc__ = doc
 
     def __repr__(self) -> str:
-        return f"on_{self.event}(fn: ({_payload_name(self)}) -> R) -> fn"
+        return f"on_{self.event}(fn: ({_payload_name(self)}) -> object) -> fn"
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> _On[E]: ...
@@ -141,10 +190,11 @@ class ListenerMethods:
         "participant_joined", "Call ``fn(event: ParticipantJoinedParams)`` when someone joins."
     )
     off_participant_joined = _Off[ParticipantJoinedParams]("participant_joined")
-    on_participant_left = _On[ParticipantLeftParams](
-        "participant_left", "Call ``fn(event: ParticipantLeftParams)`` when someone leaves."
+    on_participant_left = _On[ParticipantLeft](
+        "participant_left",
+        "Call ``fn(event: ParticipantLeft)`` when someone leaves (``event.participant``: who).",
     )
-    off_participant_left = _Off[ParticipantLeftParams]("participant_left")
+    off_participant_left = _Off[ParticipantLeft]("participant_left")
     on_stream_published = _On[StreamPublishedParams](
         "stream_published", "Call ``fn(event: StreamPublishedParams)`` when someone publishes."
     )
@@ -153,12 +203,12 @@ class ListenerMethods:
         "stream_unpublished", "Call ``fn(event: StreamUnpublishedParams)`` on an unpublish."
     )
     off_stream_unpublished = _Off[StreamUnpublishedParams]("stream_unpublished")
-    on_subscribe_request = _On[SubscribeRequestParams](
+    on_subscribe_request = _On[SubscribeRequest](
         "subscribe_request",
-        "Call ``fn(event: SubscribeRequestParams)`` when a subscriber wants our media "
-        "(answer with ``send_offer``).",
+        "Call ``fn(event: SubscribeRequest)`` when a subscriber (``event.subscriber``) "
+        "wants our media (answer with ``send_offer``).",
     )
-    off_subscribe_request = _Off[SubscribeRequestParams]("subscribe_request")
+    off_subscribe_request = _Off[SubscribeRequest]("subscribe_request")
     on_subscription_ended = _On[SubscriptionEndedParams](
         "subscription_ended", "Call ``fn(event: SubscriptionEndedParams)`` when one ends."
     )
@@ -175,10 +225,11 @@ class ListenerMethods:
         "ice_candidate", "Call ``fn(event: IceCandidateNotificationParams)`` per candidate."
     )
     off_ice_candidate = _Off[IceCandidateNotificationParams]("ice_candidate")
-    on_message = _On[MessageReceivedParams](
-        "message", "Call ``fn(event: MessageReceivedParams)`` for every chat message."
+    on_message = _On[MessageReceived](
+        "message",
+        "Call ``fn(event: MessageReceived)`` for every chat message (``event.sender``: who).",
     )
-    off_message = _Off[MessageReceivedParams]("message")
+    off_message = _Off[MessageReceived]("message")
     on_sync_data = _On[SyncDataParams](
         "sync_data", "Call ``fn(event: SyncDataParams)`` for every playback update."
     )

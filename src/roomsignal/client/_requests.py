@@ -35,6 +35,7 @@ from roomsignal.protocol import (
     SessionStateResult,
     SimulateScenarioParams,
     SimulateScenarioRequest,
+    Streams,
     SubscribeRequest,
     SubscribeResult,
     TargetParams,
@@ -50,6 +51,8 @@ R = TypeVar("R", bound=Model)
 class RequestMethods:
     """The public requests (a mixin of ``Session``)."""
 
+    _published: Streams | None
+
     if TYPE_CHECKING:
 
         async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]: ...
@@ -64,11 +67,14 @@ class RequestMethods:
             "publish",
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
-        return self._result(PublishResult, result, "publish").stream_id
+        stream_id = self._result(PublishResult, result, "publish").stream_id
+        self._published = Streams(audio=audio, video=video)
+        return stream_id
 
     async def unpublish(self) -> None:
         """Stop publishing."""
         await self._call("unpublish", lambda i: UnpublishRequest(id=i))
+        self._published = None
 
     async def subscribe(self, target: str) -> str:
         """Ask for ``target``'s media; returns the exchange id (the offer comes as an event)."""

@@ -56,6 +56,7 @@ from roomsignal.protocol import (
     LeaveRequest,
     Model,
     Participant,
+    Streams,
     SyncState,
 )
 
@@ -163,6 +164,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self._connected_at = 0.0
         self._progress_mark = 0
         self._connect_task: asyncio.Task[Any] | None = None
+        self._published: Streams | None = None  # what our last publish asked for
         # Why it ended; until then the Event the first wait_closed() made, or None.
         self._end: SessionEnded | asyncio.Event | None = None
         self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore(
@@ -195,6 +197,23 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         if sid is None:
             raise self._not_connected("session_id", report=False)
         return sid
+
+    @property
+    def local_participant(self) -> Participant:
+        """Ourselves as the others see us: id, name, type, roles, streams, metadata.
+
+        A new frozen ``Participant`` at each read, from the last join and our
+        last ``publish``/``unpublish``. Raises 905 ``SessionStateError``
+        before the first join.
+        """
+        return Participant(
+            participant_id=self.participant_id,
+            name=self.name,
+            participant_type=self.participant_type,
+            roles=list(self._core.roles),
+            streams=self._published,
+            metadata=dict(self.metadata or {}),
+        )
 
     @property
     def roles(self) -> tuple[str, ...]:
