@@ -36,6 +36,7 @@ from roomsignal.client._events import (
     Connected,
     Disconnected,
     ParticipantType,
+    Reconnecting,
     ReconnectPolicy,
     SessionEnded,
     SessionState,
@@ -108,6 +109,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         max_queued_events: int = 4096,
         max_seq_jump: int = MAX_SEQ_JUMP,
         on_listener_error: ListenerErrorHook | None = None,
+        retry_first_connect: bool = False,
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
@@ -122,6 +124,10 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         dropped; see docs/client.md). A notification whose ``seq`` is more
         than ``max_seq_jump`` past the last one is a protocol error, after
         which the session drops the connection and resumes.
+        ``retry_first_connect`` lets ``connect()`` retry under the ``reconnect``
+        policy while the server cannot be reached (901), for a bot that starts
+        before its server; each retry is announced to ``on_reconnecting``
+        (``code`` None). A refused join is never retried this way.
         """
         try:
             parse_uri(url)  # a malformed URL is the caller's bug: say so now
@@ -133,6 +139,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self.metadata = dict(metadata) if metadata is not None else None
         self.request_timeout = request_timeout
         self.reconnect_policy = reconnect
+        self.retry_first_connect = retry_first_connect
         self._token = token
         self._token_provider = token_provider
         self._connect_options: dict[str, Any] = {
@@ -278,7 +285,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         Raises ``SessionErrorException`` (the error has reached the listeners
         first) when the token has expired and no ``token_provider`` is set
         (1100, found before dialling), when the server cannot be reached
-        (901), when ``join`` fails (the server's code), or when ``close()``
+        (901; with ``retry_first_connect``, once the policy's attempts are
+        spent), when ``join`` fails (the server's code), or when ``close()``
         ends it (905). A failed connect leaves the session idle, so
         ``connect()`` may be called again. Safe to cancel. Not to be called
         concurrently with itself.
@@ -291,12 +299,28 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         task = asyncio.current_task()
         self._connect_task = task
         try:
-            try:
-                await self._join_new_connection(resume=False, token_retry=True)
-            except DialFailed as exc:
-                raise self._client_error(
-                    ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
-                ) from exc.__cause__
+            attempt = 0
+            while True:
+                try:
+                    await self._join_new_connection(resume=False, token_retry=True)
+                    break
+                except DialFailed as exc:
+                    attempt += 1
+                    policy = self.reconnect_policy
+                    if (
+                        not self.retry_first_connect
+                        or policy is None
+                        or attempt > policy.max_attempts
+                    ):
+                        raise self._client_error(
+                            ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
+                        ) from exc.__cause__
+                    delay = policy.delay(attempt)
+                    logger.info("first connect failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                    self._hub.emit(
+                        "reconnecting", Reconnecting(attempt=attempt, delay=delay, reason=str(exc))
+                    )
+                    await asyncio.sleep(delay)
         except asyncio.CancelledError:
             await self._abandon_connect(join_in_flight=True)
             if self._closing and task is not None and task.cancelling() <= 1:
