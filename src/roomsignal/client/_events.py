@@ -106,7 +106,11 @@ class Reconnected(_Event):
     ``resumed`` is true when the server gave the old seat back and replayed
     ``replayed`` missed notifications (none lost, none duplicated). When it is
     false, ``state_reset`` is true: the client joined afresh under a new
-    participant id, and what happened while it was away is gone.
+    participant id, and what happened while it was away is gone; then the
+    session has restored what it owns (unless ``restore_after_reset`` is
+    off): ``republished`` says it published again with its last flags,
+    ``resubscribed`` names the participants it subscribed to again (matched
+    by name), ``awaiting`` those not back yet, subscribed to as they join.
     """
 
     resumed: bool
@@ -114,6 +118,9 @@ class Reconnected(_Event):
     state_reset: bool
     attempts: int
     participant_id: str
+    republished: bool = False
+    resubscribed: tuple[str, ...] = ()
+    awaiting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,39 +52,59 @@ class RequestMethods:
     """The public requests (a mixin of ``Session``)."""
 
     _published: Streams | None
+    _restore_publish: Streams | None
 
     if TYPE_CHECKING:
 
         async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]: ...
 
+        def _keep_subscription(self, target: str) -> None: ...
+
+        def _drop_subscription(self, target: str) -> None: ...
+
         def _client_error(
             self, code: ErrorCode, message: str, method: str | None, **data: Any
         ) -> SessionErrorException: ...
 
-    async def publish(self, *, audio: bool = True, video: bool = True) -> str:
-        """Start (or update) publishing; returns the stream id."""
+    async def publish(self, *, audio: bool = True, video: bool = True, restore: bool = True) -> str:
+        """Start (or update) publishing; returns the stream id.
+
+        With ``restore`` (the default) the session publishes again with the
+        same flags after a state reset (docs/client.md); ``restore=False``
+        leaves that to the caller (``roomsignal.media`` restores its own).
+        """
         result = await self._call(
             "publish",
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
         stream_id = self._result(PublishResult, result, "publish").stream_id
         self._published = Streams(audio=audio, video=video)
+        self._restore_publish = self._published if restore else None
         return stream_id
 
     async def unpublish(self) -> None:
         """Stop publishing."""
         await self._call("unpublish", lambda i: UnpublishRequest(id=i))
-        self._published = None
+        self._published = self._restore_publish = None
 
-    async def subscribe(self, target: str) -> str:
-        """Ask for ``target``'s media; returns the exchange id (the offer comes as an event)."""
+    async def subscribe(self, target: str, *, restore: bool = True) -> str:
+        """Ask for ``target``'s media; returns the exchange id (the offer comes as an event).
+
+        With ``restore`` (the default), after a state reset the session
+        subscribes again to the participant of the same name, once it is back;
+        ``restore=False`` leaves that to the caller (as ``roomsignal.media`` does).
+        """
         result = await self._call(
             "subscribe", lambda i: SubscribeRequest(id=i, params=TargetParams(target=target))
         )
-        return self._result(SubscribeResult, result, "subscribe").exchange_id
+        exchange_id = self._result(SubscribeResult, result, "subscribe").exchange_id
+        if restore:
+            self._keep_subscription(target)
+        return exchange_id
 
     async def unsubscribe(self, target: str) -> None:
-        """End the subscription to ``target``."""
+        """End the subscription to ``target`` (and its restore after a reset)."""
+        self._drop_subscription(target)
         await self._call(
             "unsubscribe", lambda i: UnsubscribeRequest(id=i, params=TargetParams(target=target))
         )

@@ -44,6 +44,7 @@ from roomsignal.client._events import (
 from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
+from roomsignal.client._restore import Restore
 from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
 from roomsignal.errors import (
     SessionErrorException,
@@ -77,7 +78,7 @@ class _NotSent(Exception):
     """The connection closed before a request could be written: it was not sent."""
 
 
-class Session(ListenerMethods, RequestMethods, Supervision):
+class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     """One participant in one room: join, publish, subscribe, and hear every error.
 
     ``async with Session(url, token=..., name=...) as session:`` connects and
@@ -110,6 +111,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         max_seq_jump: int = MAX_SEQ_JUMP,
         on_listener_error: ListenerErrorHook | None = None,
         retry_first_connect: bool = False,
+        restore_after_reset: bool = True,
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
@@ -128,6 +130,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         policy while the server cannot be reached (901), for a bot that starts
         before its server; each retry is announced to ``on_reconnecting``
         (``code`` None). A refused join is never retried this way.
+        ``restore_after_reset`` publishes and subscribes again after a state
+        reset (see ``publish``/``subscribe``, reported in ``on_reconnected``).
         """
         try:
             parse_uri(url)  # a malformed URL is the caller's bug: say so now
@@ -140,6 +144,10 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self.request_timeout = request_timeout
         self.reconnect_policy = reconnect
         self.retry_first_connect = retry_first_connect
+        self.restore_after_reset = restore_after_reset
+        self._restore_publish: Streams | None = None
+        self._restore_names: dict[str, None] | None = None
+        self._awaiting: dict[str, None] | None = None
         self._token = token
         self._token_provider = token_provider
         self._connect_options: dict[str, Any] = {

@@ -26,6 +26,7 @@ from roomsignal.client._events import (
     SessionState,
 )
 from roomsignal.client._listeners import ListenerHub
+from roomsignal.client._restore import Restored
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import JoinResult
 from roomsignal.tokens import peek_exp
@@ -84,6 +85,8 @@ class Supervision:
         async def _drop_connection(self) -> None: ...
 
         def _ended(self, end: SessionEnded) -> None: ...
+
+        async def _restore(self) -> Restored: ...
 
         def _client_error(
             self, code: ErrorCode, message: str, method: str | None, **data: Any
@@ -245,6 +248,7 @@ class Supervision:
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq
+            restored = None if result.resumed else await self._restore()
             self._hub.emit(
                 "reconnected",
                 Reconnected(
@@ -253,6 +257,9 @@ class Supervision:
                     state_reset=not result.resumed,
                     attempts=attempt,
                     participant_id=result.participant_id,
+                    republished=restored is not None and restored.republished,
+                    resubscribed=tuple(restored.resubscribed) if restored else (),
+                    awaiting=tuple(restored.awaiting) if restored else (),
                 ),
             )
             if result.resumed:
