@@ -43,6 +43,9 @@ from roomsignal.protocol import (
     UnsubscribeRequest,
 )
 
+if TYPE_CHECKING:
+    from roomsignal.client._restore import Kept
+
 __all__ = ["RequestMethods"]
 
 R = TypeVar("R", bound=Model)
@@ -51,12 +54,13 @@ R = TypeVar("R", bound=Model)
 class RequestMethods:
     """The public requests (a mixin of ``Session``)."""
 
-    _published: Streams | None
-    _restore_publish: Streams | None
-
     if TYPE_CHECKING:
 
         async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]: ...
+
+        _kept: Kept | None
+
+        def _keeping(self) -> Kept: ...
 
         def _keep_subscription(self, target: str) -> None: ...
 
@@ -78,14 +82,16 @@ class RequestMethods:
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
         stream_id = self._result(PublishResult, result, "publish").stream_id
-        self._published = Streams(audio=audio, video=video)
-        self._restore_publish = self._published if restore else None
+        kept = self._keeping()
+        kept.published = Streams(audio=audio, video=video)
+        kept.restore_publish = kept.published if restore else None
         return stream_id
 
     async def unpublish(self) -> None:
         """Stop publishing."""
         await self._call("unpublish", lambda i: UnpublishRequest(id=i))
-        self._published = self._restore_publish = None
+        if self._kept is not None:
+            self._kept.published = self._kept.restore_publish = None
 
     async def subscribe(self, target: str, *, restore: bool = True) -> str:
         """Ask for ``target``'s media; returns the exchange id (the offer comes as an event).

@@ -23,7 +23,7 @@ from roomsignal.client._core import ClientCore
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import ParticipantJoinedParams, Streams
 
-__all__ = ["Restore", "Restored"]
+__all__ = ["Kept", "Restore", "Restored"]
 
 logger = logging.getLogger("roomsignal.client")
 
@@ -39,17 +39,35 @@ class Restored:
         self.awaiting: list[str] = []
 
 
+class Kept:
+    """What the session published and what restore owns; made at the first use.
+
+    One attribute of ``Session`` rather than four: CPython shares the keys of
+    instance dicts only up to 30 attributes, and a session past that costs
+    about 1.3 KiB more (docs/benchmarks.md measures KiB per session).
+    """
+
+    __slots__ = ("awaiting", "names", "published", "restore_publish")
+
+    def __init__(self) -> None:
+        self.published: Streams | None = None  # what our last publish asked for
+        self.restore_publish: Streams | None = None  # the same, when restore owns it
+        self.names: dict[str, None] = {}  # names subscribed to (restore owns them)
+        self.awaiting: dict[str, None] | None = None  # names to subscribe to as they join
+
+
 class Restore:
     """Keeps what to restore and restores it (a mixin of ``Session``)."""
 
     _core: ClientCore[asyncio.Future[dict[str, Any]]]
     restore_after_reset: bool
-    _published: Streams | None
-    # What restore owns: publish flags (None: nothing of ours), names subscribed to,
-    # names to subscribe to as they come back. Made at the first use.
-    _restore_publish: Streams | None
-    _restore_names: dict[str, None] | None
-    _awaiting: dict[str, None] | None
+    _kept: Kept | None
+
+    def _keeping(self) -> Kept:
+        kept = self._kept
+        if kept is None:
+            kept = self._kept = Kept()
+        return kept
 
     if TYPE_CHECKING:
         from roomsignal.client._listeners import ListenerHub
@@ -66,30 +84,31 @@ class Restore:
         member = self._core.participants.get(target)
         if member is None:
             return  # no name to match it by after a reset
-        if self._restore_names is None:
-            self._restore_names = {}
-        self._restore_names[member.name] = None
+        self._keeping().names[member.name] = None
 
     def _drop_subscription(self, target: str) -> None:
         member = self._core.participants.get(target)
-        if member is not None and self._restore_names is not None:
-            self._restore_names.pop(member.name, None)
-        if member is not None and self._awaiting is not None:
-            self._awaiting.pop(member.name, None)
+        kept = self._kept
+        if member is None or kept is None:
+            return
+        kept.names.pop(member.name, None)
+        if kept.awaiting is not None:
+            kept.awaiting.pop(member.name, None)
 
     async def _restore(self) -> Restored:
         """After a fresh rejoin: publish and subscribe again (never raises a refusal)."""
         done = Restored()
-        if not self.restore_after_reset:
+        kept = self._kept
+        if not self.restore_after_reset or kept is None:
             return done
-        flags = self._restore_publish
+        flags = kept.restore_publish
         if flags is not None:
             try:
                 await self.publish(audio=flags.audio, video=flags.video)
                 done.republished = True
             except SessionErrorException as exc:
                 logger.warning("could not publish again after the state reset: %s", exc)
-        names = list(self._restore_names or ())
+        names = list(kept.names)
         by_name = {p.name: p.participant_id for p in self._core.participants.values()}
         for name in names:
             pid = by_name.get(name)
@@ -99,10 +118,10 @@ class Restore:
             if await self._subscribe_again(name, pid):
                 done.resubscribed.append(name)
         if done.awaiting:
-            if self._awaiting is None:
-                self._awaiting = {}
+            if kept.awaiting is None:
+                kept.awaiting = {}
                 self._hub.add("participant_joined", self._on_awaited_join)
-            self._awaiting.update(dict.fromkeys(done.awaiting))
+            kept.awaiting.update(dict.fromkeys(done.awaiting))
         return done
 
     async def _subscribe_again(self, name: str, pid: str) -> bool:
@@ -116,7 +135,7 @@ class Restore:
 
     async def _on_awaited_join(self, event: ParticipantJoinedParams) -> None:
         """Internal listener: someone we were subscribed to is back under a new id."""
-        awaiting = self._awaiting
+        awaiting = self._kept.awaiting if self._kept is not None else None
         name = event.participant.name
         if awaiting is None or name not in awaiting:
             return

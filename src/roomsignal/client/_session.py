@@ -44,7 +44,7 @@ from roomsignal.client._events import (
 from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
-from roomsignal.client._restore import Restore
+from roomsignal.client._restore import Kept, Restore
 from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
 from roomsignal.errors import (
     SessionErrorException,
@@ -58,7 +58,6 @@ from roomsignal.protocol import (
     LeaveRequest,
     Model,
     Participant,
-    Streams,
     SyncState,
 )
 
@@ -145,9 +144,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self.reconnect_policy = reconnect
         self.retry_first_connect = retry_first_connect
         self.restore_after_reset = restore_after_reset
-        self._restore_publish: Streams | None = None
-        self._restore_names: dict[str, None] | None = None
-        self._awaiting: dict[str, None] | None = None
+        self._kept: Kept | None = None  # what we publish, what restore owns (_restore.py)
         self._token = token
         self._token_provider = token_provider
         self._connect_options: dict[str, Any] = {
@@ -179,7 +176,6 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._connected_at = 0.0
         self._progress_mark = 0
         self._connect_task: asyncio.Task[Any] | None = None
-        self._published: Streams | None = None  # what our last publish asked for
         # Why it ended; until then the Event the first wait_closed() made, or None.
         self._end: SessionEnded | asyncio.Event | None = None
         self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore(
@@ -226,7 +222,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             name=self.name,
             participant_type=self.participant_type,
             roles=list(self._core.roles),
-            streams=self._published,
+            streams=self._kept.published if self._kept is not None else None,
             metadata=dict(self.metadata or {}),
         )
 
