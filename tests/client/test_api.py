@@ -114,3 +114,47 @@ def test_a_session_keeps_to_30_attributes_so_its_dict_shares_keys() -> None:
     """CPython shares instance-dict keys up to 30 attributes; past that ~1.3 KiB more each."""
     session = roomsignal.Session("ws://127.0.0.1:1", token="t", name="n")
     assert len(vars(session)) <= 30, sorted(vars(session))
+
+
+def test_each_listener_descriptor_has_an_attribute_docstring_for_the_reference() -> None:
+    """mkdocstrings reads attribute docstrings statically: each says what ``__doc__`` says."""
+    import ast
+    import inspect
+    import itertools
+
+    from roomsignal.client import _listen
+
+    (cls,) = ast.parse(inspect.getsource(_listen.ListenerMethods)).body
+    assert isinstance(cls, ast.ClassDef)
+    documented = {}
+    for node, after in itertools.pairwise(cls.body):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            documented[node.targets[0].id] = " ".join(str(after.value.value).split())
+    descriptors = [n for n in vars(_listen.ListenerMethods) if n.startswith(("on_", "off_"))]
+    descriptors.remove("on_listener_error")
+    assert len(descriptors) == 34
+    for name in descriptors:
+        runtime = " ".join(vars(_listen.ListenerMethods)[name].__doc__.split())
+        assert name in documented, name
+        assert runtime[1:] in documented[name], (name, runtime, documented[name])
+        assert documented[name].startswith(f"``{name}(fn"), name
+
+
+def test_the_reference_shows_the_listener_descriptors_with_their_docs() -> None:
+    """What mkdocstrings reads (griffe, statically), and the page asks for inherited members."""
+    griffe = pytest.importorskip("griffe")
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    package = griffe.load("roomsignal", search_paths=[str(root / "src")])
+    session = package["client._session.Session"]
+    on_message = session.all_members["on_message"]
+    assert "on_message(fn: (MessageReceived) -> object) -> fn" in on_message.docstring.value
+    assert session.all_members["off_session_error"].docstring is not None
+    page = (root / "docs" / "reference" / "session.md").read_text()
+    assert "inherited_members: true" in page

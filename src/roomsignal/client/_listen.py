@@ -185,75 +185,168 @@ class ListenerMethods:
     on_session_error = _On[SessionError](
         "session_error", "Call ``fn(error: SessionError)`` for every error, in arrival order."
     )
+    """``on_session_error(fn: (SessionError) -> object) -> fn``: call ``fn(error: SessionError)``
+    for every error, in arrival order.
+    """
     off_session_error = _Off[SessionError]("session_error")
+    """``off_session_error(fn)``: remove a listener added with ``on_session_error`` (no-op if
+    absent).
+    """
     on_participant_joined = _On[ParticipantJoinedParams](
         "participant_joined", "Call ``fn(event: ParticipantJoinedParams)`` when someone joins."
     )
+    """``on_participant_joined(fn: (ParticipantJoinedParams) -> object) -> fn``: call ``fn(event:
+    ParticipantJoinedParams)`` when someone joins.
+    """
     off_participant_joined = _Off[ParticipantJoinedParams]("participant_joined")
+    """``off_participant_joined(fn)``: remove a listener added with ``on_participant_joined`` (no-op
+    if absent).
+    """
     on_participant_left = _On[ParticipantLeft](
         "participant_left",
         "Call ``fn(event: ParticipantLeft)`` when someone leaves (``event.participant``: who).",
     )
+    """``on_participant_left(fn: (ParticipantLeft) -> object) -> fn``: call ``fn(event:
+    ParticipantLeft)`` when someone leaves (``event.participant``: who).
+    """
     off_participant_left = _Off[ParticipantLeft]("participant_left")
+    """``off_participant_left(fn)``: remove a listener added with ``on_participant_left`` (no-op if
+    absent).
+    """
     on_stream_published = _On[StreamPublishedParams](
         "stream_published", "Call ``fn(event: StreamPublishedParams)`` when someone publishes."
     )
+    """``on_stream_published(fn: (StreamPublishedParams) -> object) -> fn``: call ``fn(event:
+    StreamPublishedParams)`` when someone publishes.
+    """
     off_stream_published = _Off[StreamPublishedParams]("stream_published")
+    """``off_stream_published(fn)``: remove a listener added with ``on_stream_published`` (no-op if
+    absent).
+    """
     on_stream_unpublished = _On[StreamUnpublishedParams](
         "stream_unpublished", "Call ``fn(event: StreamUnpublishedParams)`` on an unpublish."
     )
+    """``on_stream_unpublished(fn: (StreamUnpublishedParams) -> object) -> fn``: call ``fn(event:
+    StreamUnpublishedParams)`` on an unpublish.
+    """
     off_stream_unpublished = _Off[StreamUnpublishedParams]("stream_unpublished")
+    """``off_stream_unpublished(fn)``: remove a listener added with ``on_stream_unpublished`` (no-op
+    if absent).
+    """
     on_subscribe_request = _On[SubscribeRequest](
         "subscribe_request",
         "Call ``fn(event: SubscribeRequest)`` when a subscriber (``event.subscriber``) "
         "wants our media (answer with ``send_offer``).",
     )
+    """``on_subscribe_request(fn: (SubscribeRequest) -> object) -> fn``: call ``fn(event:
+    SubscribeRequest)`` when a subscriber (``event.subscriber``) wants our media (answer with
+    ``send_offer``).
+    """
     off_subscribe_request = _Off[SubscribeRequest]("subscribe_request")
+    """``off_subscribe_request(fn)``: remove a listener added with ``on_subscribe_request`` (no-op
+    if absent).
+    """
     on_subscription_ended = _On[SubscriptionEndedParams](
         "subscription_ended", "Call ``fn(event: SubscriptionEndedParams)`` when one ends."
     )
+    """``on_subscription_ended(fn: (SubscriptionEndedParams) -> object) -> fn``: call ``fn(event:
+    SubscriptionEndedParams)`` when one ends.
+    """
     off_subscription_ended = _Off[SubscriptionEndedParams]("subscription_ended")
+    """``off_subscription_ended(fn)``: remove a listener added with ``on_subscription_ended`` (no-op
+    if absent).
+    """
     on_sdp_offer = _On[SdpNotificationParams](
         "sdp_offer", "Call ``fn(event: SdpNotificationParams)`` for an offer (answer it)."
     )
+    """``on_sdp_offer(fn: (SdpNotificationParams) -> object) -> fn``: call ``fn(event:
+    SdpNotificationParams)`` for an offer (answer it).
+    """
     off_sdp_offer = _Off[SdpNotificationParams]("sdp_offer")
+    """``off_sdp_offer(fn)``: remove a listener added with ``on_sdp_offer`` (no-op if absent)."""
     on_sdp_answer = _On[SdpNotificationParams](
         "sdp_answer", "Call ``fn(event: SdpNotificationParams)`` for an answer."
     )
+    """``on_sdp_answer(fn: (SdpNotificationParams) -> object) -> fn``: call ``fn(event:
+    SdpNotificationParams)`` for an answer.
+    """
     off_sdp_answer = _Off[SdpNotificationParams]("sdp_answer")
+    """``off_sdp_answer(fn)``: remove a listener added with ``on_sdp_answer`` (no-op if absent).
+    """
     on_ice_candidate = _On[IceCandidateNotificationParams](
         "ice_candidate", "Call ``fn(event: IceCandidateNotificationParams)`` per candidate."
     )
+    """``on_ice_candidate(fn: (IceCandidateNotificationParams) -> object) -> fn``: call ``fn(event:
+    IceCandidateNotificationParams)`` per candidate.
+    """
     off_ice_candidate = _Off[IceCandidateNotificationParams]("ice_candidate")
+    """``off_ice_candidate(fn)``: remove a listener added with ``on_ice_candidate`` (no-op if
+    absent).
+    """
     on_message = _On[MessageReceived](
         "message",
         "Call ``fn(event: MessageReceived)`` for every chat message (``event.sender``: who).",
     )
+    """``on_message(fn: (MessageReceived) -> object) -> fn``: call ``fn(event: MessageReceived)``
+    for every chat message (``event.sender``: who).
+    """
     off_message = _Off[MessageReceived]("message")
+    """``off_message(fn)``: remove a listener added with ``on_message`` (no-op if absent)."""
     on_sync_data = _On[SyncDataParams](
         "sync_data", "Call ``fn(event: SyncDataParams)`` for every playback update."
     )
+    """``on_sync_data(fn: (SyncDataParams) -> object) -> fn``: call ``fn(event: SyncDataParams)``
+    for every playback update.
+    """
     off_sync_data = _Off[SyncDataParams]("sync_data")
+    """``off_sync_data(fn)``: remove a listener added with ``on_sync_data`` (no-op if absent)."""
     on_connected = _On[Connected](
         "connected", "Call ``fn(event: Connected)`` once the first join succeeds."
     )
+    """``on_connected(fn: (Connected) -> object) -> fn``: call ``fn(event: Connected)`` once the
+    first join succeeds.
+    """
     off_connected = _Off[Connected]("connected")
+    """``off_connected(fn)``: remove a listener added with ``on_connected`` (no-op if absent)."""
     on_reconnecting = _On[Reconnecting](
         "reconnecting", "Call ``fn(event: Reconnecting)`` before each reconnection attempt."
     )
+    """``on_reconnecting(fn: (Reconnecting) -> object) -> fn``: call ``fn(event: Reconnecting)``
+    before each reconnection attempt.
+    """
     off_reconnecting = _Off[Reconnecting]("reconnecting")
+    """``off_reconnecting(fn)``: remove a listener added with ``on_reconnecting`` (no-op if
+    absent).
+    """
     on_reconnected = _On[Reconnected](
         "reconnected", "Call ``fn(event: Reconnected)`` when back in the session."
     )
+    """``on_reconnected(fn: (Reconnected) -> object) -> fn``: call ``fn(event: Reconnected)`` when
+    back in the session.
+    """
     off_reconnected = _Off[Reconnected]("reconnected")
+    """``off_reconnected(fn)``: remove a listener added with ``on_reconnected`` (no-op if absent).
+    """
     on_disconnected = _On[Disconnected](
         "disconnected", "Call ``fn(event: Disconnected)`` whenever a connection ends."
     )
+    """``on_disconnected(fn: (Disconnected) -> object) -> fn``: call ``fn(event: Disconnected)``
+    whenever a connection ends.
+    """
     off_disconnected = _Off[Disconnected]("disconnected")
+    """``off_disconnected(fn)``: remove a listener added with ``on_disconnected`` (no-op if
+    absent).
+    """
     on_session_closed = _On[SessionClosedParams](
         "session_closed", "Call ``fn(event: SessionClosedParams)`` when the room is closed."
     )
+    """``on_session_closed(fn: (SessionClosedParams) -> object) -> fn``: call ``fn(event:
+    SessionClosedParams)`` when the room is closed.
+    """
     off_session_closed = _Off[SessionClosedParams]("session_closed")
+    """``off_session_closed(fn)``: remove a listener added with ``on_session_closed`` (no-op if
+    absent).
+    """
 
     # -- errors as awaitables ----------------------------------------------------
 
