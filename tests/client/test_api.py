@@ -8,7 +8,7 @@ import pydoc
 import pytest
 
 import roomsignal
-from roomsignal import SessionEnded, SessionStateError
+from roomsignal import SessionEnded, SessionErrorException, SessionStateError
 from roomsignal.events import Streams
 
 from .conftest import Recorder, SessionFactory, token
@@ -158,3 +158,17 @@ def test_the_reference_shows_the_listener_descriptors_with_their_docs() -> None:
     assert session.all_members["off_session_error"].docstring is not None
     page = (root / "docs" / "reference" / "session.md").read_text()
     assert "inherited_members: true" in page
+
+
+async def test_wait_closed_gives_the_final_error_when_the_connection_is_lost_for_good(
+    make_session: SessionFactory,
+) -> None:
+    session = make_session("alice", reconnect=None)
+    async with session:
+        with pytest.raises(SessionErrorException):  # 901: it dropped under the request
+            await session.simulate_scenario("connectionDrop")
+        end = await asyncio.wait_for(session.wait_closed(), 5)
+        assert not end.by_client and end.session_closed is None
+        assert end.error is not None and end.error.code == 903  # CONNECTION_LOST
+        assert end.code is None  # no close frame
+        assert session.state is roomsignal.SessionState.CLOSED

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from roomsignal import ReconnectPolicy
 from roomsignal.events import Reconnected, Streams, SubscribeRequest
 from roomsignal.server import SignalingServer
+from roomsignal.testing import CutProxy
 
 from .conftest import SECRET, Recorder, SessionFactory
 
@@ -102,3 +103,40 @@ async def test_restore_is_off_for_restore_false_and_for_restore_after_reset_fals
         assert b.state_reset and b.resubscribed == () and b.awaiting == ()
         for s in (alice, bob, carol):
             await s.close()
+
+
+async def test_a_publisher_back_later_is_subscribed_to_as_it_joins(
+    make_session: SessionFactory,
+) -> None:
+    """bob is back first (alice's way in is refused): alice is awaited, then subscribed to."""
+    port = _free_port()
+    async with AsyncExitStack() as stack:
+        first_server = await stack.enter_async_context(SignalingServer(secret=SECRET, port=port))
+        proxy = await stack.enter_async_context(CutProxy(port))
+        alice = make_session("alice", url=proxy.url, reconnect=POLICY)
+        bob = make_session("bob", url=f"ws://127.0.0.1:{port}", reconnect=POLICY)
+        alice_tries, bob_back, requests, joined = Recorder(), Recorder(), Recorder(), Recorder()
+        alice.on_reconnecting(alice_tries)
+        bob.on_reconnected(bob_back)
+        alice.on_subscribe_request(requests)
+        bob.on_participant_joined(joined)
+        await alice.connect()
+        await bob.connect()
+        await alice.publish(audio=False, video=True)
+        await bob.subscribe(alice.participant_id)
+        await requests.wait_for(1)
+        proxy.refuse = True  # alice cannot get back in yet
+
+        await _crash_and_restart(first_server, port, stack)
+
+        (b,) = await bob_back.wait_for(1)
+        assert b.state_reset and b.resubscribed == () and b.awaiting == ("alice",)
+        await alice_tries.wait_for(1)
+        proxy.refuse = False
+        (back,) = await joined.wait_for(1)
+        assert back.participant.name == "alice"
+        (_, again) = await requests.wait_for(2)
+        assert again.subscriber is not None and again.subscriber.name == "bob"
+        assert again.subscriber_id == bob.participant_id
+        await alice.close()
+        await bob.close()

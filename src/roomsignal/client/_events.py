@@ -73,8 +73,9 @@ class SessionEnded(_Event):
 
     ``by_client`` is True when ``close()`` (or leaving ``async with``) ended
     it; then ``error`` is None. Otherwise the session ended on its own and
-    ``error`` is the final error every listener heard (903, 904, 203, a
-    refused rejoin...) when there was one. ``code`` and ``reason`` are how
+    ``error`` is the final error the client reported to every listener (903
+    connection lost for good or reconnection gave up, 904 replaced by
+    another connection) when there was one. ``code`` and ``reason`` are how
     the last connection closed (``code`` None when there was no close frame,
     or no connection). ``session_closed`` is the server's ``sessionClosed``
     when a moderator closed the room (after its 203 ``sessionError``).

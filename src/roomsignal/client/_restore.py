@@ -4,8 +4,9 @@ A mixin of ``Session``. When a rejoin is a fresh join (the server restarted,
 or refused the resume), the seat and everything on it is gone: the session
 publishes again with the flags of its last ``publish`` and subscribes again
 to the participants it was subscribed to, matched by name (their ids are
-new), now if they are back, or as they come back (a ``participant_joined``
-with that name). ``on_reconnected`` reports it (``republished``,
+new), now if they are back and publishing, or as they come back (a
+``participant_joined`` with streams, or a ``stream_published``, under that
+name). ``on_reconnected`` reports it (``republished``,
 ``resubscribed``, ``awaiting``).
 
 Who made a request owns its restore: a ``publish``/``subscribe`` called with
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.client._core import ClientCore
 from roomsignal.errors import SessionErrorException
-from roomsignal.protocol import ParticipantJoinedParams, Streams
+from roomsignal.protocol import ParticipantJoinedParams, StreamPublishedParams, Streams
 
 __all__ = ["Kept", "Restore", "Restored"]
 
@@ -109,7 +110,13 @@ class Restore:
             except SessionErrorException as exc:
                 logger.warning("could not publish again after the state reset: %s", exc)
         names = list(kept.names)
-        by_name = {p.name: p.participant_id for p in self._core.participants.values()}
+        # Only a publisher can be subscribed to: one back but not publishing yet
+        # is awaited like one not back (its streamPublished triggers it).
+        by_name = {
+            p.name: p.participant_id
+            for p in self._core.participants.values()
+            if p.streams is not None
+        }
         for name in names:
             pid = by_name.get(name)
             if pid is None:
@@ -121,6 +128,7 @@ class Restore:
             if kept.awaiting is None:
                 kept.awaiting = {}
                 self._hub.add("participant_joined", self._on_awaited_join)
+                self._hub.add("stream_published", self._on_awaited_publish)
             kept.awaiting.update(dict.fromkeys(done.awaiting))
         return done
 
@@ -134,10 +142,20 @@ class Restore:
         return True
 
     async def _on_awaited_join(self, event: ParticipantJoinedParams) -> None:
-        """Internal listener: someone we were subscribed to is back under a new id."""
+        """Internal listener: someone we were subscribed to is back, maybe publishing."""
+        member = event.participant
+        if member.streams is not None:
+            await self._awaited_is_back(member.name, member.participant_id)
+
+    async def _on_awaited_publish(self, event: StreamPublishedParams) -> None:
+        """Internal listener: a participant publishes; subscribe if its name is awaited."""
+        member = self._core.participants.get(event.participant_id)
+        if member is not None:
+            await self._awaited_is_back(member.name, member.participant_id)
+
+    async def _awaited_is_back(self, name: str, pid: str) -> None:
         awaiting = self._kept.awaiting if self._kept is not None else None
-        name = event.participant.name
         if awaiting is None or name not in awaiting:
             return
         del awaiting[name]
-        await self._subscribe_again(name, event.participant.participant_id)
+        await self._subscribe_again(name, pid)
