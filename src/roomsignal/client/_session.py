@@ -12,6 +12,13 @@ Tasks a session owns: the reader of the current connection (drains
 fragmented messages, notices the close), the supervisor (waits for the reader
 to end and reconnects), one worker per listener (in the hub), and the
 teardown started by ``close()``, which cancels and awaits the others.
+
+Why over 600 lines: the constructor documents every option in one place,
+and the life cycle (connect with its first-connect retries, close,
+teardown, ``wait_closed``) shares its state with the request machinery and
+the reader; what splits off cleanly has (listeners, requests, supervision,
+restore after a reset: the mixins). The next split would be the
+connection half (dialling, reader, ``_on_frame``) into its own mixin.
 """
 
 from __future__ import annotations
