@@ -46,7 +46,6 @@ async def main(
     closed: asyncio.Future[SessionClosedParams] = asyncio.get_running_loop().create_future()
     arrived = asyncio.Event()
     session = Session(url, token=token, name=name)
-    gone = asyncio.Event()
 
     def on_error(error: SessionError) -> None:
         errors.append(error)
@@ -58,7 +57,6 @@ async def main(
 
     session.on_session_error(on_error)
     session.on_session_closed(on_closed)
-    session.on_disconnected(lambda event: gone.set())
 
     def count(event: ParticipantJoinedParams) -> None:
         print(f"{event.participant.name} joined ({len(session.participants)} here)")
@@ -85,7 +83,8 @@ async def main(
             print(f"cannot close: {exc}")
             return Outcome([], errors, None)
         event = await asyncio.wait_for(closed, 10)
-        await asyncio.wait_for(gone.wait(), 10)  # the server closes the connection next
+        end = await asyncio.wait_for(session.wait_closed(), 10)  # the server closes us next
+        assert not end.by_client and end.session_closed == event
         print(f"session {event.session_id} closed ({event.reason}); closed out: {names}")
     return Outcome(names, errors, event)
 

@@ -84,9 +84,9 @@ async def main(
         if event.resumed:
             print(f"resumed as {event.participant_id}: {event.replayed} notification(s) replayed")
         else:
-            print(f"state reset: joined afresh as {event.participant_id}; publishing again")
-            with contextlib.suppress(SessionErrorException):  # on_error reports it
-                await session.publish(audio=True, video=True)
+            # The session has published again by itself (restore_after_reset).
+            again = "published again" if event.republished else "could not publish again"
+            print(f"state reset: joined afresh as {event.participant_id}; {again}")
         back.append(event)
         if publishing is not None:
             publishing.set()

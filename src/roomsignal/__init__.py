@@ -9,11 +9,13 @@ from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.client import (
     Connected,
     Disconnected,
+    ParticipantType,
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
     RequestTimeoutError,
     Session,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.errors import (
@@ -34,12 +36,14 @@ __all__ = [
     "Disconnected",
     "ErrorCode",
     "MediaError",
+    "ParticipantType",
     "ProtocolError",
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
     "RequestTimeoutError",
     "Session",
+    "SessionEnded",
     "SessionError",
     "SessionErrorException",
     "SessionState",

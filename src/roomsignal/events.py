@@ -9,14 +9,14 @@ the connection events are the client's own. Import them from here::
 |---|---|
 | ``on_session_error`` | :class:`roomsignal.SessionError` |
 | ``on_participant_joined`` | :class:`ParticipantJoinedParams` |
-| ``on_participant_left`` | :class:`ParticipantLeftParams` |
+| ``on_participant_left`` | :class:`ParticipantLeft` (``ParticipantLeftParams`` and ``participant``) |
 | ``on_stream_published`` | :class:`StreamPublishedParams` |
 | ``on_stream_unpublished`` | :class:`StreamUnpublishedParams` |
-| ``on_subscribe_request`` | :class:`SubscribeRequestParams` |
+| ``on_subscribe_request`` | :class:`SubscribeRequest` (``SubscribeRequestParams`` and ``subscriber``) |
 | ``on_subscription_ended`` | :class:`SubscriptionEndedParams` |
 | ``on_sdp_offer`` / ``on_sdp_answer`` | :class:`SdpNotificationParams` |
 | ``on_ice_candidate`` | :class:`IceCandidateNotificationParams` |
-| ``on_message`` | :class:`MessageReceivedParams` |
+| ``on_message`` | :class:`MessageReceived` (``MessageReceivedParams`` and ``sender``) |
 | ``on_sync_data`` | :class:`SyncDataParams` |
 | ``on_session_closed`` | :class:`SessionClosedParams` |
 | ``on_connected`` | :class:`Connected` |
@@ -25,7 +25,16 @@ the connection events are the client's own. Import them from here::
 | ``on_disconnected`` | :class:`Disconnected` |
 """
 
-from roomsignal.client import Connected, Disconnected, Reconnected, Reconnecting
+from roomsignal.client import (
+    Connected,
+    Disconnected,
+    MessageReceived,
+    ParticipantLeft,
+    Reconnected,
+    Reconnecting,
+    SessionEnded,
+    SubscribeRequest,
+)
 from roomsignal.errors import SessionError
 from roomsignal.protocol import (
     IceCandidateNotificationParams,
@@ -48,18 +57,22 @@ __all__ = [
     "Connected",
     "Disconnected",
     "IceCandidateNotificationParams",
+    "MessageReceived",
     "MessageReceivedParams",
     "Participant",
     "ParticipantJoinedParams",
+    "ParticipantLeft",
     "ParticipantLeftParams",
     "Reconnected",
     "Reconnecting",
     "SdpNotificationParams",
     "SessionClosedParams",
+    "SessionEnded",
     "SessionError",
     "StreamPublishedParams",
     "StreamUnpublishedParams",
     "Streams",
+    "SubscribeRequest",
     "SubscribeRequestParams",
     "SubscriptionEndedParams",
     "SyncDataParams",

@@ -27,6 +27,20 @@ def test_serve_without_a_secret_refuses_to_start() -> None:
     assert result.stdout == ""
 
 
+def test_serve_with_an_impossibly_small_max_frame_bytes_exits_2() -> None:
+    result = run_cli("serve", "--port", "0", "--secret", SECRET, "--max-frame-bytes", "10")
+    assert result.returncode == 2
+    line = one_clear_line(result.stderr)
+    assert "max_frame_bytes must be at least 512" in line
+    assert result.stdout == ""
+
+
+def test_signaling_server_refuses_a_max_frame_bytes_below_a_join() -> None:
+    with pytest.raises(ValueError, match="max_frame_bytes must be at least 512"):
+        SignalingServer(secret=SECRET, max_frame_bytes=511)
+    SignalingServer(secret=SECRET, max_frame_bytes=512)  # the least that can seat anyone
+
+
 def test_join_an_unreachable_url() -> None:
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))

@@ -51,6 +51,16 @@ async def test_101_invalid_participant_type_then_a_valid_join_succeeds(peer: Ope
     assert joined["participantType"] == "screen"
 
 
+async def test_101_empty_or_blank_name_then_a_named_join_succeeds(peer: OpenPeer) -> None:
+    alice = await peer()
+    for name in ("", "   "):
+        error = await alice.fail("join", token=token(), name=name)
+        check(error, 101, "USER_GENERIC_ERROR_CODE", "join")
+        assert "name" in error["message"]
+    joined = await alice.call("join", token=token(), name="alice")
+    assert joined["participantId"]
+
+
 async def test_101_join_on_a_connection_that_already_joined(
     server: SignalingServer, peer: OpenPeer
 ) -> None:

@@ -199,22 +199,25 @@ def serve_logging(level: str) -> Iterator[None]:
 async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
     from roomsignal.server import SignalingServer
 
-    server = SignalingServer(
-        host=args.host,
-        port=args.port,
-        secret=secret,
-        max_streaming_participants=args.max_streaming_participants,
-        max_sessions=args.max_sessions,
-        sdp_timeout=args.sdp_timeout,
-        ice_queue_limit=args.ice_queue_limit,
-        resume_window=args.resume_window,
-        max_frame_bytes=args.max_frame_bytes,
-        replay_buffer=args.replay_buffer,
-        allow_simulation=args.allow_simulation,
-        **hardening_kwargs(args),
-        web=args.web,
-        dev_tokens=args.dev,
-    )
+    try:
+        server = SignalingServer(
+            host=args.host,
+            port=args.port,
+            secret=secret,
+            max_streaming_participants=args.max_streaming_participants,
+            max_sessions=args.max_sessions,
+            sdp_timeout=args.sdp_timeout,
+            ice_queue_limit=args.ice_queue_limit,
+            resume_window=args.resume_window,
+            max_frame_bytes=args.max_frame_bytes,
+            replay_buffer=args.replay_buffer,
+            allow_simulation=args.allow_simulation,
+            **hardening_kwargs(args),
+            web=args.web,
+            dev_tokens=args.dev,
+        )
+    except ValueError as exc:  # a limit no server can run with (e.g. --max-frame-bytes 10)
+        raise UsageError(str(exc)) from None
     try:
         await server.start()
     except OSError as exc:

@@ -3,12 +3,15 @@
 from roomsignal.client._events import (
     Connected,
     Disconnected,
+    ParticipantType,
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listeners import ErrorStream
+from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest
 from roomsignal.client._session import RequestTimeoutError, Session
 from roomsignal.client._supervise import TokenProvider
 
@@ -16,11 +19,16 @@ __all__ = [
     "Connected",
     "Disconnected",
     "ErrorStream",
+    "MessageReceived",
+    "ParticipantLeft",
+    "ParticipantType",
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
     "RequestTimeoutError",
     "Session",
+    "SessionEnded",
     "SessionState",
+    "SubscribeRequest",
     "TokenProvider",
 ]

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest, resolved
 from roomsignal.errors import ProtocolError, SessionError, make_error
 from roomsignal.protocol import (
     ErrorResponse,
@@ -38,6 +39,7 @@ from roomsignal.protocol import (
     JoinParams,
     JoinResult,
     MessageReceivedNotification,
+    MessageReceivedParams,
     Model,
     Participant,
     ParticipantJoinedNotification,
@@ -57,6 +59,7 @@ from roomsignal.protocol import (
     StreamUnpublishedNotification,
     StreamUnpublishedParams,
     SubscribeRequestNotification,
+    SubscribeRequestParams,
     SubscriptionEndedNotification,
     SyncDataNotification,
     SyncDataParams,
@@ -145,6 +148,7 @@ class ClientCore(Generic[W]):
     __slots__ = (
         "_ids",
         "_pending",
+        "closed_by",
         "final",
         "join_snapshot",
         "last_seq",
@@ -167,6 +171,7 @@ class ClientCore(Generic[W]):
         self.last_seq = 0
         self.replayed = 0
         self.final: Final | None = None
+        self.closed_by: SessionClosedParams | None = None  # the sessionClosed, if one came
         self.participant_id: str | None = None
         self.participant_secret: str | None = None
         self.session_id: str | None = None
@@ -399,8 +404,20 @@ class ClientCore(Generic[W]):
     def _on_participant_left(self, params: ParticipantLeftParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):
             return None
-        self.participants.pop(params.participant_id, None)
-        return "participant_left", params
+        gone = self.participants.pop(params.participant_id, None)
+        return "participant_left", resolved(ParticipantLeft, params, participant=gone)
+
+    def _on_message(self, params: MessageReceivedParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        sender = self.participants.get(params.from_)
+        return "message", resolved(MessageReceived, params, sender=sender)
+
+    def _on_subscribe_request(self, params: SubscribeRequestParams, now: float) -> Emit | None:
+        if not self.fresh(params.seq):
+            return None
+        subscriber = self.participants.get(params.subscriber_id)
+        return "subscribe_request", resolved(SubscribeRequest, params, subscriber=subscriber)
 
     def _on_stream_published(self, params: StreamPublishedParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):
@@ -436,6 +453,7 @@ class ClientCore(Generic[W]):
         if not self.fresh(params.seq):
             return None
         self.final = (None, f"the session was closed: {params.reason}")
+        self.closed_by = params
         return "session_closed", params
 
 
@@ -464,12 +482,12 @@ _NOTE_HANDLERS: dict[type[Model], Callable[[ClientCore[Any], Any, float], Emit |
     ParticipantLeftNotification: ClientCore._on_participant_left,
     StreamPublishedNotification: ClientCore._on_stream_published,
     StreamUnpublishedNotification: ClientCore._on_stream_unpublished,
-    SubscribeRequestNotification: _relay("subscribe_request"),
+    SubscribeRequestNotification: ClientCore._on_subscribe_request,
     SubscriptionEndedNotification: _relay("subscription_ended"),
     SdpOfferNotification: _relay("sdp_offer"),
     SdpAnswerNotification: _relay("sdp_answer"),
     IceCandidateNotification: _relay("ice_candidate"),
-    MessageReceivedNotification: _relay("message"),
+    MessageReceivedNotification: ClientCore._on_message,
     SyncDataNotification: ClientCore._on_sync_data,
     SessionClosedNotification: ClientCore._on_session_closed,
 }

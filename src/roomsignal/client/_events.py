@@ -9,19 +9,29 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from roomsignal.protocol import Participant
+from roomsignal.errors import SessionError
+from roomsignal.protocol import Participant, SessionClosedParams
 
 __all__ = [
     "Connected",
     "Disconnected",
+    "ParticipantType",
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
+    "SessionEnded",
     "SessionState",
 ]
+
+
+ParticipantType: TypeAlias = Literal["full", "viewer", "screen"]
+"""What a participant joins as: ``full`` (publishes and subscribes), ``viewer``
+(subscribes only) or ``screen`` (a screen share). The server answers 104 for
+anything else."""
 
 
 class SessionState(enum.StrEnum):
@@ -58,6 +68,26 @@ class Disconnected(_Event):
     will_reconnect: bool
 
 
+class SessionEnded(_Event):
+    """Why a session ended: what ``await session.wait_closed()`` returns.
+
+    ``by_client`` is True when ``close()`` (or leaving ``async with``) ended
+    it; then ``error`` is None. Otherwise the session ended on its own and
+    ``error`` is the final error the client reported to every listener (903
+    connection lost for good or reconnection gave up, 904 replaced by
+    another connection) when there was one. ``code`` and ``reason`` are how
+    the last connection closed (``code`` None when there was no close frame,
+    or no connection). ``session_closed`` is the server's ``sessionClosed``
+    when a moderator closed the room (after its 203 ``sessionError``).
+    """
+
+    by_client: bool
+    code: int | None = None
+    reason: str = ""
+    error: SessionError | None = None
+    session_closed: SessionClosedParams | None = None
+
+
 class Reconnecting(_Event):
     """The client is about to dial again after ``delay`` seconds.
 
@@ -77,7 +107,11 @@ class Reconnected(_Event):
     ``resumed`` is true when the server gave the old seat back and replayed
     ``replayed`` missed notifications (none lost, none duplicated). When it is
     false, ``state_reset`` is true: the client joined afresh under a new
-    participant id, and what happened while it was away is gone.
+    participant id, and what happened while it was away is gone; then the
+    session has restored what it owns (unless ``restore_after_reset`` is
+    off): ``republished`` says it published again with its last flags,
+    ``resubscribed`` names the participants it subscribed to again (matched
+    by name), ``awaiting`` those not back yet, subscribed to as they join.
     """
 
     resumed: bool
@@ -85,6 +119,9 @@ class Reconnected(_Event):
     state_reset: bool
     attempts: int
     participant_id: str
+    republished: bool = False
+    resubscribed: tuple[str, ...] = ()
+    awaiting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

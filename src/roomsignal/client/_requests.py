@@ -35,12 +35,16 @@ from roomsignal.protocol import (
     SessionStateResult,
     SimulateScenarioParams,
     SimulateScenarioRequest,
+    Streams,
     SubscribeRequest,
     SubscribeResult,
     TargetParams,
     UnpublishRequest,
     UnsubscribeRequest,
 )
+
+if TYPE_CHECKING:
+    from roomsignal.client._restore import Kept
 
 __all__ = ["RequestMethods"]
 
@@ -54,31 +58,59 @@ class RequestMethods:
 
         async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]: ...
 
+        _kept: Kept | None
+
+        def _keeping(self) -> Kept: ...
+
+        def _keep_subscription(self, target: str) -> None: ...
+
+        def _drop_subscription(self, target: str) -> None: ...
+
         def _client_error(
             self, code: ErrorCode, message: str, method: str | None, **data: Any
         ) -> SessionErrorException: ...
 
-    async def publish(self, *, audio: bool = True, video: bool = True) -> str:
-        """Start (or update) publishing; returns the stream id."""
+    async def publish(self, *, audio: bool = True, video: bool = True, restore: bool = True) -> str:
+        """Start (or update) publishing; returns the stream id.
+
+        With ``restore`` (the default) the session publishes again with the
+        same flags after a state reset (docs/client.md); ``restore=False``
+        leaves that to the caller (``roomsignal.media`` restores its own).
+        """
         result = await self._call(
             "publish",
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
-        return self._result(PublishResult, result, "publish").stream_id
+        stream_id = self._result(PublishResult, result, "publish").stream_id
+        kept = self._keeping()
+        kept.published = Streams(audio=audio, video=video)
+        kept.restore_publish = kept.published if restore else None
+        return stream_id
 
     async def unpublish(self) -> None:
         """Stop publishing."""
         await self._call("unpublish", lambda i: UnpublishRequest(id=i))
+        if self._kept is not None:
+            self._kept.published = self._kept.restore_publish = None
 
-    async def subscribe(self, target: str) -> str:
-        """Ask for ``target``'s media; returns the exchange id (the offer comes as an event)."""
+    async def subscribe(self, target: str, *, restore: bool = True) -> str:
+        """Ask for ``target``'s media; returns the exchange id (the offer comes as an event).
+
+        With ``restore`` (the default), after a state reset the session
+        subscribes again to the participant of the same name, once it is back;
+        ``restore=False`` leaves that to the caller (as ``roomsignal.media`` does).
+        """
         result = await self._call(
             "subscribe", lambda i: SubscribeRequest(id=i, params=TargetParams(target=target))
         )
-        return self._result(SubscribeResult, result, "subscribe").exchange_id
+        exchange_id = self._result(SubscribeResult, result, "subscribe").exchange_id
+        if restore:
+            self._keep_subscription(target)
+        return exchange_id
 
     async def unsubscribe(self, target: str) -> None:
-        """End the subscription to ``target``."""
+        """End the subscription to ``target`` (and its restore after a reset)."""
+        self._drop_subscription(target)
         await self._call(
             "unsubscribe", lambda i: UnsubscribeRequest(id=i, params=TargetParams(target=target))
         )

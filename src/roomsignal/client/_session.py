@@ -12,6 +12,13 @@ Tasks a session owns: the reader of the current connection (drains
 fragmented messages, notices the close), the supervisor (waits for the reader
 to end and reconnects), one worker per listener (in the hub), and the
 teardown started by ``close()``, which cancels and awaits the others.
+
+Why over 600 lines: the constructor documents every option in one place,
+and the life cycle (connect with its first-connect retries, close,
+teardown, ``wait_closed``) shares its state with the request machinery and
+the reader; what splits off cleanly has (listeners, requests, supervision,
+restore after a reset: the mixins). The next split would be the
+connection half (dialling, reader, ``_on_frame``) into its own mixin.
 """
 
 from __future__ import annotations
@@ -35,12 +42,16 @@ from roomsignal.client._core import MAX_SEQ_JUMP, PROTOCOL_ERROR, Answer, Broken
 from roomsignal.client._events import (
     Connected,
     Disconnected,
+    ParticipantType,
+    Reconnecting,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
+from roomsignal.client._restore import Kept, Restore
 from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
 from roomsignal.errors import (
     SessionErrorException,
@@ -73,7 +84,7 @@ class _NotSent(Exception):
     """The connection closed before a request could be written: it was not sent."""
 
 
-class Session(ListenerMethods, RequestMethods, Supervision):
+class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     """One participant in one room: join, publish, subscribe, and hear every error.
 
     ``async with Session(url, token=..., name=...) as session:`` connects and
@@ -90,7 +101,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         *,
         token: str,
         name: str,
-        participant_type: str = "full",
+        participant_type: ParticipantType = "full",
         metadata: Mapping[str, Any] | None = None,
         token_provider: TokenProvider | None = None,
         reconnect: ReconnectPolicy | None = _DEFAULT_POLICY,
@@ -105,6 +116,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         max_queued_events: int = 4096,
         max_seq_jump: int = MAX_SEQ_JUMP,
         on_listener_error: ListenerErrorHook | None = None,
+        retry_first_connect: bool = False,
+        restore_after_reset: bool = True,
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
@@ -119,6 +132,12 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         dropped; see docs/client.md). A notification whose ``seq`` is more
         than ``max_seq_jump`` past the last one is a protocol error, after
         which the session drops the connection and resumes.
+        ``retry_first_connect`` lets ``connect()`` retry under the ``reconnect``
+        policy while the server cannot be reached (901), for a bot that starts
+        before its server; each retry is announced to ``on_reconnecting``
+        (``code`` None). A refused join is never retried this way.
+        ``restore_after_reset`` publishes and subscribes again after a state
+        reset (see ``publish``/``subscribe``, reported in ``on_reconnected``).
         """
         try:
             parse_uri(url)  # a malformed URL is the caller's bug: say so now
@@ -130,6 +149,9 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self.metadata = dict(metadata) if metadata is not None else None
         self.request_timeout = request_timeout
         self.reconnect_policy = reconnect
+        self.retry_first_connect = retry_first_connect
+        self.restore_after_reset = restore_after_reset
+        self._kept: Kept | None = None  # what we publish, what restore owns (_restore.py)
         self._token = token
         self._token_provider = token_provider
         self._connect_options: dict[str, Any] = {
@@ -161,6 +183,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         self._connected_at = 0.0
         self._progress_mark = 0
         self._connect_task: asyncio.Task[Any] | None = None
+        # Why it ended; until then the Event the first wait_closed() made, or None.
+        self._end: SessionEnded | asyncio.Event | None = None
         self._core: ClientCore[asyncio.Future[dict[str, Any]]] = ClientCore(
             max_seq_jump=max_seq_jump
         )
@@ -173,14 +197,41 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         return self._state
 
     @property
-    def participant_id(self) -> str | None:
-        """Our participant id once joined (a fresh rejoin changes it)."""
-        return self._core.participant_id
+    def participant_id(self) -> str:
+        """Our participant id once joined (a fresh rejoin changes it).
+
+        Raises ``SessionStateError`` (905) before the first join; after
+        ``close()`` it is still the last id the session had.
+        """
+        pid = self._core.participant_id
+        if pid is None:
+            raise self._not_connected("participant_id", report=False)
+        return pid
 
     @property
-    def session_id(self) -> str | None:
-        """The session (room) id once joined."""
-        return self._core.session_id
+    def session_id(self) -> str:
+        """The session (room) id once joined; 905 ``SessionStateError`` before."""
+        sid = self._core.session_id
+        if sid is None:
+            raise self._not_connected("session_id", report=False)
+        return sid
+
+    @property
+    def local_participant(self) -> Participant:
+        """Ourselves as the others see us: id, name, type, roles, streams, metadata.
+
+        A new frozen ``Participant`` at each read, from the last join and our
+        last ``publish``/``unpublish``. Raises 905 ``SessionStateError``
+        before the first join.
+        """
+        return Participant(
+            participant_id=self.participant_id,
+            name=self.name,
+            participant_type=self.participant_type,
+            roles=list(self._core.roles),
+            streams=self._kept.published if self._kept is not None else None,
+            metadata=dict(self.metadata or {}),
+        )
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -245,7 +296,8 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         Raises ``SessionErrorException`` (the error has reached the listeners
         first) when the token has expired and no ``token_provider`` is set
         (1100, found before dialling), when the server cannot be reached
-        (901), when ``join`` fails (the server's code), or when ``close()``
+        (901; with ``retry_first_connect``, once the policy's attempts are
+        spent), when ``join`` fails (the server's code), or when ``close()``
         ends it (905). A failed connect leaves the session idle, so
         ``connect()`` may be called again. Safe to cancel. Not to be called
         concurrently with itself.
@@ -258,12 +310,28 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         task = asyncio.current_task()
         self._connect_task = task
         try:
-            try:
-                await self._join_new_connection(resume=False, token_retry=True)
-            except DialFailed as exc:
-                raise self._client_error(
-                    ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
-                ) from exc.__cause__
+            attempt = 0
+            while True:
+                try:
+                    await self._join_new_connection(resume=False, token_retry=True)
+                    break
+                except DialFailed as exc:
+                    attempt += 1
+                    policy = self.reconnect_policy
+                    if (
+                        not self.retry_first_connect
+                        or policy is None
+                        or attempt > policy.max_attempts
+                    ):
+                        raise self._client_error(
+                            ErrorCode.GENERIC_CONNECTION_ERROR, str(exc), "join"
+                        ) from exc.__cause__
+                    delay = policy.delay(attempt)
+                    logger.info("first connect failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                    self._hub.emit(
+                        "reconnecting", Reconnecting(attempt=attempt, delay=delay, reason=str(exc))
+                    )
+                    await asyncio.sleep(delay)
         except asyncio.CancelledError:
             await self._abandon_connect(join_in_flight=True)
             if self._closing and task is not None and task.cancelling() <= 1:
@@ -337,6 +405,31 @@ class Session(ListenerMethods, RequestMethods, Supervision):
         if self._hub.strict and self._hub.first_failure is not None:
             raise self._hub.first_failure
 
+    async def wait_closed(self) -> SessionEnded:
+        """Await the end of the session and return why it ended (``SessionEnded``).
+
+        Returns once ``close()`` has finished, or as soon as the session ended
+        on its own (the server closed the room, reconnection gave up, a
+        rejoin was refused for good); then ``close()`` is still to be called,
+        which ``async with`` does. Returns at once if it has already ended.
+        Any number of tasks may wait at once. Safe to cancel.
+        """
+        end = self._end
+        if end is None:
+            end = self._end = asyncio.Event()
+        if isinstance(end, asyncio.Event):
+            await end.wait()
+        assert isinstance(self._end, SessionEnded)
+        return self._end
+
+    def _ended(self, end: SessionEnded) -> None:
+        """Record why the session ended (the first reason wins) and wake ``wait_closed()``."""
+        waiting = self._end
+        if not isinstance(waiting, SessionEnded):
+            self._end = end
+            if waiting is not None:
+                waiting.set()
+
     async def _teardown(self, was_joined: bool, was_active: bool) -> None:
         connecting = self._connect_task
         if connecting is not None and not connecting.done():
@@ -360,6 +453,7 @@ class Session(ListenerMethods, RequestMethods, Supervision):
                 Disconnected(code=1000, reason="closed by the client", will_reconnect=False),
             )
         await self._hub.aclose(self._close_timeout)
+        self._ended(SessionEnded(by_client=True, code=1000, reason="closed by the client"))
 
     def _end_waits(self) -> None:
         """Fail pending ``wait_for_error`` calls and end ``errors()`` iterators (closed)."""

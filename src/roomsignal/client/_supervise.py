@@ -22,9 +22,11 @@ from roomsignal.client._events import (
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
+    SessionEnded,
     SessionState,
 )
 from roomsignal.client._listeners import ListenerHub
+from roomsignal.client._restore import Restored
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import JoinResult
 from roomsignal.tokens import peek_exp
@@ -81,6 +83,10 @@ class Supervision:
         async def _join_new_connection(self, *, resume: bool, token_retry: bool) -> JoinResult: ...
 
         async def _drop_connection(self) -> None: ...
+
+        def _ended(self, end: SessionEnded) -> None: ...
+
+        async def _restore(self) -> Restored: ...
 
         def _client_error(
             self, code: ErrorCode, message: str, method: str | None, **data: Any
@@ -186,10 +192,21 @@ class Supervision:
         self._state = SessionState.CLOSED
         self._joined.set()
         self._core.final = (code, message)
+        error = None
         if code is not None:
-            self._client_error(code, message, None, **(closed.data() if closed else {}))
+            exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
+            error = exc.error
         self._fail_pending(message)
         self._end_waits()
+        self._ended(
+            SessionEnded(
+                by_client=False,
+                code=closed.code if closed else None,
+                reason=closed.reason if closed else message,
+                error=error,
+                session_closed=self._core.closed_by,
+            )
+        )
 
     async def _reconnect(
         self, policy: ReconnectPolicy, closed: Closed
@@ -231,6 +248,7 @@ class Supervision:
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq
+            restored = None if result.resumed else await self._restore()
             self._hub.emit(
                 "reconnected",
                 Reconnected(
@@ -239,6 +257,9 @@ class Supervision:
                     state_reset=not result.resumed,
                     attempts=attempt,
                     participant_id=result.participant_id,
+                    republished=restored is not None and restored.republished,
+                    resubscribed=tuple(restored.resubscribed) if restored else (),
+                    awaiting=tuple(restored.awaiting) if restored else (),
                 ),
             )
             if result.resumed:

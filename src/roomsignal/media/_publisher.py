@@ -154,6 +154,7 @@ class Publisher:
         self.stream_id = await self.session.publish(
             audio=any(t.kind == "audio" for t in self._tracks),
             video=any(t.kind == "video" for t in self._tracks),
+            restore=False,  # the Publisher restores its own publish (``republish``)
         )
         self._publishing = True
         return self.stream_id

@@ -373,7 +373,9 @@ class Subscriber:
         started_at = time.perf_counter()
         self._claiming += 1
         try:
-            exchange_id = await self.session.subscribe(target)
+            # The session must not subscribe again by itself after a reset:
+            # this Subscription owns the exchange (it closes on a reset).
+            exchange_id = await self.session.subscribe(target, restore=False)
             early = self._early.pop(exchange_id, [])
         finally:
             self._claiming -= 1

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ServerConfig"]
+__all__ = ["MIN_FRAME_BYTES", "ServerConfig"]
 
 _MIB = 2**20
+
+MIN_FRAME_BYTES = 512
+"""The smallest ``max_frame_bytes`` allowed: a ``join`` frame with a short
+token and name is about 250 bytes, so a server below this could seat nobody."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,11 @@ class ServerConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.max_frame_bytes < MIN_FRAME_BYTES:
+            raise ValueError(
+                f"max_frame_bytes must be at least {MIN_FRAME_BYTES} "
+                f"(a join frame would not fit in {self.max_frame_bytes})"
+            )
         if self.sdp_timeout <= 0:
             raise ValueError("sdp_timeout must be positive")
         if self.join_timeout <= 0:

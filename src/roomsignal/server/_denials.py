@@ -52,6 +52,7 @@ class Denial(enum.Enum):
     BAD_PARTICIPANT_TYPE = Rule(
         _E.USER_GENERIC_ERROR_CODE, "participantType must be 'full', 'viewer' or 'screen'"
     )
+    EMPTY_NAME = Rule(_E.USER_GENERIC_ERROR_CODE, "name must not be empty or blank")
     TARGET_UNAVAILABLE = Rule(
         _E.USER_GENERIC_ERROR_CODE,
         "the target is not available (it is yourself, or its connection is lost)",

@@ -301,6 +301,8 @@ class Rooms(ExchangeRules, ChatRules):
             raise RoomError(denial, message=str(exc)) from None
         if params.participant_type not in PARTICIPANT_TYPES:
             raise RoomError(Denial.BAD_PARTICIPANT_TYPE)
+        if not params.name.strip():
+            raise RoomError(Denial.EMPTY_NAME)
         if claims.sid in self._closed:
             raise RoomError(Denial.SESSION_CLOSED, sessionId=claims.sid)
         if params.old_participant_secret is not None:
