@@ -104,7 +104,9 @@ async def first_frames(runs: int, size: tuple[int, int], timeout: float) -> dict
     relay = MediaRelay()
     async with SignalingServer(secret=secret, sdp_timeout=timeout) as server:
         studio = Session(server.url, token=mint(secret, ROOM, ttl=3600), name="studio")
-        viewer = Session(server.url, token=mint(secret, ROOM, ttl=3600), name="viewer")
+        viewer = Session(
+            server.url, token=mint(secret, ROOM, ttl=3600), name="viewer", participant_type="viewer"
+        )
         async with (
             studio,
             viewer,
@@ -236,7 +238,10 @@ async def capacity_step(
     url: str, secret: str, target: str, k: int, window: float, bot_pid: int
 ) -> dict[str, Any]:
     sessions = [
-        Session(url, token=mint(secret, ROOM, ttl=3600), name=f"sub-{k}-{i}") for i in range(k)
+        Session(
+            url, token=mint(secret, ROOM, ttl=3600), name=f"sub-{k}-{i}", participant_type="viewer"
+        )
+        for i in range(k)
     ]
     subscribers = [Subscriber(s) for s in sessions]
     try:
