@@ -84,6 +84,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("join_s_5000", "<=", 30.0, "seconds to join 5000 sessions (scaled from N)"),
     ("kib_per_session", "<=", 48.0, "client RSS growth per joined session"),
     ("media_first_frame_ratio_p50", "<=", 1.2, "first video frame: signaling / direct (p50)"),
+    ("latency_ratio_p50", "<=", 6.0, "cluster: notification latency across nodes / one node (p50)"),
 ]
 
 
@@ -412,14 +413,17 @@ def run(
     if wanted("media"):
         media_args = ["--json", *(("--runs", "20", "--steps", "1,4,8,12,16") if quick else ())]
         step(results, "media", lambda: run_media(media_args, timeout * 5))
+    if wanted("cluster"):  # docs/scaling.md: three nodes on a redis-server
+        cluster_args = ["--json", *(("--messages", "200", "--joins", "100") if quick else ())]
+        step(results, "cluster", lambda: run_media(cluster_args, timeout * 3, "cluster.py"))
     derive(results)
     return results
 
 
-def run_media(args: list[str], timeout: float) -> dict[str, Any]:
-    """``media.py`` in a fresh process (it needs the media extra); its last line is JSON."""
+def run_media(args: list[str], timeout: float, script: str = "media.py") -> dict[str, Any]:
+    """``media.py`` (or ``script``) in a fresh process (it needs its extra); its last line is JSON."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "media.py"), *args],
+        [sys.executable, str(HERE / script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -428,7 +432,7 @@ def run_media(args: list[str], timeout: float) -> dict[str, Any]:
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        return {"error": f"media.py exited {proc.returncode}: {proc.stderr[-2000:]}"}
+        return {"error": f"{script} exited {proc.returncode}: {proc.stderr[-2000:]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 

@@ -101,7 +101,8 @@ class Cluster:
         self._relays: dict[int, _Relay] = {}  # edge: conn -> its room's home
         self._remote: dict[tuple[str, int], int] = {}  # home: (edge, conn) -> virtual conn
         self._homed: dict[str, float] = {}  # home: room -> when last seen empty (0: in use)
-        self._outbox: list[tuple[str, str]] = []
+        # (node, message, encoded), in call order
+        self._outbox: list[tuple[str, dict[str, Any], str]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
@@ -195,11 +196,17 @@ class Cluster:
             del self._relays[conn]
         if session_id in self._homed:
             return False
+        if not self.healthy:  # until a beat succeeds again: placing now could split a room
+            link.close(CLOSE_TRY_LATER, "redisUnavailable")
+            return True
         hold = self._place_after - time.monotonic()
         if hold > 0:  # Redis just came back: let the homes take their leases back first
             await asyncio.sleep(hold)
+        logger.debug("placing room %s for connection %d", session_id, conn)
         try:
-            home = await self._place(session_id)
+            # bounded: a command caught in a Redis restart may never be answered
+            async with asyncio.timeout(max(self.lease, 1.0)):
+                home = await self._place(session_id)
         except Exception as exc:
             logger.warning("cannot place room %s: Redis: %s", session_id, exc)
             self._set_health(False, exc)
@@ -214,6 +221,7 @@ class Cluster:
         if home == self.node_id:
             self._homed[session_id] = 0.0
             return False
+        logger.debug("connection %d relayed to %s for room %s", conn, home, session_id)
         self._relays[conn] = _Relay(home, session_id)
         self._send(home, {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id})
         self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
@@ -357,7 +365,7 @@ class Cluster:
     # --- tasks ----------------------------------------------------------------------
 
     def _send(self, node: str, message: dict[str, Any]) -> None:
-        self._outbox.append((self._key("to", node), encode_message(message)))
+        self._outbox.append((node, message, encode_message(message)))
         self._wake.set()
 
     async def _flush(self, redis: Redis) -> None:
@@ -365,10 +373,30 @@ class Cluster:
         if not batch:
             return
         async with redis.pipeline(transaction=False) as pipe:
-            for channel, data in batch:
-                pipe.publish(channel, data)
+            for node, _, data in batch:
+                pipe.publish(self._key("to", node), data)
             self.round_trips += len(batch)
-            await pipe.execute()
+            receivers = await pipe.execute()
+        for (node, message, _), count in zip(batch, receivers, strict=True):
+            if count == 0:  # nobody listens on that node's channel: the message is lost
+                self._undelivered(node, message)
+
+    def _undelivered(self, node: str, message: dict[str, Any]) -> None:
+        """A relay message reached no subscriber: end the relayed connection it was for.
+
+        The peer is dead or between subscriptions (Redis just came back); the
+        client reconnects and resumes rather than wait for an answer that
+        will never come.
+        """
+        conn = int(message["c"])
+        if message["k"] in (OPEN, FRAME, GONE):  # we are the edge
+            if self._relays.pop(conn, None) is not None:
+                link = self.server._links.get(conn)
+                if link is not None:
+                    logger.warning("node %s is not listening: closing a relayed client", node)
+                    link.close(CLOSE_NODE_LOST, "nodeLost")
+        else:  # we are the home: the edge is gone
+            self._drop_remote((node, conn))
 
     async def _run_writer(self) -> None:
         while True:
@@ -378,7 +406,8 @@ class Cluster:
             if redis is None:
                 return
             try:
-                await self._flush(redis)
+                async with asyncio.timeout(max(self.lease, 1.0)):
+                    await self._flush(redis)
             except Exception as exc:
                 self._set_health(False, exc)
 
