@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from websockets.asyncio.client import ClientConnection
 
 from roomsignal import ReconnectPolicy, Session
 from roomsignal.tokens import mint
@@ -142,8 +145,7 @@ def redis_or_skip() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-async def redis() -> AsyncIterator[RedisServer]:
+async def redis_running() -> AsyncIterator[RedisServer]:
     redis_or_skip()
     server = RedisServer()
     await server.start()
@@ -153,14 +155,41 @@ async def redis() -> AsyncIterator[RedisServer]:
         await server.stop()
 
 
-@pytest.fixture
-async def nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
+async def three_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
     """Three nodes on one Redis (n1, n2, n3)."""
     started = await asyncio.gather(*(start_node(redis, f"n{i}") for i in (1, 2, 3)))
     try:
         yield list(started)
     finally:
         await asyncio.gather(*(node.stop() for node in started))
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisServer]:
+    """A redis-server of the test's own (the fault tests stop and kill things)."""
+    async for server in redis_running():
+        yield server
+
+
+@pytest.fixture
+async def nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
+    """Three nodes of the test's own."""
+    async for started in three_nodes(redis):
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_redis() -> AsyncIterator[RedisServer]:
+    """One redis-server for a module's tests that kill nothing."""
+    async for server in redis_running():
+        yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_nodes(shared_redis: RedisServer) -> AsyncIterator[list[Node]]:
+    """Three nodes for a module's tests that kill nothing (each uses its own rooms)."""
+    async for started in three_nodes(shared_redis):
+        yield started
 
 
 def token(session_id: str, **claims: Any) -> str:
@@ -170,8 +199,7 @@ def token(session_id: str, **claims: Any) -> str:
 FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, jitter=False, max_attempts=40)
 
 
-@pytest.fixture
-async def sessions() -> AsyncIterator[list[Session]]:
+async def _sessions() -> AsyncIterator[list[Session]]:
     """Sessions made by a test; closed at its end."""
     made: list[Session] = []
     try:
@@ -185,3 +213,61 @@ def session(made: list[Session], url: str, room: str, name: str, **kwargs: Any) 
     kwargs.setdefault("request_timeout", 5.0)
     made.append(Session(url, token=token(room, **kwargs.pop("claims", {})), name=name, **kwargs))
     return made[-1]
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[list[Session]]:
+    """Sessions made by a test; closed at its end."""
+    async for made in _sessions():
+        yield made
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def module_sessions() -> AsyncIterator[list[Session]]:
+    """``sessions`` in the module's loop (with ``shared_nodes``)."""
+    async for made in _sessions():
+        yield made
+
+
+class Recorder:
+    """A listener that records payloads and lets a test await the n-th one."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait_for(self, n: int = 1, timeout: float = 10.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < n:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.items
+
+
+async def home_of(redis: RedisServer, room: str) -> str:
+    """The node ID holding the room's lease (read with redis-cli's protocol, no client lib)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis.url)
+    try:
+        value = await client.get(f"roomsignal:home:{room}")
+    finally:
+        await client.aclose()
+    assert value is not None, f"room {room} has no home"
+    return bytes(value).decode()
+
+
+async def call(ws: ClientConnection, request_id: int, method: str, **params: Any) -> dict[str, Any]:
+    """Send a request; the response to it (notifications before it are skipped)."""
+    await ws.send(
+        json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    )
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("id") == request_id:
+                return dict(frame)

@@ -129,7 +129,13 @@ class Cluster:
             raise ConnectionError(f"cannot reach Redis at {self.redis_url}: {exc}") from None
         self._redis = redis
         self.server.cluster = self
-        await self.server.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            self._redis = None
+            self.server.cluster = None
+            await redis.aclose()
+            raise
         await self._beat_once()
         self._place_after = 0.0  # the first beat is no recovery
         loop = asyncio.get_running_loop()
@@ -143,7 +149,17 @@ class Cluster:
         logger.info("node %s joined the cluster on %s", self.node_id, self.redis_url)
 
     async def close(self, graceful: bool = True) -> None:
-        """Close the server, give up this node's leases, stop the tasks; idempotent."""
+        """Close the server, give up this node's leases, stop the tasks; idempotent.
+
+        Graceful: the clients this node relays to other homes are closed with
+        1012 first (their rooms go on: they reconnect elsewhere and resume);
+        the rooms homed here end as on a lone server (203, ``sessionClosed``).
+        """
+        if graceful and self.server.is_serving:
+            for conn in list(self._relays):
+                link = self.server._links.get(conn)
+                if link is not None:
+                    link.close(CLOSE_NODE_LOST, "nodeShutdown")
         await self.server.close(graceful=graceful)
         redis = self._redis
         if redis is None:
