@@ -58,6 +58,7 @@ logger = logging.getLogger("roomsignal.server.cluster")
 
 CLOSE_NODE_LOST = 1012  # "service restart": the client reconnects (and resumes)
 CLOSE_TRY_LATER = 1013  # Redis unreachable: no room can be placed now
+_POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 
 
 @dataclass(slots=True)
@@ -117,11 +118,19 @@ class Cluster:
 
     async def start(self) -> None:
         """Connect to Redis, start the server and the cluster's tasks."""
-        from redis.asyncio import Redis  # the extra: imported only when clustering
+        # the extra: imported only when clustering
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        redis: Redis = Redis.from_url(
-            self.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=0
+        # A bounded pool that makes callers wait for a connection: a burst of
+        # joins queues its placements instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url,
+            max_connections=_POOL_SIZE,
+            timeout=max(self.lease, 1.0),
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
+        redis: Redis = Redis.from_pool(pool)  # closes the pool on aclose()
         try:
             await redis.ping()
         except Exception as exc:
@@ -375,8 +384,14 @@ class Cluster:
             logger.warning("Redis reachable: node %s serving the cluster", self.node_id)
         elif not healthy and self.healthy:
             logger.error("Redis unreachable (%s): refusing new rooms, /healthz 503", why)
-            self._drop_peer(None)
         self.healthy = healthy
+
+    def _relay_broken(self, why: object) -> None:
+        """Relay messages may have been lost (pub/sub or a publish failed): drop every relay."""
+        self._set_health(False, why)
+        if self._relays or self._remote:
+            logger.warning("the relay through Redis broke: dropping every relayed connection")
+            self._drop_peer(None)
 
     # --- tasks ----------------------------------------------------------------------
 
@@ -425,7 +440,7 @@ class Cluster:
                 async with asyncio.timeout(max(self.lease, 1.0)):
                     await self._flush(redis)
             except Exception as exc:
-                self._set_health(False, exc)
+                self._relay_broken(exc)
 
     async def _run_reader(self) -> None:
         delay = 0.05
@@ -451,7 +466,7 @@ class Cluster:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._set_health(False, exc)
+                self._relay_broken(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.lease / 3)
 
@@ -479,7 +494,7 @@ class Cluster:
         keys = [self._key("node", self.node_id), self._key("load"), self._key("rooms")]
         keys += [home_prefix + r for r in rooms]
         try:
-            async with asyncio.timeout(max(self.lease / 3, 0.5)):
+            async with asyncio.timeout(self.lease * 2 / 3):  # a busy loop is no outage
                 if stale:
                     self.round_trips += 1
                     stale_keys = [self._key("rooms"), *(home_prefix + r for r in stale)]
