@@ -510,6 +510,9 @@ def table(results: dict[str, Any]) -> str:
         ("first video frame p50, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p50")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p50")), fmt(g("media_first_frame_ratio_p50")), "media_first_frame_ratio_p50"),
         ("first video frame p99, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p99")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p99")), fmt((g("media_first_frame_ratio") or {}).get("p99")), None),
         ("subscribers per publisher bot at 30 fps", fmt((g("media_capacity") or {}).get("max_sustained_subscribers")), "", "", "", None),
+        ("cluster: note latency across nodes p50, us", fmt(g("latency_across_nodes_p50_us")), "one node", fmt(g("latency_one_node_p50_us")), fmt(g("latency_ratio_p50")), "latency_ratio_p50"),
+        ("cluster: joins/s per node, 3 at once", fmt(min(g("joins_per_s_per_node_three_at_once") or [0]) or None), "one node alone", fmt(g("joins_per_s_one_node")), "", None),
+        ("cluster: Redis commands per relayed request", fmt(g("redis_calls_per_relayed_request")), "", "", "", None),
     ]  # fmt: skip
     headers = ("measure", "roomsignal", "baseline", "value", "ratio", "target")
     lines: list[tuple[str, ...]] = [headers]
