@@ -121,6 +121,7 @@ async def start_node(redis: RedisServer, node_id: str, *extra: str) -> Node:
         sys.executable,
         *("-m", "roomsignal", "serve", "--redis", redis.url, "--port", "0"),
         *("--secret", SECRET, "--node-id", node_id, "--lease", str(LEASE), "--no-web"),
+        # RS_NODE_LOG=info (or debug) shows the nodes' own logs when a test fails
         *("--allow-simulation", "--log-level", os.environ.get("RS_NODE_LOG", "warning"), *extra),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
