@@ -71,20 +71,31 @@ async def test_errors_with_the_parties_on_different_nodes(
 
 
 async def test_fan_out_across_nodes_in_order(nodes: list[Node], sessions: list[Any]) -> None:
-    """Chat and sync data from one node reach members on all three, in order."""
-    members = [session(sessions, node.url, "fan", f"p{i}") for i, node in enumerate(nodes * 2)]
+    """Chat and sync data from one node reach members on all three, in one order."""
+    sender = session(sessions, nodes[0].url, "fan", "p0", claims={"roles": ["synchronizer"]})
+    members = [sender] + [
+        session(sessions, node.url, "fan", f"p{i}") for i, node in enumerate(nodes * 2) if i
+    ]
     for member in members:
         await member.connect()
     inboxes = []
     for member in members[1:]:
         inbox = Recorder()
-        member.on_message(lambda m, inbox=inbox: inbox(m.text))
+        # two listeners: their own order is per listener, so compare by seq
+        member.on_message(lambda m, inbox=inbox: inbox((m.seq, m.text)))
+        member.on_sync_data(lambda d, inbox=inbox: inbox((d.seq, d.position)))
         inboxes.append(inbox)
-    for i in range(50):
-        await members[0].send_message(f"m{i}")
+    expected: list[Any] = []
+    for i in range(30):
+        await sender.send_message(f"m{i}")
+        await sender.send_sync_data(position=float(i), playing=True)
+        expected += [f"m{i}", float(i)]
     for inbox in inboxes:
-        await inbox.wait_for(50)
-        assert inbox.items == [f"m{i}" for i in range(50)]
+        await inbox.wait_for(len(expected))
+        ordered = sorted(inbox.items)
+        assert [item for _, item in ordered] == expected
+        seqs = [seq for seq, _ in ordered]
+        assert seqs == list(range(seqs[0], seqs[0] + len(expected)))  # none lost in between
 
 
 async def test_resume_on_another_node_loses_nothing(nodes: list[Node], sessions: list[Any]) -> None:
