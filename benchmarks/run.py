@@ -86,6 +86,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("kib_per_session", "<=", 48.0, "client RSS growth per joined session"),
     *server_bench.TARGETS,
     ("media_first_frame_ratio_p50", "<=", 1.2, "first video frame: signaling / direct (p50)"),
+    ("latency_ratio_p50", "<=", 6.0, "cluster: notification latency across nodes / one node (p50)"),
 ]
 
 
@@ -425,14 +426,17 @@ def run(
     if wanted("media"):
         media_args = ["--json", *(("--runs", "20", "--steps", "1,4,8,12,16") if quick else ())]
         step(results, "media", lambda: run_media(media_args, timeout * 5))
+    if wanted("cluster"):  # docs/scaling.md: three nodes on a redis-server
+        cluster_args = ["--json", *(("--messages", "200", "--joins", "100") if quick else ())]
+        step(results, "cluster", lambda: run_media(cluster_args, timeout * 3, "cluster.py"))
     derive(results)
     return results
 
 
-def run_media(args: list[str], timeout: float) -> dict[str, Any]:
-    """``media.py`` in a fresh process (it needs the media extra); its last line is JSON."""
+def run_media(args: list[str], timeout: float, script: str = "media.py") -> dict[str, Any]:
+    """``media.py`` (or ``script``) in a fresh process (it needs its extra); its last line is JSON."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "media.py"), *args],
+        [sys.executable, str(HERE / script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -441,7 +445,7 @@ def run_media(args: list[str], timeout: float) -> dict[str, Any]:
     )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        return {"error": f"media.py exited {proc.returncode}: {proc.stderr[-2000:]}"}
+        return {"error": f"{script} exited {proc.returncode}: {proc.stderr[-2000:]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
@@ -521,6 +525,9 @@ def table(results: dict[str, Any]) -> str:
         ("first video frame p50, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p50")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p50")), fmt(g("media_first_frame_ratio_p50")), "media_first_frame_ratio_p50"),
         ("first video frame p99, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p99")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p99")), fmt((g("media_first_frame_ratio") or {}).get("p99")), None),
         ("subscribers per publisher bot at 30 fps", fmt((g("media_capacity") or {}).get("max_sustained_subscribers")), "", "", "", None),
+        ("cluster: note latency across nodes p50, us", fmt(g("latency_across_nodes_p50_us")), "one node", fmt(g("latency_one_node_p50_us")), fmt(g("latency_ratio_p50")), "latency_ratio_p50"),
+        ("cluster: joins/s per node, 3 at once", fmt(min(g("joins_per_s_per_node_three_at_once") or [0]) or None), "one node alone", fmt(g("joins_per_s_one_node")), "", None),
+        ("cluster: Redis commands per relayed request", fmt(g("redis_calls_per_relayed_request")), "", "", "", None),
     ]  # fmt: skip
     headers = ("measure", "roomsignal", "baseline", "value", "ratio", "target")
     lines: list[tuple[str, ...]] = [headers]

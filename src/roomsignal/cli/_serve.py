@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from roomsignal.cli._cluster import add_cluster_flags, start_node
 from roomsignal.cli._hardening import add_hardening_flags, hardening_kwargs
 from roomsignal.cli._options import (
     SECRET_ENV,
@@ -122,6 +123,7 @@ def add_serve_command(commands: Any) -> None:
         help="notifications kept per participant for a resume (default: 1024)",
     )
     add_hardening_flags(limits)
+    add_cluster_flags(parser)
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -219,7 +221,7 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
     except ValueError as exc:  # a limit no server can run with (e.g. --max-frame-bytes 10)
         raise UsageError(str(exc)) from None
     try:
-        await server.start()
+        node = await start_node(server, args)  # the server, or a cluster node (--redis)
     except OSError as exc:
         raise CommandError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
@@ -250,7 +252,7 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
         installed = []
         force = asyncio.Event()
         installed = install_stop_signals(force)
-        closing = asyncio.ensure_future(server.close(graceful=True))
+        closing = asyncio.ensure_future(node.close(graceful=True))
         forcing = asyncio.ensure_future(force.wait())
         try:
             await asyncio.wait({closing, forcing}, return_when=asyncio.FIRST_COMPLETED)
@@ -263,13 +265,13 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             closing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await closing
-            await server.close(graceful=False)
+            await node.close(graceful=False)
         else:
             closing.result()
         logger.info("server stopped")
     except BaseException:
         with contextlib.suppress(Exception):
-            await server.close(graceful=False)
+            await node.close(graceful=False)
         raise
     finally:
         _remove_signals(installed)

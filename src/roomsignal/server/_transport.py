@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
@@ -47,6 +47,9 @@ from roomsignal.server._rooms import (
     internal_error_frame,
 )
 from roomsignal.server._web import WebRoutes
+
+if TYPE_CHECKING:
+    from roomsignal.server._cluster import Cluster
 
 __all__ = ["SignalingServer"]
 
@@ -299,6 +302,8 @@ class SignalingServer:
         self.web = WebRoutes(self.secret, web=web, dev_tokens=dev_tokens, media_dir=media_dir)
         self._refused = 0  # handshakes refused at max_connections since the last log line
         self._refused_logged = -1.0
+        # Set by ``Cluster.start`` (docs/scaling.md): routes joins, relays frames.
+        self.cluster: Cluster | None = None
 
     # --- life cycle -------------------------------------------------------------
 
@@ -418,6 +423,8 @@ class SignalingServer:
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         """``_process_request``, then refuse the handshake with 503 at ``max_connections``."""
         response = _process_request(connection, request)
+        if response is not None and self.cluster is not None and not self.cluster.healthy:
+            return connection.respond(503, "redis unreachable\n")
         cap = self.config.max_connections
         server = self._server
         if response is None and cap and server is not None and len(server.all_connections) >= cap:
@@ -444,6 +451,8 @@ class SignalingServer:
             while True:
                 if join_by is not None and link.closer is None and rooms.has_joined(conn):
                     join_by = None
+                elif join_by is not None and self.cluster and self.cluster.relays(conn):
+                    join_by = None  # joined through the cluster, on the room's home
                 try:
                     if join_by is not None and link.closer is None:
                         async with asyncio.timeout_at(join_by):
@@ -465,6 +474,8 @@ class SignalingServer:
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
                     continue
+                if self.cluster is not None and await self.cluster.on_frame(conn, raw, link):
+                    continue
                 sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)
                 if burst is not None:
@@ -475,6 +486,8 @@ class SignalingServer:
                 await link.pace(1 + self._sent - sent, config.max_fanout_per_second)
         finally:
             self._links.pop(conn, None)
+            if self.cluster is not None:
+                self.cluster.on_disconnect(conn)
             try:
                 self._apply(rooms.disconnect(conn, time.time()))
             except Exception:

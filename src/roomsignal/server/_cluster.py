@@ -1,0 +1,530 @@
+"""N server nodes as one service on Redis (``roomsignal serve --redis URL``).
+
+Each room lives on one node, its home, holding a lease in Redis
+(``_lease``): its ``Rooms`` stays pure and single-threaded, and every rule
+of a room (names, the streaming count, ``seq``, replay, exchanges) is decided
+there. Any node accepts any client: when a connection's ``join`` names a
+room homed elsewhere, this node becomes its *edge* and relays the
+connection's frames to the home over Redis pub/sub and the home's answers
+back (``_relay``). New rooms are placed on the least-loaded live node;
+``max_sessions`` counts the live leases of every node.
+
+One writer task publishes every outgoing relay message in call order (one
+pipeline per batch), so each connection's frames keep their order; one
+reader task handles the node's channel; one beat task renews the node's
+liveness key, its load and its leases, and asks whether the nodes it
+relays with are alive. A dead peer's relayed connections are dropped (the
+edge aborts its clients' sockets, which then reconnect and resume; the home
+detaches the seats, which wait ``resume_window``). Redis unreachable: the
+node says so in its log and ``/healthz`` (503), serves the rooms it homes
+to the clients connected to it, and refuses the rest with close code 1013
+until Redis is back. The design and its bounds: docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from roomsignal.server._denials import Denial, RoomError
+from roomsignal.server._frames import error_frame
+from roomsignal.server._lease import BEAT, PLACE, RELEASE
+from roomsignal.server._relay import (
+    ABORT,
+    CLOSE,
+    FRAME,
+    GONE,
+    OPEN,
+    WRITE,
+    RemoteLink,
+    decode_message,
+    encode_message,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from roomsignal.server._transport import SignalingServer, _Link
+
+__all__ = ["Cluster"]
+
+logger = logging.getLogger("roomsignal.server.cluster")
+
+CLOSE_NODE_LOST = 1012  # "service restart": the client reconnects (and resumes)
+CLOSE_TRY_LATER = 1013  # Redis unreachable: no room can be placed now
+_POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
+
+
+@dataclass(slots=True)
+class _Relay:
+    home: str
+    session_id: str
+
+
+class Cluster:
+    """Run ``server`` as one node of a cluster on the Redis at ``redis_url``.
+
+    ``await cluster.start()`` connects to Redis (raising ``ConnectionError``
+    if it cannot), then starts the server; ``await cluster.close()`` closes
+    the server, gives up this node's leases and stops the cluster's tasks.
+    ``lease`` is a room lease's time to live (seconds; renewed every
+    ``lease / 3``); a dead node's rooms move after at most that. Needs the
+    ``redis`` extra. Not thread-safe: use it from the server's event loop.
+    """
+
+    def __init__(
+        self,
+        server: SignalingServer,
+        redis_url: str,
+        *,
+        node_id: str | None = None,
+        lease: float = 3.0,
+        prefix: str = "roomsignal",
+    ) -> None:
+        if lease <= 0:
+            raise ValueError("lease must be positive")
+        self.server = server
+        self.redis_url = redis_url
+        self.node_id = node_id or secrets.token_hex(6)
+        self.lease = lease
+        self.prefix = prefix
+        self.healthy = False
+        """Whether Redis answered this node's last beat."""
+        self.round_trips = 0
+        """Redis commands sent by this node (scripts and publishes), for benchmarks."""
+        self._redis: Redis | None = None
+        self._relays: dict[int, _Relay] = {}  # edge: conn -> its room's home
+        self._remote: dict[tuple[str, int], int] = {}  # home: (edge, conn) -> virtual conn
+        self._homed: dict[str, float] = {}  # home: room -> when last seen empty (0: in use)
+        # (node, message, encoded), in call order
+        self._outbox: list[tuple[str, dict[str, Any], str]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
+
+    # --- keys --------------------------------------------------------------------
+
+    def _key(self, kind: str, name: str = "") -> str:
+        return f"{self.prefix}:{kind}:{name}" if name else f"{self.prefix}:{kind}"
+
+    # --- life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Redis, start the server and the cluster's tasks."""
+        # the extra: imported only when clustering
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        # A bounded pool that makes callers wait for a connection: a burst of
+        # joins queues its placements instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            self.redis_url,
+            max_connections=_POOL_SIZE,
+            timeout=max(self.lease, 1.0),
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
+        redis: Redis = Redis.from_pool(pool)  # closes the pool on aclose()
+        try:
+            await redis.ping()
+        except Exception as exc:
+            await redis.aclose()
+            raise ConnectionError(f"cannot reach Redis at {self.redis_url}: {exc}") from None
+        self._redis = redis
+        self.server.cluster = self
+        try:
+            await self.server.start()
+        except BaseException:
+            self._redis = None
+            self.server.cluster = None
+            await redis.aclose()
+            raise
+        await self._beat_once()
+        self._place_after = 0.0  # the first beat is no recovery
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run_reader()),
+            loop.create_task(self._run_writer()),
+            loop.create_task(self._run_beats()),
+        ]
+        async with asyncio.timeout(5):
+            await self._subscribed.wait()
+        logger.info("node %s joined the cluster on %s", self.node_id, self.redis_url)
+
+    async def close(self, graceful: bool = True) -> None:
+        """Close the server, give up this node's leases, stop the tasks; idempotent.
+
+        Graceful: the clients this node relays to other homes are closed with
+        1012 first (their rooms go on: they reconnect elsewhere and resume);
+        the rooms homed here end as on a lone server (203, ``sessionClosed``).
+        """
+        if graceful and self.server.is_serving:
+            for conn in list(self._relays):
+                link = self.server._links.get(conn)
+                if link is not None:
+                    link.close(CLOSE_NODE_LOST, "nodeShutdown")
+        await self.server.close(graceful=graceful)
+        redis = self._redis
+        if redis is None:
+            return
+        self._redis = None
+        with contextlib.suppress(Exception):
+            await self._flush(redis)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                keys = [self._key("rooms"), *(self._key("home", s) for s in self._homed)]
+                await redis.eval(RELEASE, len(keys), *keys, self.node_id, self._key("home") + ":")
+                await redis.delete(self._key("node", self.node_id))
+                await redis.hdel(self._key("load"), self.node_id)
+        await redis.aclose()
+        self.server.cluster = None
+        self.healthy = False
+
+    # --- the edge: hooks called by the transport ---------------------------------
+
+    def relays(self, conn: int) -> bool:
+        """Whether ``conn``'s frames go to another node (it joined a room homed there)."""
+        return conn in self._relays
+
+    async def on_frame(self, conn: int, raw: str, link: _Link) -> bool:
+        """Route one frame of a local connection; True if the cluster took it.
+
+        A ``join`` is routed by its token's room: to this node's own rooms
+        (False: the transport handles it), or relayed to the room's home.
+        Other frames of a relayed connection follow its join.
+        """
+        server = self.server
+        if server.rooms.has_joined(conn):
+            return False
+        relay = self._relays.get(conn)
+        join = self._join_session(raw)
+        session_id = None if join is None else join[0]
+        if session_id is None or (relay is not None and relay.session_id == session_id):
+            if relay is None:
+                return False
+            self._send(relay.home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
+            return True
+        if relay is not None:  # a second join, for another room: route it afresh
+            self._send(relay.home, {"k": GONE, "n": self.node_id, "c": conn})
+            del self._relays[conn]
+        if session_id in self._homed:
+            return False
+        if not self.healthy:  # until a beat succeeds again: placing now could split a room
+            link.close(CLOSE_TRY_LATER, "redisUnavailable")
+            return True
+        hold = self._place_after - time.monotonic()
+        if hold > 0:  # Redis just came back: let the homes take their leases back first
+            await asyncio.sleep(hold)
+        logger.debug("placing room %s for connection %d", session_id, conn)
+        try:
+            # bounded: a command caught in a Redis restart may never be answered
+            async with asyncio.timeout(max(self.lease, 1.0)):
+                home = await self._place(session_id)
+        except Exception as exc:
+            logger.warning("cannot place room %s: Redis: %s", session_id, exc)
+            self._set_health(False, exc)
+            link.close(CLOSE_TRY_LATER, "redisUnavailable")
+            return True
+        if not home:  # at max_sessions cluster-wide: refused as the rooms would
+            assert join is not None
+            refusal = RoomError(Denial.TOO_MANY_SESSIONS, sessionId=session_id)
+            data = refusal.data("join")
+            link.write((error_frame(join[1], refusal.code, refusal.message, data),))
+            return True
+        if home == self.node_id:
+            self._homed[session_id] = 0.0
+            return False
+        logger.debug("connection %d relayed to %s for room %s", conn, home, session_id)
+        self._relays[conn] = _Relay(home, session_id)
+        self._send(home, {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id})
+        self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
+        return True
+
+    def on_disconnect(self, conn: int) -> None:
+        """A local connection ended: tell its room's home, if it was relayed."""
+        relay = self._relays.pop(conn, None)
+        if relay is not None:
+            self._send(relay.home, {"k": GONE, "n": self.node_id, "c": conn})
+
+    def _join_session(self, raw: str) -> tuple[str, int | str | None] | None:
+        """The room a ``join`` frame's token names, and the request id.
+
+        None if not a join or its token is not valid (the rooms answer it).
+        """
+        if '"join"' not in raw:
+            return None
+        from roomsignal.tokens import TokenInvalid, verify
+
+        try:
+            frame = json.loads(raw)
+            if frame.get("method") != "join":
+                return None
+            token = frame["params"]["token"]
+            if not isinstance(token, str):
+                return None
+            return verify(token, self.server.secret).sid, frame.get("id")
+        except (ValueError, TypeError, KeyError, AttributeError, TokenInvalid):
+            return None  # the rooms give the exact answer
+
+    async def _place(self, session_id: str) -> str:
+        """The room's home (placing it on the least-loaded node if new).
+
+        "" when the room is new and ``max_sessions`` rooms are live cluster-wide.
+        """
+        redis = self._redis
+        if redis is None:
+            raise ConnectionError("the cluster is closed")
+        home_prefix = self._key("home") + ":"
+        self.round_trips += 1
+        result = await redis.eval(
+            PLACE,
+            3,
+            self._key("home", session_id),
+            self._key("rooms"),
+            self._key("load"),
+            self._key("node") + ":",
+            int(time.time() * 1000),
+            int(self.lease * 1000),
+            self.server.config.max_sessions,
+            home_prefix,
+        )
+        return result.decode() if isinstance(result, bytes) else str(result)
+
+    # --- the home: messages from edges -----------------------------------------------
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["k"]
+        server = self.server
+        if kind in (OPEN, FRAME, GONE):
+            key = (str(message["n"]), int(message["c"]))
+            if kind == OPEN:
+                conn = next(server._conn_ids)
+                server._links[conn] = RemoteLink(self._send, key[0], key[1])
+                self._remote[key] = conn
+                self._homed[str(message["s"])] = 0.0
+            elif kind == FRAME:
+                conn = self._remote.get(key, 0)
+                if conn:
+                    burst = server._on_frame(server.rooms, conn, str(message["r"]))
+                    if burst is not None:
+                        self._spawn(server._stream(server.rooms, conn, burst))
+            else:
+                self._drop_remote(key)
+            return
+        link = server._links.get(int(message["c"]))
+        if link is None or isinstance(link, RemoteLink):
+            return
+        if kind == WRITE:
+            link.write(message["f"])
+        elif kind == CLOSE:
+            link.close(int(message["code"]), str(message["reason"]))
+        elif kind == ABORT:
+            link.abort()
+
+    def _drop_remote(self, key: tuple[str, int]) -> None:
+        conn = self._remote.pop(key, None)
+        if conn is not None:
+            server = self.server
+            server._links.pop(conn, None)
+            server._apply(server.rooms.disconnect(conn, time.time()))
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks_done)
+
+    def _tasks_done(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("relay task failed", exc_info=task.exception())
+
+    # --- peers lost (a dead node, or Redis gone) ---------------------------------------
+
+    def _drop_peer(self, node: str | None) -> None:
+        """Drop every relayed connection with ``node`` (every one when None)."""
+        server = self.server
+        for conn, relay in list(self._relays.items()):
+            if node is None or relay.home == node:
+                del self._relays[conn]
+                link = server._links.get(conn)
+                if link is not None:
+                    link.close(CLOSE_NODE_LOST, "nodeLost")
+        for key in [k for k in self._remote if node is None or k[0] == node]:
+            self._drop_remote(key)
+
+    def _give_up(self, room: str) -> None:
+        """Drop every connection of a room this node no longer homes: they rejoin its home."""
+        self._homed.pop(room, None)
+        server = self.server
+        session = server.rooms._sessions.get(room)
+        for member in list(session.members.values()) if session is not None else ():
+            link = server._links.get(member.conn) if member.conn is not None else None
+            if link is not None:
+                link.abort()
+
+    def _set_health(self, healthy: bool, why: object = None) -> None:
+        if healthy and not self.healthy:
+            # The homes take their leases back within a beat of Redis coming
+            # back (empty after a restart); placing before that could give a
+            # room a second home.
+            self._place_after = time.monotonic() + self.lease
+            logger.warning("Redis reachable: node %s serving the cluster", self.node_id)
+        elif not healthy and self.healthy:
+            logger.error("Redis unreachable (%s): refusing new rooms, /healthz 503", why)
+        self.healthy = healthy
+
+    def _relay_broken(self, why: object) -> None:
+        """Relay messages may have been lost (pub/sub or a publish failed): drop every relay."""
+        self._set_health(False, why)
+        if self._relays or self._remote:
+            logger.warning("the relay through Redis broke: dropping every relayed connection")
+            self._drop_peer(None)
+
+    # --- tasks ----------------------------------------------------------------------
+
+    def _send(self, node: str, message: dict[str, Any]) -> None:
+        self._outbox.append((node, message, encode_message(message)))
+        self._wake.set()
+
+    async def _flush(self, redis: Redis) -> None:
+        batch, self._outbox = self._outbox, []
+        if not batch:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for node, _, data in batch:
+                pipe.publish(self._key("to", node), data)
+            self.round_trips += len(batch)
+            receivers = await pipe.execute()
+        for (node, message, _), count in zip(batch, receivers, strict=True):
+            if count == 0:  # nobody listens on that node's channel: the message is lost
+                self._undelivered(node, message)
+
+    def _undelivered(self, node: str, message: dict[str, Any]) -> None:
+        """A relay message reached no subscriber: end the relayed connection it was for.
+
+        The peer is dead or between subscriptions (Redis just came back); the
+        client reconnects and resumes rather than wait for an answer that
+        will never come.
+        """
+        conn = int(message["c"])
+        if message["k"] in (OPEN, FRAME, GONE):  # we are the edge
+            if self._relays.pop(conn, None) is not None:
+                link = self.server._links.get(conn)
+                if link is not None:
+                    logger.warning("node %s is not listening: closing a relayed client", node)
+                    link.close(CLOSE_NODE_LOST, "nodeLost")
+        else:  # we are the home: the edge is gone
+            self._drop_remote((node, conn))
+
+    async def _run_writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            redis = self._redis
+            if redis is None:
+                return
+            try:
+                async with asyncio.timeout(max(self.lease, 1.0)):
+                    await self._flush(redis)
+            except Exception as exc:
+                self._relay_broken(exc)
+
+    async def _run_reader(self) -> None:
+        delay = 0.05
+        while self._redis is not None:
+            redis = self._redis
+            try:
+                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._key("to", self.node_id))
+                    self._subscribed.set()
+                    delay = 0.05
+                    while True:
+                        item = await pubsub.get_message(timeout=None)
+                        if item is None or item.get("type") != "message":
+                            continue
+                        message = decode_message(item["data"])
+                        if message is None:
+                            logger.warning("ignoring a malformed relay message")
+                            continue
+                        try:
+                            self._on_message(message)
+                        except Exception:
+                            logger.exception("internal error while relaying")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._relay_broken(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.lease / 3)
+
+    async def _run_beats(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            await self._beat_once()
+
+    async def _beat_once(self) -> None:
+        """Renew liveness, load and leases; drop peers that died; release empty rooms."""
+        redis = self._redis
+        if redis is None:
+            return
+        now = time.time()
+        sessions = self.server.rooms._sessions
+        for room in list(self._homed):
+            if room in sessions:
+                self._homed[room] = 0.0
+            elif not self._homed[room]:
+                self._homed[room] = now
+        stale = [r for r, t in self._homed.items() if t and now - t > self.lease]
+        rooms = [r for r in self._homed if r not in stale]
+        peers = sorted({r.home for r in self._relays.values()} | {k[0] for k in self._remote})
+        home_prefix = self._key("home") + ":"
+        keys = [self._key("node", self.node_id), self._key("load"), self._key("rooms")]
+        keys += [home_prefix + r for r in rooms]
+        try:
+            async with asyncio.timeout(self.lease * 2 / 3):  # a busy loop is no outage
+                if stale:
+                    self.round_trips += 1
+                    stale_keys = [self._key("rooms"), *(home_prefix + r for r in stale)]
+                    await redis.eval(
+                        RELEASE, len(stale_keys), *stale_keys, self.node_id, home_prefix
+                    )
+                self.round_trips += 1
+                held, alive = await redis.eval(
+                    BEAT,
+                    len(keys),
+                    *keys,
+                    self.node_id,
+                    int(self.lease * 1000),
+                    len(self.server._links),
+                    int(self.lease * 1000),
+                    int(now * 1000),
+                    home_prefix,
+                    *peers,
+                )
+        except Exception as exc:
+            self._set_health(False, exc)
+            return
+        for room in stale:
+            self._homed.pop(room, None)
+        self._set_health(True)
+        for room, ours in zip(rooms, held, strict=True):
+            if not ours:
+                logger.error("lost the lease of room %s to another node: dropping it", room)
+                self._give_up(room)
+        for peer, up in zip(peers, alive, strict=True):
+            if not up:
+                logger.warning("node %s is gone: dropping its relayed connections", peer)
+                self._drop_peer(peer)
