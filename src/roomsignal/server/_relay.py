@@ -56,7 +56,7 @@ class RemoteLink(_Link):
     def __init__(
         self, send: Callable[[str, dict[str, Any]], None], node: str, remote_conn: int
     ) -> None:
-        super().__init__(cast(Any, None), 0)
+        super().__init__(cast(Any, None), 0, 0.0)  # no socket here: the edge holds it
         self.send = send
         self.node = node
         self.remote_conn = remote_conn
