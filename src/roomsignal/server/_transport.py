@@ -2,9 +2,13 @@
 
 Each connection gets an integer id and a ``_Link``; text frames are parsed
 with the shared codec and handed to ``Rooms``, whose effects are carried out
-here in order. Writes are synchronous (no drain per frame, so one request's
-frames are never interleaved with another's) and go straight to the
-websockets transport, with no queue of our own: a connection whose unsent
+here in order. Writes are synchronous (no drain per frame) and go to the
+websockets transport; the frames of a large fan-out wait in the ``Outbox``
+(``_outbox.py``) only until the loop turn ends, in order per connection,
+and are then written one write per connection, in chunks. A connection's
+handler handles the requests already buffered before it yields (up to
+``_BATCH_FRAMES``), so a sender's burst costs one write per member per
+turn, not one per frame. A connection whose unsent
 output passes ``max_send_queue_bytes`` is closed with 4002 as a slow
 consumer and its seat detached at once (it waits ``resume_window``). Each
 connection's handler paces its reads by the frames its requests made the
@@ -13,7 +17,7 @@ joined within ``join_timeout``, and after a close keeps reading (and
 ignoring) frames so the peer's close frame is seen at once. Handshakes over
 ``max_connections`` get HTTP 503. One task owned by the server sleeps until
 the rooms' next deadline; each close or eviction is a task owned by its
-connection's handler (awaited in ``_Link.finish``).
+connection's handler (awaited in ``Link.finish``).
 """
 
 from __future__ import annotations
