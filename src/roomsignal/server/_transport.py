@@ -359,6 +359,7 @@ class SignalingServer:
                     continue
                 sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)
+                raw = ""  # not kept while idle (a join frame's token: 0.4 KiB a seat)
                 if burst is not None:
                     try:
                         await self._stream(rooms, conn, burst)
