@@ -50,8 +50,9 @@ def _cork() -> None:
     """An experiment, not a change: write each connection's frames once per loop turn.
 
     Replaces ``_Link.write`` in this (profiled) server process only, so that
-    docs/benchmarks.md can say what coalescing writes would save; the real
-    change would also have to flush before a close or an abort.
+    docs/benchmarks.md can say what coalescing writes would save. The server
+    now does this itself (``server/_outbox.py``), so on the current server
+    ``--cork`` measures nothing more; it is kept to reproduce the old figures.
     """
     from roomsignal.server import _transport
 

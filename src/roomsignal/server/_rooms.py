@@ -354,7 +354,13 @@ class Rooms(ExchangeRules, ChatRules):
             metadata_bytes=metadata_bytes,
             conn=conn,
         )
-        others = list(session.members.values())
+        # Every member so far (a view, not a copy: nothing more grows with N).
+        out.notify(
+            session.members.values(),
+            ParticipantJoinedNotification(
+                params=ParticipantJoinedParams(seq=0, participant=member.wire())
+            ),
+        )
         session.members[member.id] = member
         session.names[member.name] = member
         if member.type in STREAMING_TYPES:
@@ -363,12 +369,6 @@ class Rooms(ExchangeRules, ChatRules):
         self._members[member.id] = member
         self._secrets[member.secret] = member
         self._conns[conn] = member
-        out.notify(
-            others,
-            ParticipantJoinedNotification(
-                params=ParticipantJoinedParams(seq=0, participant=member.wire())
-            ),
-        )
         logger.info(
             "participant %s (%r, %s) joined session %s",
             member.id,
@@ -386,7 +386,7 @@ class Rooms(ExchangeRules, ChatRules):
             participant_secret=member.secret,
             participant_type=member.type,
             roles=list(member.roles),
-            participants=[m.wire() for m in others(session, member)],
+            participants=[m.wire() for m in session.members.values() if m is not member],
             sync_state=session.sync_state,
             seq=member.seq,
             resumed=resumed,

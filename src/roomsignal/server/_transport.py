@@ -2,9 +2,13 @@
 
 Each connection gets an integer id and a ``_Link``; text frames are parsed
 with the shared codec and handed to ``Rooms``, whose effects are carried out
-here in order. Writes are synchronous (no drain per frame, so one request's
-frames are never interleaved with another's) and go straight to the
-websockets transport, with no queue of our own: a connection whose unsent
+here in order. Writes are synchronous (no drain per frame) and go to the
+websockets transport; the frames of a large fan-out wait in the ``Outbox``
+(``_outbox.py``) only until the loop turn ends, in order per connection,
+and are then written one write per connection, in chunks. A connection's
+handler handles the requests already buffered before it yields (up to
+``_BATCH_FRAMES``), so a sender's burst costs one write per member per
+turn, not one per frame. A connection whose unsent
 output passes ``max_send_queue_bytes`` is closed with 4002 as a slow
 consumer and its seat detached at once (it waits ``resume_window``). Each
 connection's handler paces its reads by the frames its requests made the
@@ -13,7 +17,7 @@ joined within ``join_timeout``, and after a close keeps reading (and
 ignoring) frames so the peer's close frame is seen at once. Handshakes over
 ``max_connections`` get HTTP 503. One task owned by the server sleeps until
 the rooms' next deadline; each close or eviction is a task owned by its
-connection's handler (awaited in ``_Link.finish``).
+connection's handler (awaited in ``Link.finish``).
 """
 
 from __future__ import annotations
@@ -24,19 +28,19 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from roomsignal.protocol import SUBPROTOCOL
 from roomsignal.server._config import ServerConfig
 from roomsignal.server._frames import BadFrame, parse_request
+from roomsignal.server._outbox import YIELD_AFTER, Link, Outbox
 from roomsignal.server._rooms import (
     Abort,
     Burst,
@@ -58,8 +62,9 @@ logger = logging.getLogger("roomsignal.server")
 _BURST_CHUNK = 512
 _CLOSE_UNSUPPORTED = 1003
 _CLOSE_POLICY = 1008
-CLOSE_SLOW = 4002
-_YIELD_AFTER = 32  # frames written for one request past which its handler yields
+_YIELD_AFTER = YIELD_AFTER  # effects of one event past which its frames go through the outbox
+_BATCH_FRAMES = 4096  # frames a handler makes, over requests already buffered, before it yields
+_HIGH_FRAMES = 8192  # frames held in the outbox past which handlers stop reading
 
 
 def _select_subprotocol(
@@ -80,124 +85,7 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
     return None
 
 
-class _Link:
-    """One connection as the transport sees it: write, close, abort, pace."""
-
-    __slots__ = ("aborted", "close_timeout", "closer", "limit", "slow", "tokens", "updated", "ws")
-
-    def __init__(self, ws: ServerConnection, limit: int, close_timeout: float) -> None:
-        self.ws = ws
-        self.limit = limit
-        self.close_timeout = close_timeout
-        self.closer: asyncio.Task[None] | None = None
-        # Set by ``abort``: frames already received after it are never handled.
-        self.aborted = False
-        # Set when its unsent output passed ``limit``: closed with 4002.
-        self.slow = False
-        # The fan-out token bucket (``max_fanout_per_second``).
-        self.tokens = 0.0
-        self.updated = 0.0
-
-    @property
-    def alive(self) -> bool:
-        return self.ws.protocol.state is State.OPEN and not self.ws.transport.is_closing()
-
-    def write(self, frames: Iterable[str]) -> None:
-        """Queue text frames for writing now, in order; dropped if the link is not open.
-
-        Once the transport holds more than ``limit`` unsent bytes the link is
-        closed with 4002 (``slow``) and ``slow`` is set; nothing more is written.
-        """
-        if self.slow or not self.alive:
-            return
-        ws = self.ws
-        try:
-            protocol = ws.protocol
-            for frame in frames:
-                protocol.send_text(frame.encode())
-            data = protocol.data_to_send()
-            if all(data):
-                # One write (one send() syscall) for the lot, not one per frame.
-                ws.transport.write(b"".join(data))
-            else:  # an end-of-stream marker is pending: let websockets handle it
-                for chunk in data:
-                    if chunk:
-                        ws.transport.write(chunk)
-                    elif ws.transport.can_write_eof():
-                        ws.transport.write_eof()
-                    else:
-                        ws.transport.close()
-        except Exception:
-            logger.debug("write failed", exc_info=True)
-            return
-        if ws.transport.get_write_buffer_size() > self.limit:
-            logger.warning("closing a slow consumer (%s) with 4002", ws.remote_address)
-            self.evict()
-
-    def evict(self) -> None:
-        """Queue a 4002 close frame behind what is unsent; abort if not closed in time.
-
-        Not ``ws.close()``: that would wait for the full queue to drain
-        before its own timeout starts.
-        """
-        self.slow = True
-        ws = self.ws
-        try:
-            ws.protocol.send_close(CLOSE_SLOW, "slow")
-            for chunk in ws.protocol.data_to_send():
-                if chunk:
-                    ws.transport.write(chunk)
-        except Exception:
-            logger.debug("could not queue the 4002 close frame", exc_info=True)
-        if self.closer is None:
-            self.closer = asyncio.get_running_loop().create_task(self._abort_after_timeout())
-
-    async def _abort_after_timeout(self) -> None:
-        try:
-            async with asyncio.timeout(self.close_timeout):
-                await self.ws.wait_closed()
-        except TimeoutError:
-            self.abort()
-
-    def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake (once); ``finish`` awaits it."""
-        if self.closer is None:
-            self.closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
-
-    def abort(self) -> None:
-        """Drop the TCP connection with no close frame; later frames are not handled."""
-        self.aborted = True
-        self.ws.transport.abort()
-
-    async def drain(self) -> None:
-        """Wait until the write buffer is below its limit, then let others run."""
-        with contextlib.suppress(Exception):
-            await self.ws.drain()
-        await asyncio.sleep(0)
-
-    async def pace(self, cost: int, rate: int) -> None:
-        """Charge ``cost`` frames to the token bucket; sleep (not reading) while in debt.
-
-        The bucket holds at most a tenth of a second of ``rate``; a sender
-        that makes the server write more than ``rate`` frames a second is
-        not read until it is back in credit, so TCP backpressure reaches it.
-        """
-        if cost > _YIELD_AFTER:
-            await asyncio.sleep(0)  # a large fan-out: let other connections run
-        if rate <= 0:
-            return
-        now = asyncio.get_running_loop().time()
-        capacity = max(rate / 10, _YIELD_AFTER)
-        self.tokens = min(capacity, self.tokens + (now - self.updated) * rate) - cost
-        self.updated = now
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / rate)
-
-    async def finish(self) -> None:
-        """Await the closing handshake started by ``close``, if any."""
-        if self.closer is not None:
-            with contextlib.suppress(Exception):
-                await self.closer
+_Link = Link  # the name benchmarks/profile_server.py patches
 
 
 class SignalingServer:
@@ -298,6 +186,7 @@ class SignalingServer:
         self._closing = False
         self._sent = 0  # frames written, for pacing each sender's fan-out
         self._slow: list[int] = []  # connections closed as slow, seats not yet detached
+        self._outbox = Outbox(self._write_now, self._evict_slow)  # large fan-outs (_outbox.py)
         # Plain HTTP beside the endpoint: the page, /dev/token, /media (docs/web.md).
         self.web = WebRoutes(self.secret, web=web, dev_tokens=dev_tokens, media_dir=media_dir)
         self._refused = 0  # handshakes refused at max_connections since the last log line
@@ -340,6 +229,7 @@ class SignalingServer:
         if self._server is not None:
             raise RuntimeError("the server is already running")
         self._rooms = Rooms(self.secret, self.config)
+        self._outbox = Outbox(self._write_now, self._evict_slow)
         self._closing = False
         self._wake = asyncio.Event()
         self._armed = None
@@ -378,6 +268,7 @@ class SignalingServer:
             self._closing = True
             if graceful:
                 self._apply(rooms.shutdown())
+                self._outbox.flush_all()
                 for link in list(self._links.values()):
                     link.close(1000, "serverShutdown")
                 server.close(close_connections=True, code=1000, reason="serverShutdown")
@@ -447,6 +338,7 @@ class SignalingServer:
         link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
+        batch = 0  # frames made since this handler last yielded
         try:
             while True:
                 if join_by is not None and link.closer is None and rooms.has_joined(conn):
@@ -478,12 +370,22 @@ class SignalingServer:
                     continue
                 sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)
+                raw = ""  # not kept while idle (a join frame's token: 0.4 KiB a seat)
                 if burst is not None:
                     try:
                         await self._stream(rooms, conn, burst)
                     except Exception:
                         logger.exception("internal error while streaming a burst")
-                await link.pace(1 + self._sent - sent, config.max_fanout_per_second)
+                # Requests already buffered are handled before yielding (their
+                # frames to one connection then go out in one write), up to
+                # _BATCH_FRAMES; reading stops while the outbox is full.
+                cost = 1 + self._sent - sent
+                batch += cost
+                outbox = self._outbox
+                if batch > _BATCH_FRAMES or outbox.frames > _HIGH_FRAMES:
+                    batch = 0
+                    await outbox.settle(_HIGH_FRAMES)
+                await link.pace(cost, config.max_fanout_per_second)
         finally:
             self._links.pop(conn, None)
             if self.cluster is not None:
@@ -510,11 +412,23 @@ class SignalingServer:
                 self._write(conn, internal_error_frame(request.id, request.method))
             return None
 
-    def _write(self, conn: int, frame: str) -> None:
+    def _write(self, conn: int, frame: str, direct: bool = True) -> None:
+        """Write ``frame`` now, or (not ``direct``, or behind held frames) hold it in the outbox."""
         link = self._links.get(conn)
         if link is not None:
             self._sent += 1
+            if not direct or conn in self._outbox:
+                self._outbox.add(conn, frame)
+                return
             link.write((frame,))
+            if link.slow:
+                self._slow.append(conn)
+
+    def _write_now(self, conn: int, frames: list[str]) -> None:
+        """The outbox's writer: one write for what ``conn`` held."""
+        link = self._links.get(conn)
+        if link is not None:
+            link.write(frames)
             if link.slow:
                 self._slow.append(conn)
 
@@ -532,10 +446,13 @@ class SignalingServer:
     def _apply(self, effects: list[Effect]) -> Burst | None:
         """Carry out effects in order; returns the burst to stream, if any."""
         burst = None
+        # A large fan-out goes through the outbox, in chunks; a small answer at once.
+        direct = len(effects) <= _YIELD_AFTER
         for effect in effects:
             if isinstance(effect, Send):
-                self._write(effect.conn, effect.frame)
+                self._write(effect.conn, effect.frame, direct)
                 continue
+            self._outbox.flush_conn(effect.conn)  # its frames go before a close or abort
             link = self._links.get(effect.conn)
             if isinstance(effect, Burst):
                 burst = effect
@@ -564,11 +481,12 @@ class SignalingServer:
             if not frames:
                 return
             link = self._links.get(target) if target is not None else None
-            if link is not None:
+            if link is not None and target is not None:
+                self._outbox.flush_conn(target)
                 # Not counted for pacing: bursts are a simulation facility
                 # (benchmarks stream 10**5 of them), paced by drain instead.
                 link.write(frames)
-                if link.slow and target is not None:
+                if link.slow:
                     self._slow.append(target)
                     self._evict_slow()
             if target != conn or link is None or not link.alive:
