@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.client._compact import compact
 from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest, resolved
 from roomsignal.errors import ProtocolError, SessionError, make_error
 from roomsignal.protocol import (
@@ -319,7 +320,7 @@ class ClientCore(Generic[W]):
         else:
             self.last_seq = result.seq
             self.replayed = 0
-            self.participants = {p.participant_id: p for p in result.participants}
+            self.participants = {p.participant_id: compact(p) for p in result.participants}
             # Who was there at the join: later arrivals come as participant_joined.
             self.join_snapshot = list(result.participants)
         self.session_id = result.session_id
@@ -398,7 +399,7 @@ class ClientCore(Generic[W]):
     def _on_participant_joined(self, params: ParticipantJoinedParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):
             return None
-        self.participants[params.participant.participant_id] = params.participant
+        self.participants[params.participant.participant_id] = compact(params.participant)
         return "participant_joined", params
 
     def _on_participant_left(self, params: ParticipantLeftParams, now: float) -> Emit | None:
@@ -434,7 +435,9 @@ class ClientCore(Generic[W]):
     def _set_streams(self, participant_id: str, streams: Streams | None) -> None:
         participant = self.participants.get(participant_id)
         if participant is not None:
-            self.participants[participant_id] = participant.model_copy(update={"streams": streams})
+            self.participants[participant_id] = compact(
+                participant.model_copy(update={"streams": streams})
+            )
 
     def _on_sync_data(self, params: SyncDataParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):

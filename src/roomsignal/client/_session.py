@@ -48,6 +48,7 @@ from roomsignal.client._events import (
     SessionEnded,
     SessionState,
 )
+from roomsignal.client._flag import Flag
 from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
@@ -73,6 +74,11 @@ __all__ = ["RequestTimeoutError", "Session"]
 logger = logging.getLogger("roomsignal.client")
 
 _DEFAULT_POLICY = ReconnectPolicy()
+_CONNECT_OPTIONS: dict[str, Any] = {
+    "subprotocols": [Subprotocol(SUBPROTOCOL)],
+    "proxy": None,
+    "create_connection": DirectConnection,
+}
 _now = time.time
 
 
@@ -154,17 +160,16 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._kept: Kept | None = None  # what we publish, what restore owns (_restore.py)
         self._token = token
         self._token_provider = token_provider
-        self._connect_options: dict[str, Any] = {
-            "subprotocols": [Subprotocol(SUBPROTOCOL)],
-            "compression": compression,
-            "open_timeout": open_timeout,
-            "close_timeout": close_timeout,
-            "ping_interval": ping_interval,
-            "ping_timeout": ping_timeout,
-            "max_size": max_size,
-            "proxy": None,
-            "create_connection": DirectConnection,
-        }
+        # What connect() passes websockets beside the fixed _CONNECT_OPTIONS (a tuple:
+        # a dict per session would cost 0.3 KiB more).
+        self._connect_options = (
+            compression,
+            open_timeout,
+            close_timeout,
+            ping_interval,
+            ping_timeout,
+            max_size,
+        )
         self._close_timeout = close_timeout
         self._hub = ListenerHub(max_queued_events)
         self._hub.on_pressure = self._on_pressure
@@ -173,7 +178,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._hub.error_hook = on_listener_error
         self._hub.strict = strict_listeners
         self._state = SessionState.IDLE
-        self._joined = asyncio.Event()
+        self._joined = Flag()
         self._ws: DirectConnection | None = None
         self._reader: asyncio.Task[Closed] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -347,9 +352,11 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._joined.set()
         self._connected_at = self._loop_time()
         self._progress_mark = self._core.last_seq
-        self._supervisor = asyncio.get_running_loop().create_task(
-            self._supervise(), name="roomsignal-supervisor"
-        )
+        reader = self._reader
+        if reader is None or reader.done():
+            self._start_supervisor()
+        else:  # no supervisor task while the first connection lasts (memory per session)
+            reader.add_done_callback(self._start_supervisor)
         core = self._core
         assert core.participant_id is not None and core.session_id is not None
         self._hub.emit(
@@ -360,6 +367,13 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 participants=core.join_snapshot,
             ),
         )
+
+    def _start_supervisor(self, _reader: object = None) -> None:
+        """Start the supervisor (once the session is joined and not closing)."""
+        if self._supervisor is None and not self._closing:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name="roomsignal-supervisor"
+            )
 
     async def _abandon_connect(self, *, join_in_flight: bool = False) -> None:
         ws, reader = self._ws, self._reader
@@ -585,7 +599,19 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             # Listeners are behind: a new connection would only be held unread.
             await unpressed.wait()
         try:
-            ws = await connect(self.url, **self._connect_options)
+            compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size = (
+                self._connect_options
+            )
+            ws = await connect(
+                self.url,
+                compression=compression,
+                open_timeout=open_timeout,
+                close_timeout=close_timeout,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                max_size=max_size,
+                **_CONNECT_OPTIONS,
+            )
         except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
