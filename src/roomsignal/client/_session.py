@@ -18,7 +18,14 @@ and the life cycle (connect with its first-connect retries, close,
 teardown, ``wait_closed``) shares its state with the request machinery and
 the reader; what splits off cleanly has (listeners, requests, supervision,
 restore after a reset: the mixins). The next split would be the
-connection half (dialling, reader, ``_on_frame``) into its own mixin.
+connection half (dialling, reader, ``_on_frame``) into its own mixin, and
+the request machinery (``_call``, ``_request_now``, ``_request_on``) into
+another; the hot path of a request (``_request_now``, issue 14) is kept
+next to the slow one it must agree with.
+
+The supervisor task is started only when the first connection ends (a
+done callback of its reader): one task less per session while nothing
+goes wrong (see docs/benchmarks.md, memory per joined session).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -88,6 +96,18 @@ class RequestTimeoutError(SessionStateError, TimeoutError):
 
 class _NotSent(Exception):
     """The connection closed before a request could be written: it was not sent."""
+
+
+class _Expired(Exception):
+    """A request's deadline passed before its answer came (``_request_now``)."""
+
+
+_SMALL_FRAME = 16 * 1024
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 class Session(ListenerMethods, RequestMethods, Restore, Supervision):
@@ -480,6 +500,19 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         """Send a request once joined (waiting for a rejoin if need be) and await its result."""
         if self._state in (SessionState.IDLE, SessionState.CLOSED):
             raise self._not_connected(method)
+        ws = self._ws
+        if (
+            ws is not None
+            and self._state is SessionState.JOINED
+            and self._joined.is_set()
+            and ws.protocol.state is OPEN
+            and ws.transport is not None
+            and not ws.transport.get_write_buffer_size()
+        ):
+            try:
+                return await self._request_now(ws, method, build)
+            except _NotSent:
+                pass  # nothing was sent, at once: wait for the rejoin as below
         try:
             async with asyncio.timeout(self.request_timeout):
                 while True:
@@ -500,6 +533,43 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             if isinstance(exc, SessionErrorException):
                 raise
             raise self._timeout(method) from None
+
+    async def _request_now(
+        self, ws: ClientConnection, method: str, build: Callable[[int], Model | str]
+    ) -> dict[str, Any]:
+        """``_call`` on an open connection whose write buffer is empty: the hot path.
+
+        The deadline is a ``call_later`` that fails the answer's future (3 µs
+        less per request than ``asyncio.timeout``, see docs/benchmarks.md).
+        A frame of at most ``_SMALL_FRAME`` bytes onto an empty write buffer
+        cannot wait in ``send`` (websockets drains above its 32 KiB write
+        limit); a larger one is sent under ``asyncio.timeout_at`` the same
+        deadline. Raises ``_NotSent`` if the connection closed first.
+        """
+        loop = ws.loop
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        request_id, frame = self._core.request(method, build, future)
+        expiry = loop.call_later(self.request_timeout, _expire, future)
+        try:
+            try:
+                if len(frame) <= _SMALL_FRAME:
+                    await ws.send(frame)
+                else:
+                    async with asyncio.timeout_at(expiry.when()):
+                        await ws.send(frame)
+            except ConnectionClosed:
+                raise _NotSent from None
+            except TimeoutError:
+                raise self._timeout(method) from None
+            try:
+                return await future
+            except _Expired:
+                raise self._timeout(method) from None
+        finally:
+            expiry.cancel()
+            self._core.forget(request_id)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved, also when our caller was cancelled
 
     async def _request_on(
         self,
