@@ -532,3 +532,25 @@ def test_participants_share_fields_sets_and_keep_their_values() -> None:
     assert one.model_fields_set == {"participant_id", "name", "participant_type", "roles"}
     assert "streams" in copied.model_fields_set
     assert one.model_dump(exclude_unset=True) == raw
+
+
+async def test_flag_wakes_every_waiter_even_if_cleared_at_once() -> None:
+    import asyncio
+
+    from roomsignal.client._flag import Flag
+
+    flag = Flag()
+    waiters = [asyncio.ensure_future(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    flag.clear()  # as a failed connect does: wake them, they look at the state
+    await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    assert not flag.is_set()
+    cancelled = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert flag._waiters == []  # a cancelled wait leaves nothing behind
+    flag.set()
+    await asyncio.wait_for(flag.wait(), 5)  # set: returns at once
