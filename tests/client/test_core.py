@@ -504,3 +504,53 @@ def test_bounds_must_be_positive() -> None:
         ClientCore(max_seq_jump=0)
     with pytest.raises(ValueError, match="max_queue"):
         Session("ws://127.0.0.1:1", token="t", name="x", max_queued_events=0)
+
+
+@given(st.integers(min_value=0, max_value=2**53))
+def test_ping_frame_is_the_encoded_ping_request(request_id: int) -> None:
+    from roomsignal.client._core import ping_frame
+    from roomsignal.protocol import encode
+
+    assert ping_frame(request_id) == encode(PingRequest(id=request_id))
+
+
+def test_participants_share_fields_sets_and_keep_their_values() -> None:
+    from roomsignal.client._compact import compact
+    from roomsignal.protocol import Participant
+
+    raw = {"participantId": "p1", "name": "a", "participantType": "full", "roles": ["publisher"]}
+    one = compact(Participant.model_validate(raw))
+    two = compact(Participant.model_validate({**raw, "participantId": "p2", "extraField": 1}))
+    three = compact(Participant.model_validate({**raw, "participantId": "p3"}))
+    assert one.model_fields_set is three.model_fields_set
+    assert one.model_fields_set == {"participant_id", "name", "participant_type", "roles"}
+    assert two.model_extra == {"extraField": 1}
+    assert one.participant_type is three.participant_type
+    assert one.roles == ["publisher"] and one.roles is not three.roles
+    copied = compact(one.model_copy(update={"streams": None, "name": "b"}))
+    assert copied.name == "b" and one.name == "a"
+    assert one.model_fields_set == {"participant_id", "name", "participant_type", "roles"}
+    assert "streams" in copied.model_fields_set
+    assert one.model_dump(exclude_unset=True) == raw
+
+
+async def test_flag_wakes_every_waiter_even_if_cleared_at_once() -> None:
+    import asyncio
+
+    from roomsignal.client._flag import Flag
+
+    flag = Flag()
+    waiters = [asyncio.ensure_future(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    flag.clear()  # as a failed connect does: wake them, they look at the state
+    await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    assert not flag.is_set()
+    cancelled = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert flag._waiters == []  # a cancelled wait leaves nothing behind
+    flag.set()
+    await asyncio.wait_for(flag.wait(), 5)  # set: returns at once

@@ -78,6 +78,18 @@ async def test_request_timeout_is_a_client_error(
     assert isinstance(await session.ping(), float)
 
 
+async def test_request_timeout_of_a_large_frame(proxy: Proxy, make_session: SessionFactory) -> None:
+    # A frame over 16 KiB is sent under the deadline too (the other branch of the hot path).
+    session = make_session(url=proxy.url, request_timeout=0.2)
+    await session.connect()
+    proxy.pause()
+    with pytest.raises(RequestTimeoutError) as info:
+        await session.send_message("x" * 20_000)
+    assert (info.value.error.code, info.value.error.method) == (902, "sendMessage")
+    proxy.resume()
+    assert isinstance(await session.ping(), float)
+
+
 async def test_cancelling_a_call_cancels_only_that_call(
     proxy: Proxy, make_session: SessionFactory
 ) -> None:

@@ -141,6 +141,11 @@ class DirectConnection(ClientConnection):
     messages queued for ``recv()``; the reader calls ``took()`` after each.
     """
 
+    # Our own state in slots: websockets' connection already fills an instance
+    # dict past the size at which CPython stops sharing its keys, and every
+    # attribute added to it after that regrows the whole table (1.5 KiB).
+    __slots__ = ("_feed_websockets", "_fragment", "_held", "_splitter", "backlog", "on_frame")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_frame: Callable[[str | bytes], None] | None = None
@@ -156,8 +161,14 @@ class DirectConnection(ClientConnection):
         """Set up as websockets does, then route its read pauses through ``_hold``."""
         super().connection_made(transport)
         messages = self.recv_messages
-        messages.pause = lambda: self._hold(_HELD_BY_WEBSOCKETS, True)
-        messages.resume = lambda: self._hold(_HELD_BY_WEBSOCKETS, False)
+        messages.pause = self._pause_by_websockets  # bound methods: smaller than lambdas
+        messages.resume = self._resume_by_websockets
+
+    def _pause_by_websockets(self) -> None:
+        self._hold(_HELD_BY_WEBSOCKETS, True)
+
+    def _resume_by_websockets(self) -> None:
+        self._hold(_HELD_BY_WEBSOCKETS, False)
 
     def hold_reading(self, hold: bool) -> None:
         """Stop (or start again) reading from the socket for the session's sake."""

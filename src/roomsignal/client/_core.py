@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from roomsignal.catalog import ErrorCode, lookup
+from roomsignal.client._compact import compact
 from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest, resolved
 from roomsignal.errors import ProtocolError, SessionError, make_error
 from roomsignal.protocol import (
@@ -182,11 +183,18 @@ class ClientCore(Generic[W]):
 
     # -- requests -----------------------------------------------------------------
 
-    def request(self, method: str, build: Callable[[int], Model], waiter: W) -> tuple[int, str]:
-        """A new request id and its frame; ``waiter`` is what its answer settles."""
+    def request(
+        self, method: str, build: Callable[[int], Model | str], waiter: W
+    ) -> tuple[int, str]:
+        """A new request id and its frame; ``waiter`` is what its answer settles.
+
+        ``build`` makes the request's model, or its frame already encoded
+        (``ping_frame``: the hot path of ``ping()``).
+        """
         request_id = next(self._ids)
         self._pending[request_id] = (method, waiter)
-        return request_id, encode(build(request_id))
+        built = build(request_id)
+        return request_id, built if type(built) is str else encode(built)  # type: ignore[arg-type]
 
     def frame(self, build: Callable[[int], Model]) -> str:
         """A request frame with a fresh id that nobody waits for (a parting ``leave``)."""
@@ -319,7 +327,7 @@ class ClientCore(Generic[W]):
         else:
             self.last_seq = result.seq
             self.replayed = 0
-            self.participants = {p.participant_id: p for p in result.participants}
+            self.participants = {p.participant_id: compact(p) for p in result.participants}
             # Who was there at the join: later arrivals come as participant_joined.
             self.join_snapshot = list(result.participants)
         self.session_id = result.session_id
@@ -398,7 +406,7 @@ class ClientCore(Generic[W]):
     def _on_participant_joined(self, params: ParticipantJoinedParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):
             return None
-        self.participants[params.participant.participant_id] = params.participant
+        self.participants[params.participant.participant_id] = compact(params.participant)
         return "participant_joined", params
 
     def _on_participant_left(self, params: ParticipantLeftParams, now: float) -> Emit | None:
@@ -434,7 +442,9 @@ class ClientCore(Generic[W]):
     def _set_streams(self, participant_id: str, streams: Streams | None) -> None:
         participant = self.participants.get(participant_id)
         if participant is not None:
-            self.participants[participant_id] = participant.model_copy(update={"streams": streams})
+            self.participants[participant_id] = compact(
+                participant.model_copy(update={"streams": streams})
+            )
 
     def _on_sync_data(self, params: SyncDataParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):
@@ -455,6 +465,15 @@ class ClientCore(Generic[W]):
         self.final = (None, f"the session was closed: {params.reason}")
         self.closed_by = params
         return "session_closed", params
+
+
+def ping_frame(request_id: int) -> str:
+    """``encode(PingRequest(id=request_id))``, without the model (4 µs less per ping)."""
+    return _PING_HEAD + str(request_id) + _PING_TAIL
+
+
+_PING_HEAD = '{"jsonrpc":"2.0","id":'
+_PING_TAIL = ',"method":"ping","params":{}}'
 
 
 def _method_of(frame: str | bytes) -> str | None:

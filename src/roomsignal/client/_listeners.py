@@ -92,8 +92,7 @@ class _Worker:
             self.task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"roomsignal-listener-{self.event}"
             )
-            self.hub._tasks.add(self.task)
-            self.task.add_done_callback(self.hub._tasks.discard)
+            self.hub._track(self.task)
 
     async def _run(self) -> None:
         inbox = self.inbox
@@ -197,13 +196,15 @@ class ListenerHub:
         self.max_queue = max_queue
         self.low_water = max_queue // 4
         self.on_pressure: Callable[[bool], None] | None = None
-        self._pressed: set[int] = set()  # ids of the queues at their bound
+        # Ids of the queues at their bound, and the tasks the hub owns: dicts used as
+        # sets (an empty dict is 64 bytes, an empty set 216; there is a hub per session).
+        self._pressed: dict[int, None] = {}
         self._workers: dict[str, dict[Listener, _Worker]] = {}
         # What ``emit`` calls for each event, rebuilt whenever registrations change.
         self._sinks: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._streams: dict[str, weakref.WeakSet[ErrorStream[Any]]] = {}
         self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future[Any]]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], None] = {}
         self.error_hook: ListenerErrorHook | None = None
         self.strict = False
         self.failures = 0
@@ -265,14 +266,14 @@ class ListenerHub:
 
     def _press(self, key: int) -> None:
         first = not self._pressed
-        self._pressed.add(key)
+        self._pressed[key] = None
         if first:
             logger.debug("a listener queue reached %d events: pausing reads", self.max_queue)
             self._signal(True)
 
     def _release(self, key: int) -> None:
         if key in self._pressed:
-            self._pressed.discard(key)
+            del self._pressed[key]
             if not self._pressed:
                 logger.debug("listener queues drained: resuming reads")
                 self._signal(False)
@@ -342,8 +343,13 @@ class ListenerHub:
                 logger.exception("on_listener_error hook raised")
 
         task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(task)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Own ``task`` until it is done (``aclose`` awaits what is left)."""
+        tasks = self._tasks
+        tasks[task] = None
+        task.add_done_callback(lambda done: tasks.pop(done, None))
 
     # -- shutdown ---------------------------------------------------------------
 

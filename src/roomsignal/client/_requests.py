@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from roomsignal.catalog import ErrorCode
+from roomsignal.client._core import ping_frame
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import (
     CloseSessionParams,
@@ -20,7 +21,6 @@ from roomsignal.protocol import (
     IceCandidateParams,
     IceCandidateRequest,
     Model,
-    PingRequest,
     PingResult,
     PublishParams,
     PublishRequest,
@@ -56,7 +56,9 @@ class RequestMethods:
 
     if TYPE_CHECKING:
 
-        async def _call(self, method: str, build: Callable[[int], Model]) -> dict[str, Any]: ...
+        async def _call(
+            self, method: str, build: Callable[[int], Model | str]
+        ) -> dict[str, Any]: ...
 
         _kept: Kept | None
 
@@ -176,7 +178,10 @@ class RequestMethods:
 
     async def ping(self) -> float:
         """One round trip; returns the server's time (Unix seconds)."""
-        result = await self._call("ping", lambda i: PingRequest(id=i))
+        result = await self._call("ping", ping_frame)
+        server_time = result.get("serverTime") if type(result) is dict else None
+        if type(server_time) is float and len(result) == 1:
+            return server_time  # what PingResult would give, 1.4 µs sooner
         return self._result(PingResult, result, "ping").server_time
 
     async def simulate_scenario(self, scenario: str, **params: Any) -> None:

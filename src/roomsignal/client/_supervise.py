@@ -25,6 +25,7 @@ from roomsignal.client._events import (
     SessionEnded,
     SessionState,
 )
+from roomsignal.client._flag import Flag
 from roomsignal.client._listeners import ListenerHub
 from roomsignal.client._restore import Restored
 from roomsignal.errors import SessionErrorException
@@ -68,7 +69,7 @@ class Supervision:
     _core: ClientCore[asyncio.Future[dict[str, Any]]]
     _hub: ListenerHub
     _state: SessionState
-    _joined: asyncio.Event
+    _joined: Flag
     _closing: bool
     _reader: asyncio.Task[Closed] | None
     _token: str
