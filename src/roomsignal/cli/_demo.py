@@ -7,6 +7,10 @@ and sync playback; then they provoke every code of docs/protocol.md section 3
 under its real condition (201 through ``simulateScenario internalError``).
 Each error is printed as the bot's ``on_session_error`` listener receives
 it; a summary table follows. Exit status 0 only if all 15 codes were seen.
+
+Over 600 lines on purpose: the demo is a script of scenes, one function per
+error code's real condition, read top to bottom like the output it prints;
+``--media`` and ``--web`` live in ``_demo_media.py`` and ``_demo_web.py``.
 """
 
 from __future__ import annotations

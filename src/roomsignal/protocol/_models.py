@@ -5,6 +5,11 @@ fields are kept (``extra="allow"``) for forward compatibility. Request params
 are strict about JSON types (a string where a bool belongs is ``-32602``);
 values the room judges (``participantType``, ids, token content) stay plain.
 Frames from the server are parsed leniently, as a client should.
+
+Over 600 lines on purpose: one model per frame of the protocol, in the order
+of docs/protocol.md sections 5 and 6, so that a field is found by its wire
+name in one place; splitting requests from notifications would cut the
+shared params (``Participant``, ``Streams``) away from both.
 """
 
 from __future__ import annotations
