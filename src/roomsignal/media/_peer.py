@@ -25,11 +25,18 @@ from roomsignal.media._sdp import bundle_tags, parse_candidate, split_candidates
 from roomsignal.media._tracks import Feed
 from roomsignal.protocol import IceCandidateNotificationParams
 
-__all__ = ["MediaReset", "Peer", "default_configuration", "resolve_configuration"]
+__all__ = ["MediaReset", "Peer", "bind", "default_configuration", "resolve_configuration"]
 
 logger = logging.getLogger("roomsignal.media")
 
 ResetListener = Callable[["MediaReset"], Any]
+
+
+def bind(session: Any, owner: object, events: tuple[str, ...], *, on: bool) -> None:
+    """Add (``on``) or remove ``owner._on_<event>`` as the session's listener of each event."""
+    verb = "on" if on else "off"
+    for event in events:
+        getattr(session, f"{verb}_{event}")(getattr(owner, f"_on_{event}"))
 
 
 def default_configuration() -> RTCConfiguration:

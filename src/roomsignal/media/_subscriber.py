@@ -30,7 +30,14 @@ from av import AudioFrame, VideoFrame
 from roomsignal.catalog import ErrorCode
 from roomsignal.client import Disconnected, Reconnected, Session
 from roomsignal.errors import SessionError, SessionErrorException, exception_for
-from roomsignal.media._peer import MediaReset, Peer, ResetListener, notify, resolve_configuration
+from roomsignal.media._peer import (
+    MediaReset,
+    Peer,
+    ResetListener,
+    bind,
+    notify,
+    resolve_configuration,
+)
 from roomsignal.media._tracks import Feed
 from roomsignal.protocol import (
     IceCandidateNotificationParams,
@@ -438,33 +445,27 @@ class Subscriber:
         elif kind == "error" and event.code in _ENDS_EXCHANGE:
             await subscription._fail(event)
 
+    # every listener this object keeps on its session, as ``_on_<event>`` methods
+    _EVENTS = (
+        "sdp_offer",
+        "ice_candidate",
+        "subscription_ended",
+        "session_error",
+        "participant_left",
+        "reconnected",
+        "disconnected",
+        "session_closed",
+    )
+
     def _listen(self) -> None:
-        if self._listening:
-            return
-        self._listening = True
-        s = self.session
-        s.on_sdp_offer(self._on_sdp_offer)
-        s.on_ice_candidate(self._on_ice_candidate)
-        s.on_subscription_ended(self._on_subscription_ended)
-        s.on_session_error(self._on_session_error)
-        s.on_participant_left(self._on_participant_left)
-        s.on_reconnected(self._on_reconnected)
-        s.on_disconnected(self._on_disconnected)
-        s.on_session_closed(self._on_session_closed)
+        if not self._listening:
+            self._listening = True
+            bind(self.session, self, self._EVENTS, on=True)
 
     def _unlisten(self) -> None:
-        if not self._listening:
-            return
-        self._listening = False
-        s = self.session
-        s.off_sdp_offer(self._on_sdp_offer)
-        s.off_ice_candidate(self._on_ice_candidate)
-        s.off_subscription_ended(self._on_subscription_ended)
-        s.off_session_error(self._on_session_error)
-        s.off_participant_left(self._on_participant_left)
-        s.off_reconnected(self._on_reconnected)
-        s.off_disconnected(self._on_disconnected)
-        s.off_session_closed(self._on_session_closed)
+        if self._listening:
+            self._listening = False
+            bind(self.session, self, self._EVENTS, on=False)
 
     async def _on_sdp_offer(self, event: SdpNotificationParams) -> None:
         await self._route("offer", event)
