@@ -145,16 +145,20 @@ class Cluster:
             self.server.cluster = None
             await redis.aclose()
             raise
-        await self._beat_once()
-        self._place_after = 0.0  # the first beat is no recovery
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._run_reader()),
-            loop.create_task(self._run_writer()),
-            loop.create_task(self._run_beats()),
-        ]
-        async with asyncio.timeout(5):
-            await self._subscribed.wait()
+        try:
+            await self._beat_once()
+            self._place_after = 0.0  # the first beat is no recovery
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._run_reader()),
+                loop.create_task(self._run_writer()),
+                loop.create_task(self._run_beats()),
+            ]
+            async with asyncio.timeout(5):
+                await self._subscribed.wait()
+        except BaseException:  # nothing started here may outlive a failed start
+            await self.close(graceful=False)
+            raise
         logger.info("node %s joined the cluster on %s", self.node_id, self.redis_url)
 
     async def close(self, graceful: bool = True) -> None:
@@ -176,12 +180,13 @@ class Cluster:
         self._redis = None
         with contextlib.suppress(Exception):
             await self._flush(redis)
-        for task in self._tasks:
+        # _tasks_done removes finished tasks from the list: take it whole first
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                logger.error("a cluster task had failed: %r", result)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 keys = [self._key("rooms"), *(self._key("home", s) for s in self._homed)]
@@ -471,9 +476,15 @@ class Cluster:
                 delay = min(delay * 2, self.lease / 3)
 
     async def _run_beats(self) -> None:
+        # A beat that fails must not end the task: a node that stops renewing
+        # its leases while it serves would let another node take its rooms.
         while True:
             await asyncio.sleep(self.lease / 3)
-            await self._beat_once()
+            try:
+                await self._beat_once()
+            except Exception as exc:
+                logger.exception("a cluster beat failed")
+                self._set_health(False, exc)
 
     async def _beat_once(self) -> None:
         """Renew liveness, load and leases; drop peers that died; release empty rooms."""

@@ -159,7 +159,17 @@ class Link:
 class Outbox:
     """Pending frames by connection id; ``write(conn, frames)`` puts them on the wire."""
 
-    __slots__ = ("_after", "_idle", "_order", "_scheduled", "_write", "chunk", "frames", "pending")
+    __slots__ = (
+        "_after",
+        "_handle",
+        "_idle",
+        "_order",
+        "_scheduled",
+        "_write",
+        "chunk",
+        "frames",
+        "pending",
+    )
 
     def __init__(
         self,
@@ -174,6 +184,7 @@ class Outbox:
         self._order: deque[int] = deque()  # connection ids, first added first
         self.frames = 0
         self._scheduled = False
+        self._handle: asyncio.Handle | None = None  # the scheduled flush, owned here
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -192,7 +203,7 @@ class Outbox:
         if not self._scheduled:
             self._scheduled = True
             self._idle.clear()
-            asyncio.get_running_loop().call_soon(self._flush_chunk)
+            self._handle = asyncio.get_running_loop().call_soon(self._flush_chunk)
 
     def flush_conn(self, conn: int) -> None:
         """Write what ``conn`` holds now (before a close, an abort or a burst)."""
@@ -225,9 +236,21 @@ class Outbox:
             logger.exception("internal error while flushing frames")
         if order:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_chunk)
+            self._handle = asyncio.get_running_loop().call_soon(self._flush_chunk)
         else:
+            self._handle = None
             self._idle.set()
+
+    def close(self) -> None:
+        """Drop what is held and cancel the scheduled flush (the server is closed)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._scheduled = False
+        self.pending.clear()
+        self._order.clear()
+        self.frames = 0
+        self._idle.set()
 
     async def settle(self, high: int) -> None:
         """Let the flush (and other connections) run; wait while over ``high`` frames held."""

@@ -281,6 +281,7 @@ class SignalingServer:
         if self._server is not server:
             return  # another close() finished first
         self._server = None
+        self._outbox.close()  # no flush scheduled by this server runs after it
         if self._deadlines is not None:
             self._deadlines.cancel()
             with contextlib.suppress(asyncio.CancelledError):
