@@ -301,11 +301,19 @@ async def test_leave_while_joining_or_rejoining_leaves_no_seat_behind(
           const s = new Session(url, { token, name: "quick" });
           const joining = s.join();
           await s.leave();
-          try { await joining; return "joined"; } catch (exc) { return [exc.error.code, s.state]; }
+          try { await joining; return "joined"; } catch (exc) {
+            return [exc.error.code, s.state, exc.error.data, exc.error.source];
+          }
         }""",
         [server.url, token("seats")],
     )
-    assert code == [ErrorCode.NOT_CONNECTED_ERROR_CODE, "closed"]
+    # a client-side error carries the same data as the Python client's: name and method
+    assert code == [
+        ErrorCode.NOT_CONNECTED_ERROR_CODE,
+        "closed",
+        {"name": "NOT_CONNECTED_ERROR_CODE", "method": "join"},
+        "client",
+    ]
     # The name is free at once: no seat waits out a resume window.
     async with Session(server.url, token=token("seats"), name="quick", reconnect=None):
         pass

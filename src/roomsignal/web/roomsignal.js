@@ -294,8 +294,11 @@ export class Session {
     }
   }
 
-  _clientFailure(code, message, method) {
-    return new SessionErrorException(this._error(code, message, {}, method, "client"));
+  _clientFailure(code, message, method, extra = {}) {
+    // the same data as the Python client's own errors: the name, the method,
+    // and for a lost connection the close code and reason
+    const data = { name: lookup(code).name, ...(method ? { method } : {}), ...extra };
+    return new SessionErrorException(this._error(code, message, data, method, "client"));
   }
 
   _open() {
@@ -348,13 +351,17 @@ export class Session {
   _onClose(ws, ev) {
     if (ws !== this._ws) return;
     this._ws = null;
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, `the connection closed (${ev.code})`);
+    const closed = { closeCode: ev.code, closeReason: ev.reason };
+    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, `the connection closed (${ev.code})`, closed);
     if (this.state !== "joined") return; // a join in flight failed: join() reports it
     const final = this._closedForGood || ev.code === 1000 || ev.code === 4001 || !this.reconnect;
     if (final) {
       this.state = "closed";
       const code = ev.code === 4001 ? ErrorCode.CONNECTION_REPLACED_ERROR_CODE : ErrorCode.CONNECTION_LOST_ERROR_CODE;
-      if (!this._closedForGood) this._error(code, `the connection closed (${ev.code} ${ev.reason})`, {}, null, "client");
+      if (!this._closedForGood) {
+        const data = { name: lookup(code).name, ...closed };
+        this._error(code, `the connection closed (${ev.code} ${ev.reason})`, data, null, "client");
+      }
       this._emit("disconnected", { code: ev.code, reason: ev.reason, willReconnect: false });
       this._teardown("the connection closed");
       return;
@@ -439,12 +446,12 @@ export class Session {
     });
   }
 
-  _failPending(code, why) {
+  _failPending(code, why, extra = {}) {
     const pending = [...this._pending.values()];
     this._pending.clear();
     for (const p of pending) {
       clearTimeout(p.timer);
-      p.reject(this._clientFailure(code, `${why} while ${p.method} was in flight`, p.method));
+      p.reject(this._clientFailure(code, `${why} while ${p.method} was in flight`, p.method, extra));
     }
   }
 
