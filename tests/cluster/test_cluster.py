@@ -157,6 +157,38 @@ async def test_takeover_across_nodes_closes_the_old_connection_with_4001(nodes: 
                     break
 
 
+async def test_a_second_join_on_a_relayed_connection_is_101_and_keeps_the_seat(
+    nodes: list[Node], redis: RedisServer
+) -> None:
+    async with connect(nodes[0].url, subprotocols=["roomsignal.v1"]) as host:  # type: ignore[list-item]
+        # the host's join places the room (by load, on any node); the guest
+        # joins through a node that is not its home, so its frames are relayed
+        assert "result" in await call(host, 1, "join", token=token("twice"), name="host")
+        home = await home_of(redis, "twice")
+        edge = next(node for node in nodes if node.node_id != home)
+        async with connect(edge.url, subprotocols=["roomsignal.v1"]) as guest:  # type: ignore[list-item]
+            await _second_join_keeps_the_seat(host, guest)
+
+
+async def _second_join_keeps_the_seat(host: Any, guest: Any) -> None:
+    first = await call(guest, 1, "join", token=token("twice"), name="guest")
+    assert "result" in first
+    # a second join on the same connection, for another room: as on a lone
+    # server, 101 from the room's home, and the guest keeps its seat
+    again = await call(guest, 2, "join", token=token("elsewhere"), name="guest")
+    assert again["error"]["code"] == ErrorCode.USER_GENERIC_ERROR_CODE
+    state = await call(host, 2, "getSessionState")
+    names = {p["name"] for p in state["result"]["participants"]}
+    assert names == {"host", "guest"}
+    await call(guest, 3, "sendMessage", text="still here")
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await host.recv())
+            if frame.get("method") == "messageReceived":
+                assert frame["params"]["text"] == "still here"
+                break
+
+
 async def test_a_malformed_relay_message_is_logged_and_ignored(
     nodes: list[Node], redis: RedisServer
 ) -> None:

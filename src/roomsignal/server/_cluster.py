@@ -65,6 +65,10 @@ _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 class _Relay:
     home: str
     session_id: str
+    # Set once the home answered the relayed join with a seat: from then on
+    # every frame goes to the home, a second join too (which the home refuses
+    # with 101, as a lone server does).
+    joined: bool = False
 
 
 class Cluster:
@@ -214,6 +218,9 @@ class Cluster:
         if server.rooms.has_joined(conn):
             return False
         relay = self._relays.get(conn)
+        if relay is not None and relay.joined:
+            self._send(relay.home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
+            return True
         join = self._join_session(raw)
         session_id = None if join is None else join[0]
         if session_id is None or (relay is not None and relay.session_id == session_id):
@@ -332,6 +339,12 @@ class Cluster:
         if link is None or isinstance(link, RemoteLink):
             return
         if kind == WRITE:
+            relay = self._relays.get(int(message["c"]))
+            if relay is not None and not relay.joined:
+                # a join result is the only response that carries the secret
+                relay.joined = any(
+                    '"participantSecret"' in f and '"result"' in f for f in message["f"]
+                )
             link.write(message["f"])
         elif kind == CLOSE:
             link.close(int(message["code"]), str(message["reason"]))
