@@ -40,6 +40,7 @@ from roomsignal.server._relay import (
     CLOSE,
     FRAME,
     GONE,
+    JOINED,
     OPEN,
     WRITE,
     RemoteLink,
@@ -329,7 +330,10 @@ class Cluster:
             elif kind == FRAME:
                 conn = self._remote.get(key, 0)
                 if conn:
+                    joined = server.rooms.has_joined(conn)
                     burst = server._on_frame(server.rooms, conn, str(message["r"]))
+                    if not joined and server.rooms.has_joined(conn):  # behind the join result
+                        self._send(key[0], {"k": JOINED, "c": key[1]})
                     if burst is not None:
                         self._spawn(server._stream(server.rooms, conn, burst))
             else:
@@ -339,13 +343,11 @@ class Cluster:
         if link is None or isinstance(link, RemoteLink):
             return
         if kind == WRITE:
-            relay = self._relays.get(int(message["c"]))
-            if relay is not None and not relay.joined:
-                # a join result is the only response that carries the secret
-                relay.joined = any(
-                    '"participantSecret"' in f and '"result"' in f for f in message["f"]
-                )
             link.write(message["f"])
+        elif kind == JOINED:
+            relay = self._relays.get(int(message["c"]))
+            if relay is not None:
+                relay.joined = True
         elif kind == CLOSE:
             link.close(int(message["code"]), str(message["reason"]))
         elif kind == ABORT:

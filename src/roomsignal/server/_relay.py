@@ -26,6 +26,7 @@ GONE = "x"  # {"k","n","c"}: the client's socket closed
 WRITE = "w"  # {"k","c","f": [frames]}
 CLOSE = "cl"  # {"k","c","code","reason"}
 ABORT = "ab"  # {"k","c"}
+JOINED = "j"  # {"k","c"}: the relayed join got a seat (every later frame goes to the home)
 
 
 def encode_message(message: dict[str, Any]) -> str:
