@@ -16,6 +16,7 @@ from roomsignal.errors import (
     TokenError,
     UnknownError,
     UserError,
+    _server_error,
     exception_for,
     make_error,
 )
@@ -184,3 +185,25 @@ def test_make_error_copies_data_unless_told() -> None:
     data = {"name": "X"}
     assert make_error(206, "m", data).data is not data
     assert make_error(206, "m", data, copy_data=False).data is data
+
+
+@pytest.mark.parametrize("code", [*(entry.code for entry in entries()), 4242, -1])
+@pytest.mark.parametrize(
+    "data", [None, {}, {"name": "X", "method": "publish"}, {"method": 7, "participantId": "p"}]
+)
+def test_the_notification_fast_path_builds_what_make_error_builds(
+    code: int, data: dict[str, object] | None
+) -> None:
+    """``_server_error`` (per-code templates) and ``make_error`` agree field for field."""
+    fast = _server_error(code, "m", None if data is None else dict(data), "s", "p", 12.5)
+    slow = make_error(
+        code, "m", data, source="server", session_id="s", participant_id="p", received_at=12.5
+    )
+    assert fast == slow
+    assert list(fast.__dict__) == list(slow.__dict__)  # the same field order: repr, dumps
+    assert repr(fast) == repr(slow)
+    assert (
+        fast.model_dump_json() == SessionError.model_validate(slow.model_dump()).model_dump_json()
+    )
+    again = _server_error(code, "n", None, None, None, 1.0)  # the template was not changed
+    assert again.message == "n" and again.data == {} and again.method is None

@@ -135,6 +135,69 @@ def _trusted(fields: dict[str, Any]) -> SessionError:
     return error
 
 
+def _server_error(
+    code: int,
+    message: str,
+    data: dict[str, Any] | None,
+    session_id: str | None,
+    participant_id: str | None,
+    received_at: float,
+) -> SessionError:
+    """``make_error`` for a ``sessionError`` notification's decoded params (the hot path).
+
+    ``message`` must be a str and ``data`` a dict nobody else holds (it is
+    adopted) or None. A catalog code's fixed fields come from a template made once
+    per code, in field order; any other code goes through ``make_error``.
+    """
+    template = _TEMPLATES.get(code)
+    if template is None:
+        if lookup(code).category == "unknown":
+            return make_error(
+                code,
+                message,
+                data,
+                source="server",
+                session_id=session_id,
+                participant_id=participant_id,
+                copy_data=False,
+                received_at=received_at,
+            )
+        template = _TEMPLATES[code] = _template(code)
+    fields = template.copy()
+    fields["message"] = message
+    if data:
+        fields["data"] = data
+        method = data.get("method")
+        if type(method) is str:
+            fields["method"] = method
+    else:
+        fields["data"] = {}
+    fields["session_id"] = session_id
+    fields["participant_id"] = participant_id
+    fields["received_at"] = received_at
+    return _trusted(fields)
+
+
+def _template(code: int) -> dict[str, Any]:
+    entry = lookup(code)
+    return {
+        "code": entry.code,
+        "name": entry.name,
+        "category": entry.category,
+        "message": "",
+        "description": entry.description,
+        "data": None,
+        "method": None,
+        "source": "server",
+        "session_id": None,
+        "participant_id": None,
+        "received_at": 0.0,
+    }
+
+
+_TEMPLATES: dict[int, dict[str, Any]] = {}
+
+
 class SessionErrorException(Exception):
     """Raised by an awaited call that failed; ``error`` is the ``SessionError``."""
 

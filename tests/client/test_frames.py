@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
-from roomsignal.client._connection import FrameSplitter
+from roomsignal.client._connection import FrameSplitter, NotUtf8, Raw, _wire
 
 from .conftest import Recorder, SessionFactory
 
@@ -54,12 +54,25 @@ def test_splitter_cuts_at_every_frame_boundary(groups: list[list[Frame]], cuts: 
     splitter = FrameSplitter(1 << 20)
     out = [item for chunk in _chunks(stream, cuts) for item in splitter.feed(chunk)]
     assert not splitter.passthrough
-    assert [raw for _, raw in out] == [HANDSHAKE, *wire]  # whole frames, in order
-    for (offset, raw), frame in zip(out[1:], frames, strict=True):
+    assert [_wire(item) for item in out] == [HANDSHAKE, *wire]  # whole frames, in order
+    assert type(out[0]) is Raw
+    for item, frame in zip(out[1:], frames, strict=True):
         direct = frame.fin and frame.opcode in (Opcode.TEXT, Opcode.BINARY)
-        assert (offset >= 0) == direct
-        if direct:
-            assert raw[offset:] == frame.data
+        assert (type(item) is not Raw) == direct
+        if not direct:
+            continue
+        if frame.opcode is Opcode.BINARY:
+            assert type(item) is bytes and item == frame.data
+        elif type(item) is str:
+            assert item.encode() == frame.data
+        else:  # text that is not UTF-8
+            assert type(item) is NotUtf8 and item == frame.data
+            try:
+                frame.data.decode()
+            except UnicodeDecodeError:
+                pass
+            else:
+                raise AssertionError("valid UTF-8 came out as NotUtf8")
 
 
 def test_odd_frames_hand_everything_to_websockets() -> None:
@@ -72,29 +85,29 @@ def test_odd_frames_hand_everything_to_websockets() -> None:
         splitter.handshake_done = True
         out = splitter.feed(text + odd + text)
         assert splitter.passthrough
-        assert out[0] == (2, text)
-        assert b"".join(raw for _, raw in out[1:]) == odd + text
-        assert all(offset == -1 for offset, _ in out[1:])
-        assert splitter.feed(text) == [(-1, text)]
+        assert out[0] == "ok"
+        assert b"".join(out[1:]) == odd + text  # type: ignore[arg-type]
+        assert all(type(item) is Raw for item in out[1:])
+        assert splitter.feed(text) == [Raw(text)]
 
 
 def test_oversized_frame_goes_to_websockets() -> None:
     splitter = FrameSplitter(100)
     splitter.handshake_done = True
     big = Frame(Opcode.TEXT, b"x" * 101).serialize(mask=False)
-    assert splitter.feed(big[:10]) == [(-1, big[:10])]  # the header already says too big
+    assert splitter.feed(big[:10]) == [Raw(big[:10])]  # the header already says too big
     assert splitter.passthrough
 
 
 def test_a_refused_handshake_is_websockets_business() -> None:
     splitter = FrameSplitter(None)
     refusal = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"
-    assert splitter.feed(refusal) == [(-1, refusal)]
+    assert splitter.feed(refusal) == [Raw(refusal)]
     assert splitter.passthrough
     splitter = FrameSplitter(None)
     assert splitter.feed(b"HTTP/1.1 1") == []  # could still be a 101: wait
     assert splitter.feed(b"01 Switching Protocols\r\n\r\n") == [
-        (-1, b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        Raw(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
     ]
 
 

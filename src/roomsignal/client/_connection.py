@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Event
 
-__all__ = ["DirectConnection", "FrameSplitter"]
+__all__ = ["DirectConnection", "FrameSplitter", "NotUtf8", "Raw"]
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 _SWITCHING = b"HTTP/1.1 101 "
@@ -47,16 +47,46 @@ _HELD_BY_WEBSOCKETS = 1
 _HELD_BY_SESSION = 2
 
 
+class Raw(bytes):
+    """Bytes for websockets' own parser, as they came (see ``FrameSplitter``)."""
+
+    __slots__ = ()
+
+
+class NotUtf8(bytes):
+    """The payload of a text frame that is not UTF-8 (see ``FrameSplitter``)."""
+
+    __slots__ = ()
+
+
+def _wire(item: str | bytes) -> bytes:
+    """The frame an item of ``FrameSplitter.feed`` came from, for websockets' parser."""
+    if isinstance(item, str):
+        first, payload = 0x81, item.encode()
+    elif type(item) is Raw:
+        return item
+    else:
+        first, payload = (0x81 if type(item) is NotUtf8 else 0x82), bytes(item)
+    size = len(payload)
+    if size < 126:
+        head = bytes((first, size))
+    elif size < 65536:
+        head = bytes((first, 126)) + size.to_bytes(2)
+    else:
+        head = bytes((first, 127)) + size.to_bytes(8)
+    return head + payload
+
+
 class FrameSplitter:
     """Cuts a server-to-client WebSocket byte stream into whole frames (no I/O).
 
-    ``feed(data)`` returns a list of ``(offset, raw)`` items in stream order.
-    ``raw`` is a whole frame, or bytes to hand to websockets as they are (the
-    HTTP handshake, or, once ``passthrough`` is set, everything that
-    follows). ``offset`` is where the payload starts in ``raw`` for a final
-    unmasked text/binary frame with no reserved bits (which may be delivered
-    directly), and -1 for anything else. Incomplete frames wait for more
-    data.
+    ``feed(data)`` returns a list of items in stream order. The payload of a
+    final unmasked text or binary frame with no reserved bits (which may be
+    delivered directly) comes out as ``str`` for text (as ``NotUtf8`` bytes
+    if it is not UTF-8, for the codec to report) and as ``bytes`` for
+    binary. Anything else comes out as ``Raw``: a whole frame, or bytes to hand to
+    websockets as they are (the HTTP handshake, or, once ``passthrough`` is
+    set, everything that follows). Incomplete frames wait for more data.
     """
 
     __slots__ = ("_buffer", "handshake_done", "max_size", "passthrough")
@@ -67,14 +97,14 @@ class FrameSplitter:
         self.passthrough = False
         self._buffer = b""
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes) -> list[str | bytes]:
         """Split ``data`` (appended to what is pending) into frames; see the class."""
         if self.passthrough:
-            return [(-1, data)]
+            return [Raw(data)]
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        out: list[tuple[int, bytes]] = []
+        out: list[str | bytes] = []
         if not self.handshake_done:
             end = data.find(_END_OF_HEADERS)
             if end < 0:
@@ -85,7 +115,7 @@ class FrameSplitter:
             if not data.startswith(_SWITCHING):
                 return self._give_up(out, data)  # a refusal: websockets reads its body
             end += len(_END_OF_HEADERS)
-            out.append((-1, data[:end]))  # a 101 has no body
+            out.append(Raw(data[:end]))  # a 101 has no body
             self.handshake_done = True
             data = data[end:]
         view = memoryview(data)
@@ -114,23 +144,28 @@ class FrameSplitter:
             if end > size:
                 break
             opcode = head1 & 0x0F
-            if head1 & 0x80 and (opcode == 1 or opcode == 2):
-                out.append((start - pos, data[pos:end]))
+            if head1 & 0x80 and opcode == 1:
+                try:
+                    out.append(str(view[start:end], "utf-8"))  # pydantic: str is faster
+                except UnicodeDecodeError:
+                    out.append(NotUtf8(data[start:end]))  # for the codec to report
+            elif head1 & 0x80 and opcode == 2:
+                out.append(data[start:end])
             else:
-                out.append((-1, data[pos:end]))
+                out.append(Raw(data[pos:end]))
                 if opcode == 8:  # close: websockets takes over what follows
                     self.passthrough = True
                     if end < size:
-                        out.append((-1, data[end:]))
+                        out.append(Raw(data[end:]))
                     return out
             pos = end
         if pos < size:
             self._buffer = data[pos:]
         return out
 
-    def _give_up(self, out: list[tuple[int, bytes]], rest: bytes) -> list[tuple[int, bytes]]:
+    def _give_up(self, out: list[str | bytes], rest: bytes) -> list[str | bytes]:
         self.passthrough = True
-        out.append((-1, rest))
+        out.append(Raw(rest))
         return out
 
 
@@ -210,18 +245,13 @@ class DirectConnection(ClientConnection):
         """Deliver whole data frames directly; feed websockets everything else."""
         feed = self._feed_websockets
         on_frame = self._direct_target()
-        for offset, raw in self._splitter.feed(data):
-            if offset >= 0 and on_frame is not None:
-                frame: str | bytes
-                try:
-                    frame = str(memoryview(raw)[offset:], "utf-8")  # pydantic: str is faster
-                except UnicodeDecodeError:
-                    frame = raw[offset:]  # for the codec to report
-                on_frame(frame)
+        for item in self._splitter.feed(data):
+            if type(item) is not Raw and on_frame is not None:
+                on_frame(item)
                 if self.on_frame is None:  # the session failed the connection
                     on_frame = None
             else:
-                feed(raw)
+                feed(_wire(item))
                 on_frame = self._direct_target()  # websockets may have queued or closed
 
     def _direct_target(self) -> Callable[[str | bytes], None] | None:

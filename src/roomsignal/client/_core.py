@@ -34,6 +34,7 @@ from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.client._compact import compact
 from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest, resolved
 from roomsignal.errors import ProtocolError, SessionError, make_error
+from roomsignal.errors import _server_error as server_error
 from roomsignal.protocol import (
     ErrorResponse,
     IceCandidateNotification,
@@ -390,14 +391,13 @@ class ClientCore(Generic[W]):
         if seq != self.last_seq + 1 and not self.fresh(seq):
             return None
         self.last_seq = seq
-        return "session_error", make_error(
+        return "session_error", server_error(
             params["code"],
             params["message"],
             params.get("data"),
-            session_id=self.session_id,
-            participant_id=self.participant_id,
-            copy_data=False,  # a dict the decoder just made
-            received_at=now,
+            self.session_id,
+            self.participant_id,
+            now,
         )
 
     def _on_session_error(self, params: SessionErrorParams, now: float) -> Emit | None:

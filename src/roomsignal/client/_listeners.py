@@ -96,9 +96,10 @@ class _Worker:
 
     async def _run(self) -> None:
         inbox = self.inbox
+        items = inbox._items  # taken directly while there are some: no coroutine per event
         fn = self.fn
         while True:
-            payload = await inbox.get()
+            payload = items.popleft() if items else await inbox.get()
             if self.full and len(inbox) <= self.hub.low_water:
                 self.full = False
                 self.hub._release(id(self))
