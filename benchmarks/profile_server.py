@@ -1,6 +1,7 @@
 """Profile the reference server's fan-out (or join) path, in its own process.
 
-    python benchmarks/profile_server.py [--workload fanout|joins] [--profiler pyinstrument|cprofile]
+    python benchmarks/profile_server.py [--workload fanout|joins|pings]
+                                        [--profiler pyinstrument|cprofile]
                                         [--members 500] [--messages 200] [--reps 5] [--top 30]
 
 The server runs in a child process (this script, ``_server`` mode) that
@@ -141,6 +142,23 @@ async def _drive(args: argparse.Namespace, url: str, child: subprocess.Popen[byt
         child.send_signal(signal.SIGUSR2)
         delivered = args.reps * args.messages * (args.members - 1)
         summary = f"{delivered} notifications in {seconds:.2f} s (profiled)"
+    elif args.workload == "pings":  # one joined client's round trips, one at a time
+        import workloads
+
+        token = mint(args.secret, "profile-pings", ttl=3600)
+        async with workloads.raw_connect(url) as ws:
+            await workloads.raw_join(ws, token, "pinger")
+            for i in range(200):  # warm
+                await ws.send(workloads.request(i + 10, "ping", {}))
+                await workloads.recv_response(ws)
+            child.send_signal(signal.SIGUSR1)
+            start = time.perf_counter()
+            for i in range(args.messages):
+                await ws.send(workloads.request(i + 1000, "ping", {}))
+                await workloads.recv_response(ws)
+            seconds = time.perf_counter() - start
+            child.send_signal(signal.SIGUSR2)
+        return f"{args.messages} pings in {seconds:.2f} s (profiled)"
     else:
         tokens = [mint(args.secret, f"profile-joins-{r}", ttl=3600) for r in range(args.rooms)]
         child.send_signal(signal.SIGUSR1)
@@ -157,7 +175,7 @@ async def _drive(args: argparse.Namespace, url: str, child: subprocess.Popen[byt
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", default="drive", choices=["drive", "_server"])
-    parser.add_argument("--workload", choices=["fanout", "joins"], default="fanout")
+    parser.add_argument("--workload", choices=["fanout", "joins", "pings"], default="fanout")
     parser.add_argument(
         "--profiler", choices=["pyinstrument", "cprofile", "none"], default="pyinstrument"
     )

@@ -321,7 +321,7 @@ def _summary(prefix: str, samples: list[float]) -> dict[str, float]:
     }
 
 
-ROUNDS = 5  # round trips and latencies alternate between clients in this many rounds
+ROUNDS = 50  # round trips and latencies alternate between clients in this many rounds
 
 
 async def rtt(

@@ -77,6 +77,7 @@ from roomsignal.protocol import (
     UnpublishRequest,
     UnsubscribeRequest,
     decode,
+    decode_response,
     decode_session_error,
     encode,
     error_response,
@@ -421,3 +422,50 @@ def test_session_error_shortcut_agrees_with_decode(
         return
     assert isinstance(full, SessionErrorNotification)
     assert full.params.model_dump() == {"data": {}, **fast}
+
+
+response_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0", 2]),
+        "id": st.one_of(st.integers(), st.text(max_size=3), st.booleans(), st.floats(), st.none()),
+        "result": st.one_of(st.dictionaries(st.text(max_size=5), json_values), json_values),
+        "error": st.fixed_dictionaries({"code": st.integers(), "message": st.text(max_size=3)}),
+        "method": st.sampled_from(["ping", "sessionError"]),
+        "params": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
+    },
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(response_like, st.booleans(), st.booleans())
+def test_response_shortcut_agrees_with_decode(
+    value: dict[str, Any], escape: bool, as_bytes: bool
+) -> None:
+    frame = json.dumps(value)
+    if escape:
+        frame = frame.replace('"id"', '"\\u0069d"')
+    raw: str | bytes = frame.encode() if as_bytes else frame
+    fast = decode_response(raw)
+    full = _decode_or_none(frame)
+    if fast is None:
+        # the shortcut may decline a frame, never accept one decode refuses
+        return
+    assert isinstance(full, Response)
+    assert (full.id, full.result) == fast
+    assert type(full.id) is type(fast[0])
+
+
+def test_response_shortcut_takes_a_plain_answer() -> None:
+    assert decode_response('{"jsonrpc":"2.0","id":7,"result":{"serverTime":1.5}}') == (
+        7,
+        {"serverTime": 1.5},
+    )
+    for declined in (
+        '{"jsonrpc":"2.0","id":7,"result":{},"x":1}',
+        '{"jsonrpc":"2.0","id":true,"result":{}}',
+        '{"jsonrpc":"2.0","id":7,"result":[]}',
+        '{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}',
+        "not json",
+    ):
+        assert decode_response(declined) is None

@@ -67,6 +67,7 @@ from roomsignal.protocol import (
     SyncDataParams,
     SyncState,
     decode,
+    decode_response,
     decode_session_error,
     encode,
 )
@@ -245,6 +246,10 @@ class ClientCore(Generic[W]):
             error = decode_session_error(frame)
             if error is not None:  # the hot path of error bursts
                 return self._session_error(error, now)
+            if type(frame) is str and '"result"' in frame:
+                answer = decode_response(frame)  # the hot path of requests
+                if answer is not None:
+                    return self._answer(answer[0], answer[1])
             try:
                 message = decode(frame)
             except ProtocolError as exc:
@@ -255,12 +260,7 @@ class ClientCore(Generic[W]):
         except _SeqJump as jump:
             return Broken(self._seq_jump_error(frame, jump.seq, now))
         if isinstance(message, Response):
-            entry = self._pending.get(message.id)  # type: ignore[arg-type]
-            if entry is None or entry[1].done():
-                return None
-            if entry[0] == "join":
-                self._adopt_join(message.result)
-            return Answer(entry[1], entry[0], message.result, None)
+            return self._answer(message.id, message.result)
         if isinstance(message, ErrorResponse):
             entry = self._pending.get(message.id) if isinstance(message.id, int) else None
             method = entry[0] if entry is not None else None
@@ -270,6 +270,14 @@ class ClientCore(Generic[W]):
         code = ErrorCode.INVALID_REQUEST
         message_ = f"unexpected {type(message).__name__} from the server"
         return "session_error", self.make_error(code, message_, {"name": code.name}, None, now=now)
+
+    def _answer(self, request_id: int | str, result: dict[str, Any]) -> Answer[W] | None:
+        entry = self._pending.get(request_id)  # type: ignore[arg-type]  # a str: None
+        if entry is None or entry[1].done():
+            return None
+        if entry[0] == "join":
+            self._adopt_join(result)
+        return Answer(entry[1], entry[0], result, None)
 
     def make_error(
         self,

@@ -216,6 +216,37 @@ def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
 
 
 _EMPTY: Final[dict[str, Any]] = {}
+_RESPONSE_KEYS: Final = frozenset({"jsonrpc", "id", "result"})
+
+
+def decode_response(frame: bytes | str) -> tuple[int | str, dict[str, Any]] | None:
+    """A successful response's ``(id, result)``, or None for any other frame.
+
+    None means ``decode`` decides what the frame is.
+
+    The client's shortcut for answers (a ``ping``'s, say): parsed by
+    pydantic-core's JSON parser and checked by type as ``Response`` would,
+    without building it. Only the plain shape is taken: exactly ``jsonrpc``,
+    ``id`` (an int or a str) and ``result`` (an object); ``decode`` reads
+    every frame taken here as a ``Response`` of the same id and result, and a
+    property test holds the two to that.
+    """
+    try:
+        value = _from_json(frame)
+    except ValueError:
+        return None
+    if (
+        type(value) is not dict
+        or len(value) != 3
+        or value.keys() != _RESPONSE_KEYS
+        or value["jsonrpc"] != "2.0"
+        or type(value["result"]) is not dict
+    ):
+        return None
+    request_id = value["id"]
+    if type(request_id) is not int and type(request_id) is not str:
+        return None
+    return request_id, value["result"]
 
 
 def decode(frame: str | bytes) -> Message:

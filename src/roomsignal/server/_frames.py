@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
+
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import ProtocolError
 from roomsignal.protocol import (
@@ -26,6 +28,7 @@ from roomsignal.protocol import (
     Model,
     Notification,
     PingRequest,
+    PingResult,
     PublishRequest,
     Request,
     SdpAnswerRequest,
@@ -45,6 +48,7 @@ __all__ = [
     "BadFrame",
     "error_frame",
     "parse_request",
+    "ping_answer",
     "response_frame",
     "stamp",
     "template",
@@ -88,6 +92,48 @@ def stamp(base: str, seq: int) -> str:
 def response_frame(request_id: int | str, result: Model) -> str:
     """A success response answering ``request_id`` with ``result``."""
     return f'{{"jsonrpc":"2.0","id":{json.dumps(request_id)},"result":{result.model_dump_json()}}}'
+
+
+def ping_answer(raw: str, now: float) -> str | None:
+    """The answer to a plain ``ping`` frame at ``now``, or None for any other frame.
+
+    The server's hot path of round trips: parsed by pydantic-core's JSON
+    parser and checked by type, without building a request or a result.
+    Only the plain shape is taken (exactly ``jsonrpc``, an int or str ``id``,
+    ``method``, and at most an empty ``params``); anything else is
+    ``parse_request``'s to judge. The frame is the one ``response_frame``
+    writes for a ``PingResult`` (a test holds the two to that).
+    """
+    if '"ping"' not in raw:
+        return None
+    try:
+        value = from_json(raw)
+    except ValueError:
+        return None
+    if type(value) is not dict or value.get("method") != "ping" or value.get("jsonrpc") != "2.0":
+        return None
+    size = len(value)
+    if size == 4:
+        params = value.get("params", _MISSING)
+        if type(params) is not dict or params:
+            return None
+    elif size != 3:
+        return None
+    request_id = value.get("id", _MISSING)
+    if type(request_id) is int:
+        id_text = str(request_id)
+    elif type(request_id) is str:
+        id_text = json.dumps(request_id)
+    else:
+        return None
+    if 1e-3 <= now < 1e15:  # where repr() writes a float as pydantic does
+        result = f'{{"serverTime":{now!r}}}'
+    else:
+        result = PingResult(server_time=now).model_dump_json()
+    return f'{{"jsonrpc":"2.0","id":{id_text},"result":{result}}}'
+
+
+_MISSING: Any = object()
 
 
 def error_frame(request_id: int | str | None, code: int, message: str, data: dict[str, Any]) -> str:

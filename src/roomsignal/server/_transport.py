@@ -39,7 +39,7 @@ from websockets.typing import Subprotocol
 
 from roomsignal.protocol import SUBPROTOCOL
 from roomsignal.server._config import ServerConfig
-from roomsignal.server._frames import BadFrame, parse_request
+from roomsignal.server._frames import BadFrame, parse_request, ping_answer
 from roomsignal.server._outbox import YIELD_AFTER, Link, Outbox
 from roomsignal.server._rooms import (
     Abort,
@@ -400,6 +400,11 @@ class SignalingServer:
     def _on_frame(self, rooms: Rooms, conn: int, raw: str) -> Burst | None:
         request = None
         try:
+            answer = ping_answer(raw, time.time())
+            if answer is not None:  # the hot path of round trips
+                self._write(conn, answer)
+                self._evict_slow()
+                return None
             parsed = parse_request(raw, allow_simulation=rooms.config.allow_simulation)
             if isinstance(parsed, BadFrame):
                 self._write(conn, parsed.frame())
