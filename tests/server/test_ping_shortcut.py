@@ -76,3 +76,24 @@ def test_odd_pings_are_declined() -> None:
         "[]",
     ):
         assert ping_answer(frame, 1.0) is None, frame
+
+
+def test_a_refused_frame_with_a_readable_method_names_it() -> None:
+    """PROTOCOL: error.data carries "method" where one applies, -32600 included."""
+    for frame, request_id in (
+        ('{"jsonrpc":"2.0","method":"join","params":{}}', None),  # no id: a notification
+        ('{"jsonrpc":"1.0","id":4,"method":"ping"}', 4),
+        ('{"jsonrpc":"2.0","id":1.5,"method":"leave"}', None),
+        (
+            '{"jsonrpc":"2.0","method":"sessionError","params":{"seq":1,"code":1,"message":"m"}}',
+            None,
+        ),
+    ):
+        bad = parse_request(frame, allow_simulation=False)
+        assert isinstance(bad, BadFrame), frame
+        assert bad.code == -32600 and bad.request_id == request_id, frame
+        assert bad.data["method"] == json.loads(frame)["method"], frame
+    for frame in ('{"jsonrpc":"2.0","id":1,"method":5}', "[1]", '{"id":1}'):
+        bad = parse_request(frame, allow_simulation=False)
+        assert isinstance(bad, BadFrame) and bad.code == -32600
+        assert "method" not in bad.data, frame

@@ -155,8 +155,11 @@ class BadFrame:
         return error_frame(self.request_id, self.code, self.message, self.data)
 
 
-def _invalid_request(message: str, request_id: int | str | None) -> BadFrame:
-    return BadFrame(request_id, ErrorCode.INVALID_REQUEST, message, {"name": "INVALID_REQUEST"})
+def _invalid_request(message: str, request_id: int | str | None, method: str | None) -> BadFrame:
+    data: dict[str, Any] = {"name": "INVALID_REQUEST"}
+    if method is not None:
+        data["method"] = method
+    return BadFrame(request_id, ErrorCode.INVALID_REQUEST, message, data)
 
 
 def _method_not_found(request_id: int | str, method: str) -> BadFrame:
@@ -168,27 +171,26 @@ def _method_not_found(request_id: int | str, method: str) -> BadFrame:
     )
 
 
-def _request_shape(raw: str | bytes) -> tuple[bool, int | str | None]:
-    """Whether a frame the codec refused still has a request's outer shape, and its id.
+def _request_shape(raw: str | bytes) -> tuple[bool, int | str | None, str | None]:
+    """Whether a frame the codec refused still has a request's outer shape, its id and method.
 
     The id is the frame's when it is an object with an integer or string
-    ``id`` and a string ``method``; None otherwise (no id can be read).
+    ``id`` and a string ``method``; None otherwise (no id can be read). The
+    method is the frame's whenever it is an object with a string ``method``.
     """
     try:
         value = json.loads(raw)
     except (ValueError, TypeError, RecursionError):
-        return False, None
+        return False, None, None
     if not isinstance(value, dict):
-        return False, None
+        return False, None, None
+    method = value.get("method")
+    if not isinstance(method, str):
+        return False, None, None
     request_id = value.get("id")
-    if (
-        "id" not in value
-        or isinstance(request_id, bool)
-        or not isinstance(request_id, int | str)
-        or not isinstance(value.get("method"), str)
-    ):
-        return False, None
-    return value.get("jsonrpc", "2.0") == "2.0", request_id
+    if "id" not in value or isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return False, None, method
+    return value.get("jsonrpc", "2.0") == "2.0", request_id, method
 
 
 def parse_request(raw: str | bytes, *, allow_simulation: bool) -> Request | BadFrame:
@@ -208,11 +210,11 @@ def parse_request(raw: str | bytes, *, allow_simulation: bool) -> Request | BadF
         code = exc.error.code
         if code == ErrorCode.PARSE_ERROR:
             return BadFrame(None, code, exc.error.message, dict(exc.error.data))
-        shaped, request_id = _request_shape(raw)
+        shaped, request_id, method = _request_shape(raw)
         if code == ErrorCode.INVALID_REQUEST:
             return BadFrame(request_id, code, exc.error.message, dict(exc.error.data))
         if not shaped:
-            return _invalid_request("frame is not a JSON-RPC request object", request_id)
+            return _invalid_request("frame is not a JSON-RPC request object", request_id, method)
         assert request_id is not None
         if exc.error.data.get("method") == "simulateScenario" and not allow_simulation:
             return _method_not_found(request_id, "simulateScenario")
@@ -221,4 +223,5 @@ def parse_request(raw: str | bytes, *, allow_simulation: bool) -> Request | BadF
         return _method_not_found(message.id, message.method)
     if isinstance(message, _REQUEST_TYPES):
         return message
-    return _invalid_request("only requests may be sent to the server", None)
+    method = getattr(message, "method", None)
+    return _invalid_request("only requests may be sent to the server", None, method)
