@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
 from roomsignal.client._connection import FrameSplitter, NotUtf8, Raw, _wire
+from roomsignal.errors import SessionStateError
 
 from .conftest import Recorder, SessionFactory
 
@@ -156,3 +158,27 @@ async def test_frames_split_anywhere_reach_the_session_in_order(
         got = await errors.wait_for(39)
         assert [e.message for e in got] == [f"e{seq}" for seq in range(1, 40)]
         await session.close()
+
+
+async def test_an_open_connection_lets_go_of_its_handshake_headers(
+    make_session: SessionFactory,
+) -> None:
+    """websockets keeps them for the connection's life; the session empties them (4 KiB)."""
+    session = make_session("shed")
+    reconnected = Recorder()
+    session.on_reconnected(reconnected)
+    async with session:
+        ws = session._ws
+        assert ws is not None and ws.response is not None and ws.request is not None
+        assert ws.response.status_code == 101
+        assert not ws.response.headers and not ws.request.headers
+        assert ws.subprotocol is not None  # what the handshake settled is kept
+        assert isinstance(await session.ping(), float)  # and the connection works on
+        with pytest.raises(SessionStateError):  # dropped with no answer: 901
+            await session.simulate_scenario("connectionDrop")
+        (event,) = await reconnected.wait_for(1)
+        assert event.resumed
+        again = session._ws
+        assert again is not None and again is not ws
+        assert again.response is not None and not again.response.headers  # each connection
+        assert isinstance(await session.ping(), float)

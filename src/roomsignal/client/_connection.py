@@ -199,6 +199,22 @@ class DirectConnection(ClientConnection):
         messages.pause = self._pause_by_websockets  # bound methods: smaller than lambdas
         messages.resume = self._resume_by_websockets
 
+    def shed_handshake(self) -> None:
+        """Let go of the opening handshake's headers (on an open connection).
+
+        websockets keeps the request and the response, with their headers,
+        for the connection's life (about 4 KiB; its parser holds the
+        response too); nothing reads them once the connection is open. The
+        objects stay, emptied: websockets takes a response to mean that the
+        handshake is over.
+        """
+        response = self.response
+        if response is not None and response.status_code == 101:
+            response.headers.clear()
+            response.body = b""
+            if self.request is not None:
+                self.request.headers.clear()
+
     def _pause_by_websockets(self) -> None:
         self._hold(_HELD_BY_WEBSOCKETS, True)
 

@@ -686,6 +686,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             why = str(exc) or type(exc).__name__
             raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
         assert isinstance(ws, DirectConnection)
+        ws.shed_handshake()
         ws.on_frame = self._on_frame
         if self._hub.pressed:
             ws.hold_reading(True)
