@@ -65,6 +65,23 @@ export function lookup(code) {
 
 export const SUBPROTOCOL = "roomsignal.v1";
 
+/**
+ * How far past the last seq a notification's seq may be (the Python client's
+ * max_seq_jump). The protocol has no gaps; a small one is delivered with a
+ * warning, but a jump this large cannot be real: no replay buffer holds that
+ * many (the reference server's holds 1024), so the server is broken or hostile.
+ */
+export const MAX_SEQ_JUMP = 65536;
+
+/**
+ * The close code this client sends when it drops a connection it cannot trust
+ * (a seq jump). The Python client sends 1002, which a browser may not send
+ * (close() takes only 1000 and 3000-4999); 1000 would read as a normal
+ * closure, so a private code: 4003, apart from the server's 4001 and 4002.
+ */
+export const UNTRUSTED_CLOSE = 4003;
+const UNTRUSTED_REASON = "a notification's seq cannot be real";
+
 /** The notifications of PROTOCOL.md section 6 and the listener each feeds. */
 const NOTIFICATIONS = Object.freeze({
   participantJoined: "participantJoined",
@@ -111,7 +128,11 @@ function capitalized(event) {
  *
  * Options: token, name, participantType ("full"), metadata, iceServers ([]:
  * host candidates only), reconnect (true), maxAttempts (10), requestTimeout
- * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100).
+ * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100),
+ * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
+ * the last one is reported as -32602, not delivered, and the connection is
+ * dropped with UNTRUSTED_CLOSE and resumed). Throws a RangeError for a
+ * maxSeqJump that is not an integer of at least 1.
  */
 export class Session {
   constructor(url, options = {}) {
@@ -125,6 +146,10 @@ export class Session {
     this.maxAttempts = options.maxAttempts ?? 10;
     this.requestTimeout = options.requestTimeout ?? 10000;
     this.tokenProvider = options.tokenProvider;
+    this.maxSeqJump = options.maxSeqJump ?? MAX_SEQ_JUMP;
+    if (!Number.isInteger(this.maxSeqJump) || this.maxSeqJump < 1) {
+      throw new RangeError(`maxSeqJump must be an integer of at least 1, not ${options.maxSeqJump}`);
+    }
     this.state = "idle"; // idle, connecting, joined, reconnecting, closed
     this.sessionId = null;
     this.participantId = null;
@@ -327,7 +352,10 @@ export class Session {
       throw this._clientFailure(ErrorCode.GENERIC_CONNECTION_ERROR, String(exc.message ?? exc), "join");
     }
     this._ws = ws;
-    ws.onmessage = (ev) => this._onFrame(ev.data);
+    // Only the current socket's frames count: one dropped for a seq jump delivers no more.
+    ws.onmessage = (ev) => {
+      if (ws === this._ws) this._onFrame(ws, ev.data);
+    };
     ws.onclose = (ev) => this._onClose(ws, ev);
     const params = { token: this.token, name: this.name, participantType: this.participantType };
     if (this.metadata !== undefined) params.metadata = this.metadata;
@@ -464,7 +492,7 @@ export class Session {
     return this._send(method, params);
   }
 
-  _onFrame(raw) {
+  _onFrame(ws, raw) {
     let frame;
     try {
       frame = JSON.parse(raw);
@@ -487,12 +515,52 @@ export class Session {
       return;
     }
     if (typeof frame.method !== "string") return;
-    const params = frame.params ?? {};
-    if (typeof params.seq === "number") {
-      if (params.seq <= this.lastSeq) return; // delivered before a reconnect
-      this.lastSeq = params.seq;
+    const params = frame.params !== null && typeof frame.params === "object" ? frame.params : {};
+    const seq = params.seq;
+    if (!Number.isInteger(seq)) {
+      // As the Python client's decoder: reported, not delivered, the connection kept.
+      const msg = seq === undefined ? "Field required" : "Input should be a valid integer";
+      const data = { name: "INVALID_PARAMS", method: frame.method, errors: [{ loc: ["params", "seq"], msg }] };
+      this._error(ErrorCode.INVALID_PARAMS, `invalid params for '${frame.method}'`, data, frame.method, "client");
+      return;
     }
+    if (seq <= this.lastSeq) return; // delivered before a reconnect
+    if (seq - this.lastSeq > this.maxSeqJump) {
+      this._seqJump(ws, frame.method, seq);
+      return;
+    }
+    if (seq !== this.lastSeq + 1) {
+      console.warn(`roomsignal: notification seq jumped from ${this.lastSeq} to ${seq}`);
+    }
+    this.lastSeq = seq;
     this._onNotification(frame.method, params);
+  }
+
+  /**
+   * A seq too far ahead to be real, as the Python client: report -32602 (not
+   * delivered, lastSeq unmoved), drop the socket at once so nothing queued
+   * behind the frame is delivered either, then resume from lastSeq exactly as
+   * after a dropped connection: the server's replay fills in what was missed.
+   */
+  _seqJump(ws, method, seq) {
+    const code = ErrorCode.INVALID_PARAMS;
+    const why = `seq jumped from ${this.lastSeq} to ${seq}, more than ${this.maxSeqJump} ahead: it cannot be real`;
+    const data = {
+      name: lookup(code).name,
+      errors: [{ loc: ["params", "seq"], msg: why }],
+      seq,
+      lastSeq: this.lastSeq,
+      method,
+    };
+    const message = `invalid params for '${method}': ${why}; resuming from seq ${this.lastSeq}`;
+    this._error(code, message, data, method, "client");
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(UNTRUSTED_CLOSE, UNTRUSTED_REASON);
+    } catch {
+      // already closing
+    }
+    this._onClose(ws, { code: UNTRUSTED_CLOSE, reason: UNTRUSTED_REASON });
   }
 
   _onNotification(method, params) {
