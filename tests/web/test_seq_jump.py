@@ -285,3 +285,54 @@ async def test_a_notification_without_an_integer_seq_is_reported_and_not_deliver
     assert got["disconnected"] == [] and ws.state is State.OPEN
     assert await page.evaluate("window.s.lastSeq") == 1
     await _leave(page, ws)
+
+
+async def test_a_server_that_keeps_jumping_ends_the_session_with_903_not_a_loop(
+    server: SignalingServer, context: Any, scripted: ScriptedServer
+) -> None:
+    """Resumed connections that deliver nothing new do not reset the count of attempts."""
+    page = await open_page(context, server)
+    ws = await _join(page, scripted, {"maxAttempts": 3})
+    _burst(ws, [_note(1, "m1"), _note(2, "m2"), _note(1 << 40, "bogus")])
+    resumes = []
+    for _ in range(3):
+        await asyncio.wait_for(ws.wait_closed(), WAIT)
+        assert ws.close_code == UNTRUSTED_CLOSE
+        ws = await scripted.accept()
+        rejoin = await _request(ws, "join")
+        resumes.append((rejoin["params"]["oldParticipantSecret"], rejoin["params"]["lastSeq"]))
+        await ws.send(_joined(rejoin, seq=2, resumed=True))
+        await ws.send(_note(1 << 40, "bogus again"))
+    await asyncio.wait_for(ws.wait_closed(), WAIT)
+    await _wait(page, "window.s.state === 'closed'")
+    got = await page.evaluate("window.got")
+    assert resumes == [(SECRET_1, 2)] * 3
+    assert got["message"] == ["m1", "m2"]
+    assert [e["code"] for e in got["sessionError"]] == [-32602] * 4 + [903]
+    assert [r["attempts"] for r in got["reconnected"]] == [1, 2, 3]
+    assert got["disconnected"][-1]["willReconnect"] is False
+
+
+async def test_a_resume_that_delivers_something_new_resets_the_count_of_attempts(
+    server: SignalingServer, context: Any, scripted: ScriptedServer
+) -> None:
+    page = await open_page(context, server)
+    ws = await _join(page, scripted, {"maxAttempts": 2})
+    _burst(ws, [_note(1, "m1"), _note(1 << 40, "bogus")])
+    for seq in range(2, 6):  # more drops than maxAttempts, each after a new notification
+        await asyncio.wait_for(ws.wait_closed(), WAIT)
+        ws = await scripted.accept()
+        rejoin = await _request(ws, "join")
+        assert rejoin["params"]["lastSeq"] == seq - 1
+        await ws.send(_joined(rejoin, seq=seq, resumed=True))
+        _burst(ws, [_note(seq, f"m{seq}"), _note(1 << 40, "bogus")])
+    await asyncio.wait_for(ws.wait_closed(), WAIT)
+    ws = await scripted.accept()
+    rejoin = await _request(ws, "join")
+    await ws.send(_joined(rejoin, seq=5, resumed=True))
+    await _wait(page, "window.got.reconnected.length === 5")
+    got = await page.evaluate("window.got")
+    assert got["message"] == ["m1", "m2", "m3", "m4", "m5"]
+    assert [r["attempts"] for r in got["reconnected"]] == [1] * 5
+    assert [e["code"] for e in got["sessionError"]] == [-32602] * 5
+    await _leave(page, ws)

@@ -82,6 +82,10 @@ export const MAX_SEQ_JUMP = 65536;
 export const UNTRUSTED_CLOSE = 4003;
 const UNTRUSTED_REASON = "a notification's seq cannot be real";
 
+// A connection that stayed up this long (ms) resets the count of reconnection
+// attempts even if it delivered nothing new (the Python policy's stable_after).
+const STABLE_AFTER = 10000;
+
 /** The notifications of PROTOCOL.md section 6 and the listener each feeds. */
 const NOTIFICATIONS = Object.freeze({
   participantJoined: "participantJoined",
@@ -172,6 +176,12 @@ export class Session {
     this._joining = null; // join()'s promise while it is in flight
     this._abandon = false; // leave() was called: a join or rejoin in flight leaves again
     this._wake = null; // ends the reconnection backoff early
+    // Reconnection attempts since the last connection that delivered something new
+    // or stayed up STABLE_AFTER, as the Python client: a seat whose every new
+    // connection is dropped at once (say, for a seq jump) must not loop forever.
+    this._streak = 0;
+    this._connectedAt = 0; // Date.now() of the last successful join
+    this._progressMark = 0; // lastSeq right after that join
   }
 
   // --- listeners -------------------------------------------------------------
@@ -369,6 +379,8 @@ export class Session {
       this.participants = new Map(result.participants.map((p) => [p.participantId, p]));
     }
     this._secret = result.participantSecret;
+    this._connectedAt = Date.now();
+    this._progressMark = this.lastSeq;
     this.sessionId = result.sessionId;
     this.participantId = result.participantId;
     this.roles = result.roles ?? [];
@@ -396,6 +408,9 @@ export class Session {
     }
     this._emit("disconnected", { code: ev.code, reason: ev.reason, willReconnect: true });
     this.state = "reconnecting";
+    if (Date.now() - this._connectedAt >= STABLE_AFTER || this.lastSeq > this._progressMark) {
+      this._streak = 0;
+    }
     let done;
     this._waitJoined = new Promise((resolve) => (done = resolve));
     this._reconnectLoop().finally(() => {
@@ -407,7 +422,8 @@ export class Session {
   async _reconnectLoop() {
     let resume = this._secret !== null;
     const before = this.lastSeq;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+    while (this._streak < this.maxAttempts) {
+      const attempt = ++this._streak;
       const delay = Math.random() * Math.min(5000, 100 * 2 ** (attempt - 1));
       this._emit("reconnecting", { attempt, delay: delay / 1000 });
       await new Promise((resolve) => {
