@@ -536,7 +536,7 @@ export class Session {
     if (!Number.isInteger(seq)) {
       // As the Python client's decoder: reported, not delivered, the connection kept.
       const msg = seq === undefined ? "Field required" : "Input should be a valid integer";
-      const data = { name: "INVALID_PARAMS", method: frame.method, errors: [{ loc: ["params", "seq"], msg }] };
+      const data = { name: lookup(ErrorCode.INVALID_PARAMS).name, method: frame.method, errors: [{ loc: ["params", "seq"], msg }] };
       this._error(ErrorCode.INVALID_PARAMS, `invalid params for '${frame.method}'`, data, frame.method, "client");
       return;
     }
