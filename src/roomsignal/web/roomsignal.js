@@ -65,6 +65,27 @@ export function lookup(code) {
 
 export const SUBPROTOCOL = "roomsignal.v1";
 
+/**
+ * How far past the last seq a notification's seq may be (the Python client's
+ * max_seq_jump). The protocol has no gaps; a small one is delivered with a
+ * warning, but a jump this large cannot be real: no replay buffer holds that
+ * many (the reference server's holds 1024), so the server is broken or hostile.
+ */
+export const MAX_SEQ_JUMP = 65536;
+
+/**
+ * The close code this client sends when it drops a connection it cannot trust
+ * (a seq jump). The Python client sends 1002, which a browser may not send
+ * (close() takes only 1000 and 3000-4999); 1000 would read as a normal
+ * closure, so a private code: 4003, apart from the server's 4001 and 4002.
+ */
+export const UNTRUSTED_CLOSE = 4003;
+const UNTRUSTED_REASON = "a notification's seq cannot be real";
+
+// A connection that stayed up this long (ms) resets the count of reconnection
+// attempts even if it delivered nothing new (the Python policy's stable_after).
+const STABLE_AFTER = 10000;
+
 /** The notifications of PROTOCOL.md section 6 and the listener each feeds. */
 const NOTIFICATIONS = Object.freeze({
   participantJoined: "participantJoined",
@@ -111,7 +132,11 @@ function capitalized(event) {
  *
  * Options: token, name, participantType ("full"), metadata, iceServers ([]:
  * host candidates only), reconnect (true), maxAttempts (10), requestTimeout
- * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100).
+ * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100),
+ * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
+ * the last one is reported as -32602, not delivered, and the connection is
+ * dropped with UNTRUSTED_CLOSE and resumed). Throws a RangeError for a
+ * maxSeqJump that is not an integer of at least 1.
  */
 export class Session {
   constructor(url, options = {}) {
@@ -125,6 +150,10 @@ export class Session {
     this.maxAttempts = options.maxAttempts ?? 10;
     this.requestTimeout = options.requestTimeout ?? 10000;
     this.tokenProvider = options.tokenProvider;
+    this.maxSeqJump = options.maxSeqJump ?? MAX_SEQ_JUMP;
+    if (!Number.isInteger(this.maxSeqJump) || this.maxSeqJump < 1) {
+      throw new RangeError(`maxSeqJump must be an integer of at least 1, not ${options.maxSeqJump}`);
+    }
     this.state = "idle"; // idle, connecting, joined, reconnecting, closed
     this.sessionId = null;
     this.participantId = null;
@@ -147,6 +176,12 @@ export class Session {
     this._joining = null; // join()'s promise while it is in flight
     this._abandon = false; // leave() was called: a join or rejoin in flight leaves again
     this._wake = null; // ends the reconnection backoff early
+    // Reconnection attempts since the last connection that delivered something new
+    // or stayed up STABLE_AFTER, as the Python client: a seat whose every new
+    // connection is dropped at once (say, for a seq jump) must not loop forever.
+    this._streak = 0;
+    this._connectedAt = 0; // Date.now() of the last successful join
+    this._progressMark = 0; // lastSeq right after that join
   }
 
   // --- listeners -------------------------------------------------------------
@@ -327,7 +362,10 @@ export class Session {
       throw this._clientFailure(ErrorCode.GENERIC_CONNECTION_ERROR, String(exc.message ?? exc), "join");
     }
     this._ws = ws;
-    ws.onmessage = (ev) => this._onFrame(ev.data);
+    // Only the current socket's frames count: one dropped for a seq jump delivers no more.
+    ws.onmessage = (ev) => {
+      if (ws === this._ws) this._onFrame(ws, ev.data);
+    };
     ws.onclose = (ev) => this._onClose(ws, ev);
     const params = { token: this.token, name: this.name, participantType: this.participantType };
     if (this.metadata !== undefined) params.metadata = this.metadata;
@@ -341,6 +379,8 @@ export class Session {
       this.participants = new Map(result.participants.map((p) => [p.participantId, p]));
     }
     this._secret = result.participantSecret;
+    this._connectedAt = Date.now();
+    this._progressMark = this.lastSeq;
     this.sessionId = result.sessionId;
     this.participantId = result.participantId;
     this.roles = result.roles ?? [];
@@ -368,6 +408,9 @@ export class Session {
     }
     this._emit("disconnected", { code: ev.code, reason: ev.reason, willReconnect: true });
     this.state = "reconnecting";
+    if (Date.now() - this._connectedAt >= STABLE_AFTER || this.lastSeq > this._progressMark) {
+      this._streak = 0;
+    }
     let done;
     this._waitJoined = new Promise((resolve) => (done = resolve));
     this._reconnectLoop().finally(() => {
@@ -379,7 +422,8 @@ export class Session {
   async _reconnectLoop() {
     let resume = this._secret !== null;
     const before = this.lastSeq;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+    while (this._streak < this.maxAttempts) {
+      const attempt = ++this._streak;
       const delay = Math.random() * Math.min(5000, 100 * 2 ** (attempt - 1));
       this._emit("reconnecting", { attempt, delay: delay / 1000 });
       await new Promise((resolve) => {
@@ -464,7 +508,7 @@ export class Session {
     return this._send(method, params);
   }
 
-  _onFrame(raw) {
+  _onFrame(ws, raw) {
     let frame;
     try {
       frame = JSON.parse(raw);
@@ -487,12 +531,52 @@ export class Session {
       return;
     }
     if (typeof frame.method !== "string") return;
-    const params = frame.params ?? {};
-    if (typeof params.seq === "number") {
-      if (params.seq <= this.lastSeq) return; // delivered before a reconnect
-      this.lastSeq = params.seq;
+    const params = frame.params !== null && typeof frame.params === "object" ? frame.params : {};
+    const seq = params.seq;
+    if (!Number.isInteger(seq)) {
+      // As the Python client's decoder: reported, not delivered, the connection kept.
+      const msg = seq === undefined ? "Field required" : "Input should be a valid integer";
+      const data = { name: lookup(ErrorCode.INVALID_PARAMS).name, method: frame.method, errors: [{ loc: ["params", "seq"], msg }] };
+      this._error(ErrorCode.INVALID_PARAMS, `invalid params for '${frame.method}'`, data, frame.method, "client");
+      return;
     }
+    if (seq <= this.lastSeq) return; // delivered before a reconnect
+    if (seq - this.lastSeq > this.maxSeqJump) {
+      this._seqJump(ws, frame.method, seq);
+      return;
+    }
+    if (seq !== this.lastSeq + 1) {
+      console.warn(`roomsignal: notification seq jumped from ${this.lastSeq} to ${seq}`);
+    }
+    this.lastSeq = seq;
     this._onNotification(frame.method, params);
+  }
+
+  /**
+   * A seq too far ahead to be real, as the Python client: report -32602 (not
+   * delivered, lastSeq unmoved), drop the socket at once so nothing queued
+   * behind the frame is delivered either, then resume from lastSeq exactly as
+   * after a dropped connection: the server's replay fills in what was missed.
+   */
+  _seqJump(ws, method, seq) {
+    const code = ErrorCode.INVALID_PARAMS;
+    const why = `seq jumped from ${this.lastSeq} to ${seq}, more than ${this.maxSeqJump} ahead: it cannot be real`;
+    const data = {
+      name: lookup(code).name,
+      errors: [{ loc: ["params", "seq"], msg: why }],
+      seq,
+      lastSeq: this.lastSeq,
+      method,
+    };
+    const message = `invalid params for '${method}': ${why}; resuming from seq ${this.lastSeq}`;
+    this._error(code, message, data, method, "client");
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(UNTRUSTED_CLOSE, UNTRUSTED_REASON);
+    } catch {
+      // already closing
+    }
+    this._onClose(ws, { code: UNTRUSTED_CLOSE, reason: UNTRUSTED_REASON });
   }
 
   _onNotification(method, params) {
