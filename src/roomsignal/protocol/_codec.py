@@ -220,9 +220,7 @@ _RESPONSE_KEYS: Final = frozenset({"jsonrpc", "id", "result"})
 
 
 def decode_response(frame: bytes | str) -> tuple[int | str, dict[str, Any]] | None:
-    """A successful response's ``(id, result)``, or None for any other frame.
-
-    None means ``decode`` decides what the frame is.
+    """A successful response's ``(id, result)``, or None (then ``decode`` decides).
 
     The client's shortcut for answers (a ``ping``'s, say): parsed by
     pydantic-core's JSON parser and checked by type as ``Response`` would,
