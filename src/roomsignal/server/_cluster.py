@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
+from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
 from roomsignal.server._lease import BEAT, PLACE, RELEASE
 from roomsignal.server._relay import (
     ABORT,
@@ -51,6 +52,7 @@ from roomsignal.server._relay import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from roomsignal.server._rooms import Rooms
     from roomsignal.server._transport import SignalingServer, _Link
 
 __all__ = ["Cluster"]
@@ -113,6 +115,21 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
+        # The rooms homed here, as written to Redis for a takeover (_journal);
+        # None when seats cannot be resumed anyway (resume_window 0).
+        self._journal: Journal | None = None
+        if server.config.resume_window > 0:
+            ttl = server.config.resume_window + lease
+            self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+
+    def make_rooms(self) -> Rooms:
+        """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
+        server = self.server
+        if self._journal is None:
+            from roomsignal.server._rooms import Rooms
+
+            return Rooms(server.secret, server.config)
+        return JournaledRooms(server.secret, server.config, self._journal.mark)
 
     # --- keys --------------------------------------------------------------------
 
@@ -257,7 +274,13 @@ class Cluster:
             link.write((error_frame(join[1], refusal.code, refusal.message, data),))
             return True
         if home == self.node_id:
-            self._homed[session_id] = 0.0
+            try:
+                await self._take_home(session_id)
+            except Exception as exc:
+                logger.warning("cannot load room %s: Redis: %s", session_id, exc)
+                self._set_health(False, exc)
+                link.close(CLOSE_TRY_LATER, "redisUnavailable")
+                return True
             return False
         logger.debug("connection %d relayed to %s for room %s", conn, home, session_id)
         self._relays[conn] = _Relay(home, session_id)
@@ -316,6 +339,16 @@ class Cluster:
         return result.decode() if isinstance(result, bytes) else str(result)
 
     # --- the home: messages from edges -----------------------------------------------
+
+    async def _take_home(self, room: str) -> None:
+        """Serve ``room`` here from now on; loads its seats from Redis first (a takeover)."""
+        journal, redis = self._journal, self._redis
+        if room not in self._homed and journal is not None and redis is not None:
+            rooms = self.server.rooms
+            assert isinstance(rooms, JournaledRooms)
+            async with asyncio.timeout(max(self.lease, 1.0)):
+                await journal.ensure(redis, room, rooms)
+        self._homed[room] = 0.0
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["k"]
@@ -388,6 +421,8 @@ class Cluster:
     def _give_up(self, room: str) -> None:
         """Drop every connection of a room this node no longer homes: they rejoin its home."""
         self._homed.pop(room, None)
+        if self._journal is not None:
+            self._journal.forget(room)
         server = self.server
         session = server.rooms._sessions.get(room)
         for member in list(session.members.values()) if session is not None else ():
@@ -421,13 +456,32 @@ class Cluster:
 
     async def _flush(self, redis: Redis) -> None:
         batch, self._outbox = self._outbox, []
-        if not batch:
+        journal, rooms = self._journal, self.server._rooms
+        # The rooms' changes go first in the pipeline: whatever a relayed
+        # client is sent in this batch is in Redis before it (a takeover
+        # resumes from there).
+        writes = journal.collect(rooms._sessions) if journal and journal.dirty and rooms else []
+        if not batch and not writes:
             return
         async with redis.pipeline(transaction=False) as pipe:
+            for _, keys, args in writes:
+                pipe.eval(JOURNAL, len(keys), *keys, *args)
             for node, _, data in batch:
                 pipe.publish(self._key("to", node), data)
-            self.round_trips += len(batch)
-            receivers = await pipe.execute()
+            self.round_trips += len(batch) + len(writes)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except BaseException:
+                if journal is not None:
+                    journal.failed(writes)
+                raise
+        if journal is not None and writes:
+            for room in journal.written(writes, results[: len(writes)]):
+                self._give_up(room)
+        receivers = results[len(writes) :]
+        for count in receivers:
+            if isinstance(count, Exception):
+                raise count
         for (node, message, _), count in zip(batch, receivers, strict=True):
             if count == 0:  # nobody listens on that node's channel: the message is lost
                 self._undelivered(node, message)
@@ -479,6 +533,12 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
+                        room = message.get("s")
+                        if message["k"] == OPEN and isinstance(room, str):
+                            try:  # the room's seats first, if this node takes it over
+                                await self._take_home(room)
+                            except Exception as exc:
+                                logger.error("cannot load room %s from Redis: %s", room, exc)
                         try:
                             self._on_message(message)
                         except Exception:
@@ -545,7 +605,11 @@ class Cluster:
             return
         for room in stale:
             self._homed.pop(room, None)
+            if self._journal is not None:
+                self._journal.forget(room)
         self._set_health(True)
+        if self._journal is not None:
+            self._journal.tick(now)
         for room, ours in zip(rooms, held, strict=True):
             if not ours:
                 logger.error("lost the lease of room %s to another node: dropping it", room)
