@@ -261,7 +261,7 @@ class Cluster:
         try:
             # bounded: a command caught in a Redis restart may never be answered
             async with asyncio.timeout(max(self.lease, 1.0)):
-                home = await self._place(session_id)
+                home, epoch = await self._place(session_id)
         except Exception as exc:
             logger.warning("cannot place room %s: Redis: %s", session_id, exc)
             self._set_health(False, exc)
@@ -275,7 +275,7 @@ class Cluster:
             return True
         if home == self.node_id:
             try:
-                await self._take_home(session_id)
+                await self._take_home(session_id, epoch=epoch)
             except Exception as exc:
                 logger.warning("cannot load room %s: Redis: %s", session_id, exc)
                 self._set_health(False, exc)
@@ -284,7 +284,10 @@ class Cluster:
             return False
         logger.debug("connection %d relayed to %s for room %s", conn, home, session_id)
         self._relays[conn] = _Relay(home, session_id)
-        self._send(home, {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id})
+        opening = {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id}
+        if epoch:  # a room with no journal yet: its home starts one with this epoch
+            opening["e"] = epoch
+        self._send(home, opening)
         self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
         return True
 
@@ -314,36 +317,50 @@ class Cluster:
         except (ValueError, TypeError, KeyError, AttributeError, TokenInvalid):
             return None  # the rooms give the exact answer
 
-    async def _place(self, session_id: str) -> str:
-        """The room's home (placing it on the least-loaded node if new).
+    async def _place(self, session_id: str) -> tuple[str, str | None]:
+        """The room's home (placing it on the least-loaded node if new), and an epoch.
 
         "" when the room is new and ``max_sessions`` rooms are live cluster-wide.
+        The epoch is set when the room was placed with no journal in Redis:
+        its home starts the journal with it instead of loading (a new room).
         """
         redis = self._redis
         if redis is None:
             raise ConnectionError("the cluster is closed")
         home_prefix = self._key("home") + ":"
+        journal = self._journal
+        epoch = secrets.token_hex(8) if journal is not None else ""
         self.round_trips += 1
-        result = await redis.eval(
+        home, fresh = await redis.eval(
             PLACE,
-            3,
+            4,
             self._key("home", session_id),
             self._key("rooms"),
             self._key("load"),
+            self._key("room", session_id),
             self._key("node") + ":",
             int(time.time() * 1000),
             int(self.lease * 1000),
             self.server.config.max_sessions,
             home_prefix,
+            epoch,
+            int(journal.ttl * 1000) if journal is not None else 0,
         )
-        return result.decode() if isinstance(result, bytes) else str(result)
+        home = home.decode() if isinstance(home, bytes) else str(home)
+        return home, epoch if fresh == 1 else None
 
     # --- the home: messages from edges -----------------------------------------------
 
-    async def _take_home(self, room: str) -> None:
-        """Serve ``room`` here from now on; loads its seats from Redis first (a takeover)."""
+    async def _take_home(self, room: str, again: bool = False, epoch: str | None = None) -> None:
+        """Serve ``room`` here from now on; loads its seats from Redis first (a takeover).
+
+        ``epoch``: the room was just placed with no journal, and this epoch
+        set for it (``PLACE``): nothing to load.
+        """
         journal, redis = self._journal, self._redis
-        if room not in self._homed and journal is not None and redis is not None:
+        if epoch and journal is not None:
+            journal.create(room, epoch)
+        elif (again or room not in self._homed) and journal is not None and redis is not None:
             rooms = self.server.rooms
             assert isinstance(rooms, JournaledRooms)
             async with asyncio.timeout(max(self.lease, 1.0)):
@@ -533,11 +550,13 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
-                        room = message.get("s")
+                        room, epoch = message.get("s"), message.get("e")
                         if message["k"] == OPEN and isinstance(room, str):
                             try:  # the room's seats first, if this node takes it over
-                                await self._take_home(room)
-                            except Exception as exc:
+                                await self._take_home(
+                                    room, epoch=epoch if isinstance(epoch, str) else None
+                                )
+                            except Exception as exc:  # served anyway; a beat loads it again
                                 logger.error("cannot load room %s from Redis: %s", room, exc)
                         try:
                             self._on_message(message)
@@ -610,6 +629,11 @@ class Cluster:
         self._set_health(True)
         if self._journal is not None:
             self._journal.tick(now)
+            for room in [r for r in self._homed if not self._journal.holds(r)]:
+                try:  # its load failed when it came here (Redis was unreachable)
+                    await self._take_home(room, again=True)
+                except Exception as exc:
+                    logger.warning("cannot load room %s: Redis: %s", room, exc)
         for room, ours in zip(rooms, held, strict=True):
             if not ours:
                 logger.error("lost the lease of room %s to another node: dropping it", room)

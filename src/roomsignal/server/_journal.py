@@ -185,9 +185,16 @@ class JournaledRooms(Rooms):
         return effects
 
     def expire(self, now: float) -> list[Effect]:
-        for deadline, _, kind, key in self._deadlines:
-            if deadline > now:
+        # The entries due by ``now``: a walk of the heap that skips any
+        # subtree whose root is not due (so it costs what is due, not the heap).
+        heap = self._deadlines
+        todo = [0]
+        while todo:
+            at = todo.pop()
+            if at >= len(heap) or heap[at][0] > now:
                 continue
+            todo += (2 * at + 1, 2 * at + 2)
+            _, _, kind, key = heap[at]
             if kind == "resume":
                 member = self._members.get(key)
                 if member is not None:
@@ -344,6 +351,7 @@ class Journal:
             self.dirty.add(room)
 
     def holds(self, room: str) -> bool:
+        """Whether ``room`` was loaded (or created) here and is journaled."""
         return room in self._rooms
 
     def forget(self, room: str) -> None:
@@ -365,6 +373,11 @@ class Journal:
 
     # --- loading on takeover -----------------------------------------------------
 
+    def create(self, room: str, epoch: str) -> None:
+        """Start journaling a new room whose epoch ``PLACE`` set (nothing to load)."""
+        if room not in self._rooms and room not in self._loading:
+            self._rooms[room] = _Room(epoch, touched=time.time())
+
     async def ensure(self, redis: Redis, room: str, rooms: JournaledRooms) -> None:
         """Load ``room`` from Redis (once) before this node serves it as its new home."""
         if room in self._rooms:
@@ -377,6 +390,7 @@ class Journal:
         self._loading[room] = loading
         epoch = secrets.token_hex(8)
         record = _Room(epoch, touched=time.time())
+        loaded = False
         try:
             result = await redis.eval(
                 LOAD,
@@ -393,11 +407,10 @@ class Journal:
                 record.reset = True
             else:
                 self._restore(room, result, record, rooms)
-        except BaseException:
-            record.reset = True
-            raise
+            loaded = True
         finally:
-            self._rooms[room] = record
+            if loaded:  # else the next ``ensure`` (a join, or a beat) loads it again
+                self._rooms[room] = record
             del self._loading[room]
             loading.set_result(None)
 
