@@ -18,7 +18,15 @@ edge aborts its clients' sockets, which then reconnect and resume; the home
 detaches the seats, which wait ``resume_window``). Redis unreachable: the
 node says so in its log and ``/healthz`` (503), serves the rooms it homes
 to the clients connected to it, and refuses the rest with close code 1013
-until Redis is back. The design and its bounds: docs/scaling.md.
+until Redis is back. Each home journals its rooms to Redis (``_journal``)
+in the writer's pipeline, ahead of the relay messages; a node that takes a
+room over loads it first, so the members resume there. The design and its
+bounds: docs/scaling.md.
+
+Over 600 lines: the edge, the home, the writer, the reader and the beat all
+read and change one relay state (``_relays``, ``_remote``, ``_homed``, the
+outbox) and are kept in one class so that its invariants are read in one
+place; the journal's own logic lives in ``_journal``.
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ logger = logging.getLogger("roomsignal.server.cluster")
 CLOSE_NODE_LOST = 1012  # "service restart": the client reconnects (and resumes)
 CLOSE_TRY_LATER = 1013  # Redis unreachable: no room can be placed now
 _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
+# A journal write with no relay message to go with it (a room served by its
+# home's own clients) waits this long for more changes to join its pipeline.
+_COALESCE = 0.002
 
 
 @dataclass(slots=True)
@@ -112,6 +123,7 @@ class Cluster:
         # (node, message, encoded), in call order
         self._outbox: list[tuple[str, dict[str, Any], str]] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # relay messages are waiting
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
@@ -470,6 +482,7 @@ class Cluster:
     def _send(self, node: str, message: dict[str, Any]) -> None:
         self._outbox.append((node, message, encode_message(message)))
         self._wake.set()
+        self._urgent.set()
 
     async def _flush(self, redis: Redis) -> None:
         batch, self._outbox = self._outbox, []
@@ -523,6 +536,11 @@ class Cluster:
     async def _run_writer(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._outbox:  # the journal alone: let the next changes join it
+                self._urgent.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_COALESCE):
+                        await self._urgent.wait()
             self._wake.clear()
             redis = self._redis
             if redis is None:
@@ -627,13 +645,6 @@ class Cluster:
             if self._journal is not None:
                 self._journal.forget(room)
         self._set_health(True)
-        if self._journal is not None:
-            self._journal.tick(now)
-            for room in [r for r in self._homed if not self._journal.holds(r)]:
-                try:  # its load failed when it came here (Redis was unreachable)
-                    await self._take_home(room, again=True)
-                except Exception as exc:
-                    logger.warning("cannot load room %s: Redis: %s", room, exc)
         for room, ours in zip(rooms, held, strict=True):
             if not ours:
                 logger.error("lost the lease of room %s to another node: dropping it", room)
@@ -642,3 +653,10 @@ class Cluster:
             if not up:
                 logger.warning("node %s is gone: dropping its relayed connections", peer)
                 self._drop_peer(peer)
+        if self._journal is not None:
+            self._journal.tick(now)
+            for room in [r for r in self._homed if not self._journal.holds(r)]:
+                try:  # its load failed when it came here (Redis was unreachable)
+                    await self._take_home(room, again=True)
+                except Exception as exc:
+                    logger.warning("cannot load room %s: Redis: %s", room, exc)
