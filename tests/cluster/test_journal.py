@@ -186,3 +186,16 @@ async def test_streams_keep_the_homes_bound_and_a_lost_hash_is_rewritten(client:
         lastSeq=1,  # older than the 3 held: the documented fallback
     )
     assert sent(effects, 9)[0]["error"]["data"]["reason"] == "replayGap"
+
+
+async def test_unreadable_data_in_redis_seats_nobody(client: Redis, caplog: Any) -> None:
+    """A hash this code did not write is logged, and the room is served afresh."""
+    await client.hset(key("room", "bad"), mapping={"meta": '{"ms": 4}', "m:p_1": "not json"})
+    b = Home(client, "b")
+    await b.take("bad")
+    assert b.rooms.session_state("bad") is None and b.journal.holds("bad")
+    assert "cannot be read" in caplog.text
+    assert "participantId" in b.join(1, "fresh", room="bad")
+    assert await b.flush() == [1]  # rewritten whole under b's epoch
+    seats = await client.hgetall(key("room", "bad"))
+    assert b"m:p_1" not in seats and len([f for f in seats if f.startswith(b"m:")]) == 1

@@ -257,6 +257,7 @@ class JournaledRooms(Rooms):
         if meta.get("sync") is not None:
             session.sync_state = SyncState.model_validate(meta["sync"])
         seqs: dict[str, int] = {}
+        members = []  # all parsed before any is seated: bad data seats nobody
         for name, raw in fields.items():
             if not name.startswith("m:"):
                 continue
@@ -289,6 +290,8 @@ class JournaledRooms(Rooms):
                 stream_id=record["si"],
                 seq=seq,
             )
+            members.append(member)
+        for member in members:
             if member.name in session.names or member.secret in self._secrets:
                 continue  # cannot happen with one writer per epoch; never seat a twin
             session.members[member.id] = member
@@ -406,7 +409,12 @@ class Journal:
                 logger.warning("room %s: its lease is not ours while loading it", room)
                 record.reset = True
             else:
-                self._restore(room, result, record, rooms)
+                try:
+                    self._restore(room, result, record, rooms)
+                except (ValueError, TypeError, KeyError, IndexError):
+                    # not data this code wrote: served afresh (the members rejoin)
+                    logger.exception("room %s: its data in Redis cannot be read", room)
+                    record.reset = True
             loaded = True
         finally:
             if loaded:  # else the next ``ensure`` (a join, or a beat) loads it again
