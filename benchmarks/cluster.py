@@ -9,9 +9,11 @@ one run so that the machine's load is shared by both sides of each ratio:
   both on other nodes (relayed twice through Redis); the ratio p50/p50;
 - joins per second per node: concurrent fresh joins (new rooms) on one node
   alone, then on the three nodes at once;
-- Redis round trips per relayed request, from ``INFO commandstats``
+- Redis commands per relayed request, from ``INFO commandstats``
   (``publish`` and ``eval*`` calls, minus the beats counted over the same
-  idle time).
+  idle time), and the commands the scripts run inside Redis (the room's
+  journal: docs/scaling.md, "Takeover"), which cost Redis work but no
+  round trip.
 
 ``python benchmarks/cluster.py [--json] [--messages N] [--joins N]``; the
 last line with ``--json`` is the result as JSON (benchmarks/run.py --only cluster).
@@ -187,6 +189,23 @@ def relayed_calls(before: dict[str, int], after: dict[str, int]) -> int:
     return sum(after.get(k, 0) - before.get(k, 0) for k in keys)
 
 
+_CLIENT_SIDE = (
+    "publish",
+    "eval",
+    "evalsha",
+    "info",
+    "ping",
+    "hello",
+    "subscribe",
+    "client|setinfo",
+)
+
+
+def script_calls(before: dict[str, int], after: dict[str, int]) -> int:
+    """Commands run inside the scripts (GET, HSET, XADD...): Redis work, no round trip."""
+    return sum(v - before.get(k, 0) for k, v in after.items() if k not in _CLIENT_SIDE)
+
+
 async def measure(messages: int, join_count: int) -> dict[str, Any]:
     async with redis_server() as redis_url, nodes(redis_url, 3) as started:
         urls = dict(started)
@@ -203,14 +222,17 @@ async def measure(messages: int, join_count: int) -> dict[str, Any]:
         idle_before = await command_calls(redis_url)
         t0 = time.perf_counter()
         await asyncio.sleep(1.0)
-        idle = relayed_calls(idle_before, await command_calls(redis_url)) / (
-            time.perf_counter() - t0
-        )
+        idle_after = await command_calls(redis_url)
+        idle_spent = time.perf_counter() - t0
+        idle = relayed_calls(idle_before, idle_after) / idle_spent
+        idle_inner = script_calls(idle_before, idle_after) / idle_spent
         before = await command_calls(redis_url)
         t0 = time.perf_counter()
         await latency(others[0], others[1], "lat", messages, "c")
         spent = time.perf_counter() - t0
-        calls = relayed_calls(before, await command_calls(redis_url)) - idle * spent
+        after = await command_calls(redis_url)
+        calls = relayed_calls(before, after) - idle * spent
+        inner = script_calls(before, after) - idle_inner * spent
         await first.close()
         # joins per second per node
         alone = await joins(started[0][1], join_count, "alone")
@@ -227,6 +249,7 @@ async def measure(messages: int, join_count: int) -> dict[str, Any]:
         "joins_per_s_one_node": round(alone, 1),
         "joins_per_s_per_node_three_at_once": [round(x, 1) for x in together],
         "redis_calls_per_relayed_request": round(calls / (messages + 2), 2),
+        "redis_commands_in_scripts_per_relayed_request": round(inner / (messages + 2), 2),
         "redis_idle_calls_per_s": round(idle, 1),
     }
 

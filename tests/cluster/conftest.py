@@ -272,3 +272,40 @@ async def call(ws: ClientConnection, request_id: int, method: str, **params: Any
             frame = json.loads(await ws.recv())
             if frame.get("id") == request_id:
                 return dict(frame)
+
+
+async def room_keys(redis: RedisServer, room: str) -> dict[str, int]:
+    """The room's journal keys in Redis (docs/scaling.md, "Takeover"), each with its PTTL."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis.url)
+    try:
+        names = [f"roomsignal:room:{room}"]
+        names += [bytes(k).decode() async for k in client.scan_iter(f"roomsignal:replay:{room}:*")]
+        found = {}
+        for name in names:
+            ttl = int(await client.pttl(name))
+            if ttl != -2:  # -2: no such key
+                found[name] = ttl
+        return found
+    finally:
+        await client.aclose()
+
+
+async def room_hash(redis: RedisServer, room: str) -> dict[str, str]:
+    """The room's hash: epoch, meta, m:PID (a seat), q:PID (its seq)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis.url)
+    try:
+        raw = await client.hgetall(f"roomsignal:room:{room}")
+    finally:
+        await client.aclose()
+    return {bytes(k).decode(): bytes(v).decode() for k, v in raw.items()}
+
+
+async def wait_until(check: Any, timeout: float = 10.0) -> None:
+    """Poll ``await check()`` until true: Redis and other processes send no events."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

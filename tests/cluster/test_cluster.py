@@ -16,7 +16,18 @@ from websockets.exceptions import ConnectionClosed
 from roomsignal import ErrorCode, SessionErrorException
 from roomsignal.testing import CutProxy
 
-from .conftest import Node, Recorder, RedisServer, call, home_of, session, token
+from .conftest import (
+    Node,
+    Recorder,
+    RedisServer,
+    call,
+    home_of,
+    room_hash,
+    room_keys,
+    session,
+    token,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
@@ -211,3 +222,36 @@ async def test_a_malformed_relay_message_is_logged_and_ignored(
         assert "result" in await call(b, 2, "ping")
     for node in nodes:
         assert await node.health() == 200
+
+
+async def test_the_redis_keys_of_an_ended_room_are_gone(
+    nodes: list[Node], redis: RedisServer, sessions: list[Any]
+) -> None:
+    """A live room's seats and replay streams are in Redis with a TTL; when it ends they are deleted."""
+    a = session(sessions, nodes[0].url, "ending", "a")
+    b = session(sessions, nodes[1].url, "ending", "b")
+    await a.connect()
+    await b.connect()
+    inbox = Recorder()
+    b.on_message(lambda m: inbox(m.text))
+    await a.send_message("hi")
+    await inbox.wait_for(1)
+    stream_a = f"roomsignal:replay:ending:{a.participant_id}"  # b's join notified a
+    stream_b = f"roomsignal:replay:ending:{b.participant_id}"
+
+    async def stored() -> bool:
+        keys = await room_keys(redis, "ending")
+        return {"roomsignal:room:ending", stream_a, stream_b} <= set(keys)
+
+    await wait_until(stored)
+    seats = await room_hash(redis, "ending")
+    assert {f"m:{a.participant_id}", f"m:{b.participant_id}", "epoch", "meta"} <= set(seats)
+    # every key expires unless renewed: resume_window (30 s) + lease (1.5 s)
+    assert all(0 < ttl <= 31_500 for ttl in (await room_keys(redis, "ending")).values())
+    await a.close()
+    await b.close()
+
+    async def gone() -> bool:
+        return not await room_keys(redis, "ending")
+
+    await wait_until(gone)

@@ -38,3 +38,13 @@ def test_importing_roomsignal_never_imports_redis() -> None:
         "assert 'redis' not in sys.modules, sorted(m for m in sys.modules if 'redis' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+async def test_a_lone_server_runs_no_journal() -> None:
+    """Without a cluster the rooms are the plain state machine (docs/scaling.md, "Takeover")."""
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._rooms import Rooms
+
+    async with SignalingServer(secret=SECRET) as server:
+        assert type(server.rooms) is Rooms
+        assert server.cluster is None

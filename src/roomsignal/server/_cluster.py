@@ -18,7 +18,15 @@ edge aborts its clients' sockets, which then reconnect and resume; the home
 detaches the seats, which wait ``resume_window``). Redis unreachable: the
 node says so in its log and ``/healthz`` (503), serves the rooms it homes
 to the clients connected to it, and refuses the rest with close code 1013
-until Redis is back. The design and its bounds: docs/scaling.md.
+until Redis is back. Each home journals its rooms to Redis (``_journal``)
+in the writer's pipeline, ahead of the relay messages; a node that takes a
+room over loads it first, so the members resume there. The design and its
+bounds: docs/scaling.md.
+
+Over 600 lines: the edge, the home, the writer, the reader and the beat all
+read and change one relay state (``_relays``, ``_remote``, ``_homed``, the
+outbox) and are kept in one class so that its invariants are read in one
+place; the journal's own logic lives in ``_journal``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
+from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
 from roomsignal.server._lease import BEAT, PLACE, RELEASE
 from roomsignal.server._relay import (
     ABORT,
@@ -51,6 +60,7 @@ from roomsignal.server._relay import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from roomsignal.server._rooms import Rooms
     from roomsignal.server._transport import SignalingServer, _Link
 
 __all__ = ["Cluster"]
@@ -60,6 +70,9 @@ logger = logging.getLogger("roomsignal.server.cluster")
 CLOSE_NODE_LOST = 1012  # "service restart": the client reconnects (and resumes)
 CLOSE_TRY_LATER = 1013  # Redis unreachable: no room can be placed now
 _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
+# A journal write with no relay message to go with it (a room served by its
+# home's own clients) waits this long for more changes to join its pipeline.
+_COALESCE = 0.002
 
 
 @dataclass(slots=True)
@@ -110,9 +123,25 @@ class Cluster:
         # (node, message, encoded), in call order
         self._outbox: list[tuple[str, dict[str, Any], str]] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # relay messages are waiting
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
+        # The rooms homed here, as written to Redis for a takeover (_journal);
+        # None when seats cannot be resumed anyway (resume_window 0).
+        self._journal: Journal | None = None
+        if server.config.resume_window > 0:
+            ttl = server.config.resume_window + lease
+            self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+
+    def make_rooms(self) -> Rooms:
+        """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
+        server = self.server
+        if self._journal is None:
+            from roomsignal.server._rooms import Rooms
+
+            return Rooms(server.secret, server.config)
+        return JournaledRooms(server.secret, server.config, self._journal.mark)
 
     # --- keys --------------------------------------------------------------------
 
@@ -244,7 +273,7 @@ class Cluster:
         try:
             # bounded: a command caught in a Redis restart may never be answered
             async with asyncio.timeout(max(self.lease, 1.0)):
-                home = await self._place(session_id)
+                home, epoch = await self._place(session_id)
         except Exception as exc:
             logger.warning("cannot place room %s: Redis: %s", session_id, exc)
             self._set_health(False, exc)
@@ -257,11 +286,20 @@ class Cluster:
             link.write((error_frame(join[1], refusal.code, refusal.message, data),))
             return True
         if home == self.node_id:
-            self._homed[session_id] = 0.0
+            try:
+                await self._take_home(session_id, epoch=epoch)
+            except Exception as exc:
+                logger.warning("cannot load room %s: Redis: %s", session_id, exc)
+                self._set_health(False, exc)
+                link.close(CLOSE_TRY_LATER, "redisUnavailable")
+                return True
             return False
         logger.debug("connection %d relayed to %s for room %s", conn, home, session_id)
         self._relays[conn] = _Relay(home, session_id)
-        self._send(home, {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id})
+        opening = {"k": OPEN, "n": self.node_id, "c": conn, "s": session_id}
+        if epoch:  # a room with no journal yet: its home starts one with this epoch
+            opening["e"] = epoch
+        self._send(home, opening)
         self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
         return True
 
@@ -291,31 +329,55 @@ class Cluster:
         except (ValueError, TypeError, KeyError, AttributeError, TokenInvalid):
             return None  # the rooms give the exact answer
 
-    async def _place(self, session_id: str) -> str:
-        """The room's home (placing it on the least-loaded node if new).
+    async def _place(self, session_id: str) -> tuple[str, str | None]:
+        """The room's home (placing it on the least-loaded node if new), and an epoch.
 
         "" when the room is new and ``max_sessions`` rooms are live cluster-wide.
+        The epoch is set when the room was placed with no journal in Redis:
+        its home starts the journal with it instead of loading (a new room).
         """
         redis = self._redis
         if redis is None:
             raise ConnectionError("the cluster is closed")
         home_prefix = self._key("home") + ":"
+        journal = self._journal
+        epoch = secrets.token_hex(8) if journal is not None else ""
         self.round_trips += 1
-        result = await redis.eval(
+        home, fresh = await redis.eval(
             PLACE,
-            3,
+            4,
             self._key("home", session_id),
             self._key("rooms"),
             self._key("load"),
+            self._key("room", session_id),
             self._key("node") + ":",
             int(time.time() * 1000),
             int(self.lease * 1000),
             self.server.config.max_sessions,
             home_prefix,
+            epoch,
+            int(journal.ttl * 1000) if journal is not None else 0,
         )
-        return result.decode() if isinstance(result, bytes) else str(result)
+        home = home.decode() if isinstance(home, bytes) else str(home)
+        return home, epoch if fresh == 1 else None
 
     # --- the home: messages from edges -----------------------------------------------
+
+    async def _take_home(self, room: str, again: bool = False, epoch: str | None = None) -> None:
+        """Serve ``room`` here from now on; loads its seats from Redis first (a takeover).
+
+        ``epoch``: the room was just placed with no journal, and this epoch
+        set for it (``PLACE``): nothing to load.
+        """
+        journal, redis = self._journal, self._redis
+        if epoch and journal is not None:
+            journal.create(room, epoch)
+        elif (again or room not in self._homed) and journal is not None and redis is not None:
+            rooms = self.server.rooms
+            assert isinstance(rooms, JournaledRooms)
+            async with asyncio.timeout(max(self.lease, 1.0)):
+                await journal.ensure(redis, room, rooms)
+        self._homed[room] = 0.0
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["k"]
@@ -388,6 +450,8 @@ class Cluster:
     def _give_up(self, room: str) -> None:
         """Drop every connection of a room this node no longer homes: they rejoin its home."""
         self._homed.pop(room, None)
+        if self._journal is not None:
+            self._journal.forget(room)
         server = self.server
         session = server.rooms._sessions.get(room)
         for member in list(session.members.values()) if session is not None else ():
@@ -418,16 +482,36 @@ class Cluster:
     def _send(self, node: str, message: dict[str, Any]) -> None:
         self._outbox.append((node, message, encode_message(message)))
         self._wake.set()
+        self._urgent.set()
 
     async def _flush(self, redis: Redis) -> None:
         batch, self._outbox = self._outbox, []
-        if not batch:
+        journal, rooms = self._journal, self.server._rooms
+        # The rooms' changes go first in the pipeline: whatever a relayed
+        # client is sent in this batch is in Redis before it (a takeover
+        # resumes from there).
+        writes = journal.collect(rooms._sessions) if journal and journal.dirty and rooms else []
+        if not batch and not writes:
             return
         async with redis.pipeline(transaction=False) as pipe:
+            for _, keys, args in writes:
+                pipe.eval(JOURNAL, len(keys), *keys, *args)
             for node, _, data in batch:
                 pipe.publish(self._key("to", node), data)
-            self.round_trips += len(batch)
-            receivers = await pipe.execute()
+            self.round_trips += len(batch) + len(writes)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except BaseException:
+                if journal is not None:
+                    journal.failed(writes)
+                raise
+        if journal is not None and writes:
+            for room in journal.written(writes, results[: len(writes)]):
+                self._give_up(room)
+        receivers = results[len(writes) :]
+        for count in receivers:
+            if isinstance(count, Exception):
+                raise count
         for (node, message, _), count in zip(batch, receivers, strict=True):
             if count == 0:  # nobody listens on that node's channel: the message is lost
                 self._undelivered(node, message)
@@ -452,6 +536,11 @@ class Cluster:
     async def _run_writer(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._outbox:  # the journal alone: let the next changes join it
+                self._urgent.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_COALESCE):
+                        await self._urgent.wait()
             self._wake.clear()
             redis = self._redis
             if redis is None:
@@ -479,6 +568,14 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
+                        room, epoch = message.get("s"), message.get("e")
+                        if message["k"] == OPEN and isinstance(room, str):
+                            try:  # the room's seats first, if this node takes it over
+                                await self._take_home(
+                                    room, epoch=epoch if isinstance(epoch, str) else None
+                                )
+                            except Exception as exc:  # served anyway; a beat loads it again
+                                logger.error("cannot load room %s from Redis: %s", room, exc)
                         try:
                             self._on_message(message)
                         except Exception:
@@ -545,6 +642,8 @@ class Cluster:
             return
         for room in stale:
             self._homed.pop(room, None)
+            if self._journal is not None:
+                self._journal.forget(room)
         self._set_health(True)
         for room, ours in zip(rooms, held, strict=True):
             if not ours:
@@ -554,3 +653,10 @@ class Cluster:
             if not up:
                 logger.warning("node %s is gone: dropping its relayed connections", peer)
                 self._drop_peer(peer)
+        if self._journal is not None:
+            self._journal.tick(now)
+            for room in [r for r in self._homed if not self._journal.holds(r)]:
+                try:  # its load failed when it came here (Redis was unreachable)
+                    await self._take_home(room, again=True)
+                except Exception as exc:
+                    logger.warning("cannot load room %s: Redis: %s", room, exc)

@@ -7,6 +7,8 @@ Keys (``P`` is the prefix, ``roomsignal`` by default):
 - ``P:home:SID`` -- the room's lease: the home's node ID, ``SET NX PX``;
 - ``P:rooms`` -- sorted set of live rooms scored by lease expiry (ms), so a
   dead home's rooms leave the ``max_sessions`` count when their leases lapse;
+- ``P:room:SID`` -- the room's journal (``_journal``): a room placed with
+  none gets its first epoch here, so its new home need not load it;
 - channel ``P:to:ID`` -- relay messages for node ``ID``.
 
 Every script runs in one round trip, atomically, so two nodes placing the
@@ -17,19 +19,21 @@ from __future__ import annotations
 
 __all__ = ["BEAT", "PLACE", "RELEASE"]
 
-# KEYS: home key, rooms zset, load hash.
-# ARGV: node-key prefix, now ms, lease ms, max_sessions, home-key prefix.
-# -> the home's ID; "" when at max_sessions. A lease whose holder is dead
-# (no node key) is broken here: the room is placed afresh.
+# KEYS: home key, rooms zset, load hash, room journal hash.
+# ARGV: node-key prefix, now ms, lease ms, max_sessions, home-key prefix,
+#       epoch for a room with no journal ("": no journaling), journal TTL ms.
+# -> {the home's ID, 1 if the room was placed with no journal (its epoch is
+# ARGV[6]) else 0}; {"", 0} when at max_sessions. A lease whose holder is
+# dead (no node key) is broken here: the room is placed afresh.
 PLACE = """
 local home = redis.call('GET', KEYS[1])
 if home then
-  if redis.call('EXISTS', ARGV[1] .. home) == 1 then return home end
+  if redis.call('EXISTS', ARGV[1] .. home) == 1 then return {home, 0} end
   redis.call('DEL', KEYS[1])
 end
 local now = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCOUNT', KEYS[2], now, '+inf') >= tonumber(ARGV[4]) then return '' end
+if redis.call('ZCOUNT', KEYS[2], now, '+inf') >= tonumber(ARGV[4]) then return {'', 0} end
 local best, best_load = nil, nil
 local loads = redis.call('HGETALL', KEYS[3])
 for i = 1, #loads, 2 do
@@ -42,11 +46,16 @@ for i = 1, #loads, 2 do
     redis.call('HDEL', KEYS[3], node)
   end
 end
-if best == nil then return '' end
+if best == nil then return {'', 0} end
 redis.call('SET', KEYS[1], best, 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), string.sub(KEYS[1], #ARGV[5] + 1))
 redis.call('HINCRBY', KEYS[3], best, 1)
-return best
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('HSET', KEYS[4], 'epoch', ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+  return {best, 1}
+end
+return {best, 0}
 """
 
 # KEYS: node key, load hash, rooms zset, then one home key per room held.

@@ -19,7 +19,7 @@ from roomsignal.server._transport import _Link
 __all__ = ["RemoteLink", "decode_message", "encode_message"]
 
 # message kinds: edge -> home
-OPEN = "o"  # {"k","n": edge node, "c": edge conn, "s": session id}
+OPEN = "o"  # {"k","n": edge node, "c": edge conn, "s": session id[, "e": new room's epoch]}
 FRAME = "f"  # {"k","n","c","r": raw text frame}
 GONE = "x"  # {"k","n","c"}: the client's socket closed
 # home -> edge

@@ -228,7 +228,8 @@ class SignalingServer:
         """Bind and start serving; a closed server may be started again (empty rooms)."""
         if self._server is not None:
             raise RuntimeError("the server is already running")
-        self._rooms = Rooms(self.secret, self.config)
+        cluster = self.cluster
+        self._rooms = cluster.make_rooms() if cluster else Rooms(self.secret, self.config)
         self._outbox = Outbox(self._write_now, self._evict_slow)
         self._closing = False
         self._wake = asyncio.Event()
