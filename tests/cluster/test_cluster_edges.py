@@ -1,11 +1,12 @@
-"""`serve --redis` refused clearly, and no Redis client on import."""
+"""`serve --redis` refused clearly, no Redis client on import, a node that always closes."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
-from .conftest import SECRET, _free_port
+from .conftest import SECRET, RedisServer, _free_port
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,3 +49,30 @@ async def test_a_lone_server_runs_no_journal() -> None:
     async with SignalingServer(secret=SECRET) as server:
         assert type(server.rooms) is Rooms
         assert server.cluster is None
+
+
+async def test_close_returns_even_when_a_task_loses_a_cancellation(redis: RedisServer) -> None:
+    """A node must exit on SIGTERM even if one cancellation gets lost (as in a redis-py call).
+
+    Seen in benchmarks/cluster.py: a node whose writer task swallowed the
+    cancellation never exited; close() now wakes its tasks and cancels again.
+    """
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._cluster import Cluster
+
+    cluster = Cluster(SignalingServer(secret=SECRET, port=0), redis.url, node_id="n1", lease=1.5)
+    await cluster.start()
+    forever, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await forever.wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # lost, and back to waiting
+        await forever.wait()
+
+    cluster._spawn(stubborn())
+    tasks = list(cluster._tasks)
+    await asyncio.wait_for(cluster.close(), 10)
+    assert swallowed.is_set()
+    assert all(task.done() for task in tasks)

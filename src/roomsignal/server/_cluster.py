@@ -73,6 +73,7 @@ _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 # A journal write with no relay message to go with it (a room served by its
 # home's own clients) waits this long for more changes to join its pipeline.
 _COALESCE = 0.002
+_CANCEL_AGAIN = 1.0  # s: close() cancels a cluster task again after this; the reader polls as often
 
 
 @dataclass(slots=True)
@@ -216,11 +217,20 @@ class Cluster:
             await self._flush(redis)
         # _tasks_done removes finished tasks from the list: take it whole first
         tasks, self._tasks = self._tasks, []
+        self._wake.set()  # the writer sees the cluster closed and returns
+        self._urgent.set()
+        pending = set(tasks)
+        while pending:
+            # Again while one is left: a cancellation can be lost in a Redis call
+            # caught mid-reply (seen as a node that never exited on SIGTERM).
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_AGAIN)
+            if pending:
+                logger.warning("%d cluster task(s) outlived a cancellation", len(pending))
         for task in tasks:
-            task.cancel()
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                logger.error("a cluster task had failed: %r", result)
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("a cluster task had failed: %r", task.exception())
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 keys = [self._key("rooms"), *(self._key("home", s) for s in self._homed)]
@@ -560,8 +570,10 @@ class Cluster:
                     await pubsub.subscribe(self._key("to", self.node_id))
                     self._subscribed.set()
                     delay = 0.05
-                    while True:
-                        item = await pubsub.get_message(timeout=None)
+                    while self._redis is not None:
+                        # bounded, so that a closed cluster is seen even if a
+                        # cancellation got lost inside redis-py
+                        item = await pubsub.get_message(timeout=_CANCEL_AGAIN)
                         if item is None or item.get("type") != "message":
                             continue
                         message = decode_message(item["data"])
@@ -590,8 +602,10 @@ class Cluster:
     async def _run_beats(self) -> None:
         # A beat that fails must not end the task: a node that stops renewing
         # its leases while it serves would let another node take its rooms.
-        while True:
+        while self._redis is not None:
             await asyncio.sleep(self.lease / 3)
+            if self._redis is None:
+                return
             try:
                 await self._beat_once()
             except Exception as exc:
