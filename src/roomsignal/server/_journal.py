@@ -39,11 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.protocol import JoinParams, JoinResult, Request, Streams, SyncState
 from roomsignal.server._config import ServerConfig
-from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._rooms import Rooms
 from roomsignal.server._state import (
     _STAMP,
-    CLOSE_REPLACED,
     STREAMING_TYPES,
     Effect,
     Member,
@@ -228,12 +226,7 @@ class JournaledRooms(Rooms):
         ):
             # The client saw notifications this home does not have (they had
             # not reached Redis when the old home died): no exact resume.
-            old_conn = member.conn
-            self._remove(out, member, "disconnected")
-            if old_conn is not None:
-                out.close(old_conn, CLOSE_REPLACED, "replaced")
-            logger.info("participant %s cannot resume: it is ahead of the stored seq", member.id)
-            raise RoomError(Denial.REPLAY_GAP, participant_id=member.id, reason="replayGap")
+            raise self._replay_gap(out, member, "it is ahead of the stored seq")
         return super()._resume(out, conn, claims, params)
 
     def restore(

@@ -392,6 +392,15 @@ class Rooms(ExchangeRules, ChatRules):
             resumed=resumed,
         )
 
+    def _replay_gap(self, out: Out, member: Member, why: str) -> RoomError:
+        """Give up ``member``'s seat (no exact resume is possible); the error to raise."""
+        old_conn = member.conn
+        self._remove(out, member, "disconnected")
+        if old_conn is not None:
+            out.close(old_conn, CLOSE_REPLACED, "replaced")
+        logger.info("participant %s cannot resume: %s", member.id, why)
+        return RoomError(Denial.REPLAY_GAP, participant_id=member.id, reason="replayGap")
+
     def _resume(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
         member = self._secrets.get(params.old_participant_secret or "")
         if member is None or member.session.id != claims.sid:
@@ -399,12 +408,7 @@ class Rooms(ExchangeRules, ChatRules):
         last_seq = min(max(params.last_seq or 0, 0), member.seq)
         missing = member.seq - last_seq
         if missing > len(member.replay):
-            old_conn = member.conn
-            self._remove(out, member, "disconnected")
-            if old_conn is not None:
-                out.close(old_conn, CLOSE_REPLACED, "replaced")
-            logger.info("participant %s cannot resume: replay gap", member.id)
-            raise RoomError(Denial.REPLAY_GAP, participant_id=member.id, reason="replayGap")
+            raise self._replay_gap(out, member, "replay gap")
         if member.conn is not None:
             del self._conns[member.conn]
             out.close(member.conn, CLOSE_REPLACED, "replaced")
