@@ -102,7 +102,12 @@ async def nodes(redis_url: str, count: int) -> AsyncIterator[list[tuple[str, str
             if proc.returncode is None:
                 proc.terminate()
         for proc in procs:
-            await proc.wait()
+            try:  # a node must exit on SIGTERM; if one does not, it is not left behind
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 15)
+            except TimeoutError:
+                print(f"node {proc.pid} ignored SIGTERM: killed", file=sys.stderr, flush=True)
+                proc.kill()
+                await proc.wait()
 
 
 async def call(ws: ClientConnection, rid: int, method: str, **params: Any) -> dict[str, Any]:
