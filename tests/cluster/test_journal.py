@@ -140,6 +140,7 @@ async def test_a_new_home_resumes_exactly_what_the_old_one_would(client: Redis) 
     )
     error = sent(ahead, 8)[0]["error"]
     assert error["data"]["reason"] == "replayGap"
+    assert error["message"].startswith("lastSeq is past what this room's new home holds")
     assert b.rooms.is_connected(p1["participantId"]) is None  # the seat is gone: rejoin afresh
     assert await b.flush() == [1]
     seats = await client.hgetall(key("room", "r"))

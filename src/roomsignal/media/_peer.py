@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 
@@ -25,18 +25,42 @@ from roomsignal.media._sdp import bundle_tags, parse_candidate, split_candidates
 from roomsignal.media._tracks import Feed
 from roomsignal.protocol import IceCandidateNotificationParams
 
-__all__ = ["MediaReset", "Peer", "bind", "default_configuration", "resolve_configuration"]
+__all__ = [
+    "MediaReset",
+    "Peer",
+    "SessionListeners",
+    "default_configuration",
+    "resolve_configuration",
+]
 
 logger = logging.getLogger("roomsignal.media")
 
 ResetListener = Callable[["MediaReset"], Any]
 
 
-def bind(session: Any, owner: object, events: tuple[str, ...], *, on: bool) -> None:
-    """Add (``on``) or remove ``owner._on_<event>`` as the session's listener of each event."""
-    verb = "on" if on else "off"
-    for event in events:
-        getattr(session, f"{verb}_{event}")(getattr(owner, f"_on_{event}"))
+class SessionListeners:
+    """Keeps its ``_on_<event>`` methods as listeners of ``session``, for each of ``_EVENTS``.
+
+    ``_listen()`` adds them once, ``_unlisten()`` removes them once (both idempotent).
+    """
+
+    session: Any
+    _EVENTS: ClassVar[tuple[str, ...]] = ()
+    _listening = False
+
+    def _listen(self) -> None:
+        self._bind(True)
+
+    def _unlisten(self) -> None:
+        self._bind(False)
+
+    def _bind(self, on: bool) -> None:
+        if self._listening is on:
+            return
+        self._listening = on
+        verb = "on" if on else "off"
+        for event in self._EVENTS:
+            getattr(self.session, f"{verb}_{event}")(getattr(self, f"_on_{event}"))
 
 
 def default_configuration() -> RTCConfiguration:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
+from typing import ClassVar
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
@@ -27,7 +28,7 @@ from roomsignal.media._peer import (
     MediaReset,
     Peer,
     ResetListener,
-    bind,
+    SessionListeners,
     notify,
     resolve_configuration,
 )
@@ -48,7 +49,7 @@ logger = logging.getLogger("roomsignal.media")
 _ENDS_EXCHANGE = {ErrorCode.MEDIA_ENDPOINT_ERROR_CODE, ErrorCode.USER_CLOSED_ERROR_CODE}
 
 
-class Publisher:
+class Publisher(SessionListeners):
     """Publishes ``video`` and/or ``audio`` on ``session`` and serves every subscriber.
 
     ``async with Publisher(session, video=track) as publisher:`` publishes on
@@ -87,7 +88,6 @@ class Publisher:
         self._relay = MediaRelay()
         self._peers: dict[str, Peer] = {}
         self._publishing = False
-        self._listening = False
         self._closed = False
         self._reset_listeners: list[ResetListener] = []
         self._changed = asyncio.Event()
@@ -213,7 +213,7 @@ class Publisher:
     # -- listeners -------------------------------------------------------------------
 
     # every listener this object keeps on its session, as ``_on_<event>`` methods
-    _EVENTS = (
+    _EVENTS: ClassVar[tuple[str, ...]] = (
         "subscribe_request",
         "sdp_answer",
         "ice_candidate",
@@ -224,16 +224,6 @@ class Publisher:
         "disconnected",
         "session_closed",
     )
-
-    def _listen(self) -> None:
-        if not self._listening:
-            self._listening = True
-            bind(self.session, self, self._EVENTS, on=True)
-
-    def _unlisten(self) -> None:
-        if self._listening:
-            self._listening = False
-            bind(self.session, self, self._EVENTS, on=False)
 
     def _on_subscribe_request(self, event: SubscribeRequestParams) -> None:
         if not self._publishing or self._closed or event.exchange_id in self._peers:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCStatsReport
 from aiortc.contrib.media import MediaRelay
@@ -34,7 +34,7 @@ from roomsignal.media._peer import (
     MediaReset,
     Peer,
     ResetListener,
-    bind,
+    SessionListeners,
     notify,
     resolve_configuration,
 )
@@ -137,6 +137,7 @@ class Subscription:
 
     @property
     def closed(self) -> bool:
+        """Whether the subscription has ended (see ``close_reason``)."""
         return self._peer.closed
 
     @property
@@ -313,7 +314,7 @@ class Subscription:
             self._progress()
 
 
-class Subscriber:
+class Subscriber(SessionListeners):
     """Subscribes ``session`` to other participants' media.
 
     ``configuration`` is used for every peer connection (default: no ICE
@@ -335,7 +336,6 @@ class Subscriber:
         self._subs: dict[str, Subscription] = {}
         self._early: dict[str, list[tuple[str, Any]]] = {}
         self._claiming = 0
-        self._listening = False
         self._closed = False
         self._reset_listeners: list[ResetListener] = []
 
@@ -446,7 +446,7 @@ class Subscriber:
             await subscription._fail(event)
 
     # every listener this object keeps on its session, as ``_on_<event>`` methods
-    _EVENTS = (
+    _EVENTS: ClassVar[tuple[str, ...]] = (
         "sdp_offer",
         "ice_candidate",
         "subscription_ended",
@@ -456,16 +456,6 @@ class Subscriber:
         "disconnected",
         "session_closed",
     )
-
-    def _listen(self) -> None:
-        if not self._listening:
-            self._listening = True
-            bind(self.session, self, self._EVENTS, on=True)
-
-    def _unlisten(self) -> None:
-        if self._listening:
-            self._listening = False
-            bind(self.session, self, self._EVENTS, on=False)
 
     async def _on_sdp_offer(self, event: SdpNotificationParams) -> None:
         await self._route("offer", event)

@@ -226,7 +226,11 @@ class JournaledRooms(Rooms):
         ):
             # The client saw notifications this home does not have (they had
             # not reached Redis when the old home died): no exact resume.
-            raise self._replay_gap(out, member, "it is ahead of the stored seq")
+            raise self._replay_gap(
+                out,
+                member,
+                "lastSeq is past what this room's new home holds: the seat was ended, join afresh",
+            )
         return super()._resume(out, conn, claims, params)
 
     def restore(

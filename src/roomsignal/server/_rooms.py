@@ -392,14 +392,20 @@ class Rooms(ExchangeRules, ChatRules):
             resumed=resumed,
         )
 
-    def _replay_gap(self, out: Out, member: Member, why: str) -> RoomError:
-        """Give up ``member``'s seat (no exact resume is possible); the error to raise."""
+    def _replay_gap(self, out: Out, member: Member, why: str | None = None) -> RoomError:
+        """Give up ``member``'s seat (no exact resume is possible); the error to raise.
+
+        ``why`` replaces the rule's message (a takeover's home that holds less).
+        """
         old_conn = member.conn
         self._remove(out, member, "disconnected")
         if old_conn is not None:
             out.close(old_conn, CLOSE_REPLACED, "replaced")
-        logger.info("participant %s cannot resume: %s", member.id, why)
-        return RoomError(Denial.REPLAY_GAP, participant_id=member.id, reason="replayGap")
+        error = RoomError(
+            Denial.REPLAY_GAP, message=why, participant_id=member.id, reason="replayGap"
+        )
+        logger.info("participant %s cannot resume: %s", member.id, error.message)
+        return error
 
     def _resume(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
         member = self._secrets.get(params.old_participant_secret or "")
@@ -408,7 +414,7 @@ class Rooms(ExchangeRules, ChatRules):
         last_seq = min(max(params.last_seq or 0, 0), member.seq)
         missing = member.seq - last_seq
         if missing > len(member.replay):
-            raise self._replay_gap(out, member, "replay gap")
+            raise self._replay_gap(out, member)
         if member.conn is not None:
             del self._conns[member.conn]
             out.close(member.conn, CLOSE_REPLACED, "replaced")
