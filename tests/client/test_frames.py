@@ -47,14 +47,35 @@ def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(points)]
 
 
+def _feed_in_turns(splitter: FrameSplitter, chunk: bytes, limit: int | None) -> list[str | bytes]:
+    """What ``chunk`` yields, taken ``limit`` items at a time as the connection does."""
+    if limit is None:
+        return splitter.feed(chunk)
+    out = splitter.feed(chunk, limit)
+    taken = out
+    while len(taken) == limit:
+        taken = splitter.feed(b"", limit)
+        assert len(taken) <= limit
+        out += taken
+    return out
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(simple | control | fragmented, max_size=12), st.lists(st.integers(0, 10**6)))
-def test_splitter_cuts_at_every_frame_boundary(groups: list[list[Frame]], cuts: list[int]) -> None:
+@given(
+    st.lists(simple | control | fragmented, max_size=12),
+    st.lists(st.integers(0, 10**6)),
+    st.none() | st.integers(1, 4),
+)
+def test_splitter_cuts_at_every_frame_boundary(
+    groups: list[list[Frame]], cuts: list[int], limit: int | None
+) -> None:
     frames = [frame for group in groups for frame in group]
     wire = [frame.serialize(mask=False) for frame in frames]
     stream = HANDSHAKE + b"".join(wire)
     splitter = FrameSplitter(1 << 20)
-    out = [item for chunk in _chunks(stream, cuts) for item in splitter.feed(chunk)]
+    out = [
+        item for chunk in _chunks(stream, cuts) for item in _feed_in_turns(splitter, chunk, limit)
+    ]
     assert not splitter.passthrough
     assert [_wire(item) for item in out] == [HANDSHAKE, *wire]  # whole frames, in order
     assert type(out[0]) is Raw
@@ -91,6 +112,18 @@ def test_odd_frames_hand_everything_to_websockets() -> None:
         assert b"".join(out[1:]) == odd + text  # type: ignore[arg-type]
         assert all(type(item) is Raw for item in out[1:])
         assert splitter.feed(text) == [Raw(text)]
+
+
+def test_a_limited_feed_keeps_the_rest_for_later() -> None:
+    splitter = FrameSplitter(1 << 20)
+    splitter.handshake_done = True
+    texts = [Frame(Opcode.TEXT, b"%d" % n).serialize(mask=False) for n in range(5)]
+    stream = b"".join(texts)
+    assert splitter.feed(stream[:-1], 2) == ["0", "1"]
+    assert splitter.feed(b"", 2) == ["2", "3"]
+    assert splitter.feed(b"", 2) == []  # the last frame is not whole yet
+    assert splitter.feed(stream[-1:], 0) == []  # data while earlier frames wait: kept
+    assert splitter.feed(b"", 2) == ["4"]
 
 
 def test_oversized_frame_goes_to_websockets() -> None:

@@ -20,9 +20,21 @@ fragmented messages, errors) and takes only the common case off its hands:
   handshake that is not a plain 101) switches the connection to websockets
   alone for good, which then fails it as it should.
 
+Frames are delivered in turns of at most ``TURN`` frames, one turn per
+loop iteration, and the socket is not read while frames of an earlier read
+still wait their turn. A single read can hold well over a thousand small
+frames (asyncio reads up to 256 KiB); in turns, each listener runs between
+two turns, so a burst never has more than a turn of events alive at once.
+Left to pile up, they outlive the young generations of the garbage
+collector and drive full collections of the whole heap (pydantic's
+validators make that slow): in a burst of 100,000 events that cost more
+than a bare ``recv()`` loop's whole handling of an event (docs/benchmarks.md).
+
 Reading can be held by the session (``hold_reading``: its listeners' queues
-are full) as well as by websockets (its own message queue is full); the
-transport reads again only when neither holds it. ``fail`` closes the
+are full; no further turn is taken either) as well as by websockets (its
+own message queue is full) and by waiting turns; the transport reads again
+only when nothing holds it. Frames waiting their turn are delivered before
+the end of the stream or the connection's loss is seen, so none is lost. ``fail`` closes the
 connection from inside a frame callback (a frame the session will not
 accept), and no later frame reaches ``on_frame``.
 """
@@ -31,13 +43,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Event
 
-__all__ = ["DirectConnection", "FrameSplitter", "NotUtf8", "Raw"]
+__all__ = ["TURN", "DirectConnection", "FrameSplitter", "NotUtf8", "Raw"]
+
+TURN: Final = 64
+"""Whole frames delivered per loop iteration (see the module docstring)."""
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 _SWITCHING = b"HTTP/1.1 101 "
@@ -45,6 +60,8 @@ _END_OF_HEADERS = b"\r\n\r\n"
 _MAX_HEADERS = 65536
 _HELD_BY_WEBSOCKETS = 1
 _HELD_BY_SESSION = 2
+_HELD_BY_TURNS = 4
+_ALL: Final = 1 << 62
 
 
 class Raw(bytes):
@@ -89,23 +106,35 @@ class FrameSplitter:
     set, everything that follows). Incomplete frames wait for more data.
     """
 
-    __slots__ = ("_buffer", "handshake_done", "max_size", "passthrough")
+    __slots__ = ("_buffer", "_start", "handshake_done", "max_size", "passthrough")
 
     def __init__(self, max_size: int | None) -> None:
         self.max_size = max_size
         self.handshake_done = False
         self.passthrough = False
         self._buffer = b""
+        self._start = 0  # where the pending bytes start in ``_buffer``
 
-    def feed(self, data: bytes) -> list[str | bytes]:
-        """Split ``data`` (appended to what is pending) into frames; see the class."""
+    def feed(self, data: bytes, limit: int = _ALL) -> list[str | bytes]:
+        """Split ``data`` (appended to what is pending) into frames; see the class.
+
+        At most ``limit`` items come out; whole frames past them stay pending
+        for the next call (which may pass no new data).
+        """
         if self.passthrough:
-            return [Raw(data)]
+            return [Raw(data)] if data else []
+        pos = 0
         if self._buffer:
-            data = self._buffer + data
+            if data:
+                data = self._buffer[self._start :] + data
+            else:  # the rest of a read cut short by ``limit``: no copy
+                data, pos = self._buffer, self._start
             self._buffer = b""
+            self._start = 0
         out: list[str | bytes] = []
         if not self.handshake_done:
+            data = data[pos:]
+            pos = 0
             end = data.find(_END_OF_HEADERS)
             if end < 0:
                 if len(data) > _MAX_HEADERS or not _SWITCHING.startswith(data[:13]):
@@ -120,9 +149,14 @@ class FrameSplitter:
             data = data[end:]
         view = memoryview(data)
         size = len(data)
-        pos = 0
         max_size = self.max_size
+        left = limit - len(out)
         while size - pos >= 2:
+            if left <= 0:  # kept whole: the next call goes on from ``pos``
+                self._buffer = data
+                self._start = pos
+                return out
+            left -= 1
             head1 = data[pos]
             head2 = data[pos + 1]
             length = head2 & 0x7F
@@ -179,7 +213,15 @@ class DirectConnection(ClientConnection):
     # Our own state in slots: websockets' connection already fills an instance
     # dict past the size at which CPython stops sharing its keys, and every
     # attribute added to it after that regrows the whole table (1.5 KiB).
-    __slots__ = ("_feed_websockets", "_fragment", "_held", "_splitter", "backlog", "on_frame")
+    __slots__ = (
+        "_feed_websockets",
+        "_fragment",
+        "_held",
+        "_next_turn",
+        "_splitter",
+        "backlog",
+        "on_frame",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -191,6 +233,7 @@ class DirectConnection(ClientConnection):
         self._splitter = FrameSplitter(min(limits) if limits else None)
         self._feed_websockets = super().data_received
         self._held = 0
+        self._next_turn: asyncio.Handle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Set up as websockets does, then route its read pauses through ``_hold``."""
@@ -222,8 +265,13 @@ class DirectConnection(ClientConnection):
         self._hold(_HELD_BY_WEBSOCKETS, False)
 
     def hold_reading(self, hold: bool) -> None:
-        """Stop (or start again) reading from the socket for the session's sake."""
+        """Stop (or start again) reading from the socket for the session's sake.
+
+        Frames already read but still waiting their turn wait too.
+        """
         self._hold(_HELD_BY_SESSION, hold)
+        if not hold and self._held & _HELD_BY_TURNS and self._next_turn is None:
+            self._next_turn = self.loop.call_soon(self._turn)
 
     @property
     def reading_held(self) -> bool:
@@ -258,10 +306,19 @@ class DirectConnection(ClientConnection):
                 self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        """Deliver whole data frames directly; feed websockets everything else."""
+        """Deliver whole data frames directly, in turns; feed websockets everything else."""
+        if self._held & _HELD_BY_TURNS:  # earlier frames still wait: these go behind them
+            self._splitter.feed(data, 0)
+            return
+        self._turn(data)
+
+    def _turn(self, data: bytes = b"", limit: int = TURN) -> None:
+        """Deliver up to ``limit`` frames; take the next turn soon if more may wait."""
+        self._next_turn = None
         feed = self._feed_websockets
         on_frame = self._direct_target()
-        for item in self._splitter.feed(data):
+        items = self._splitter.feed(data, limit)
+        for item in items:
             if type(item) is not Raw and on_frame is not None:
                 on_frame(item)
                 if self.on_frame is None:  # the session failed the connection
@@ -269,6 +326,30 @@ class DirectConnection(ClientConnection):
             else:
                 feed(_wire(item))
                 on_frame = self._direct_target()  # websockets may have queued or closed
+        if len(items) >= limit:  # more whole frames may be pending
+            if not self._held & _HELD_BY_TURNS:
+                self._hold(_HELD_BY_TURNS, True)
+            if not self._held & _HELD_BY_SESSION:
+                self._next_turn = self.loop.call_soon(self._turn)
+        elif self._held & _HELD_BY_TURNS:
+            self._hold(_HELD_BY_TURNS, False)
+
+    def _finish_turns(self) -> None:
+        """Deliver every frame still waiting its turn, at once (the stream is ending)."""
+        if self._held & _HELD_BY_TURNS:
+            if self._next_turn is not None:
+                self._next_turn.cancel()
+            self._turn(b"", _ALL)
+
+    def eof_received(self) -> None:
+        """Deliver what waits its turn, then let websockets see the end of the stream."""
+        self._finish_turns()
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Deliver what waits its turn, then let websockets see the connection go."""
+        self._finish_turns()
+        super().connection_lost(exc)
 
     def _direct_target(self) -> Callable[[str | bytes], None] | None:
         """Where a whole data frame may go directly now, if anywhere."""

@@ -62,6 +62,20 @@ class Inbox(Generic[T]):
             await asyncio.shield(waiter)
         return self._items.popleft()
 
+    async def get_alone(self) -> T:
+        """``get`` for an inbox with a single reader: woken one loop turn sooner.
+
+        Without ``shield``'s outer future, the reader runs in the loop turn
+        right after ``put``, that is before the connection's next turn of
+        frames (see ``_connection``).
+        """
+        while not self._items:
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return self._items.popleft()
+
     def clear(self) -> None:
         """Drop every pending item."""
         self._items.clear()
@@ -99,7 +113,7 @@ class _Worker:
         items = inbox._items  # taken directly while there are some: no coroutine per event
         fn = self.fn
         while True:
-            payload = items.popleft() if items else await inbox.get()
+            payload = items.popleft() if items else await inbox.get_alone()
             if self.full and len(inbox) <= self.hub.low_water:
                 self.full = False
                 self.hub._release(id(self))

@@ -1,0 +1,116 @@
+"""Frames of one read are delivered in turns of ``TURN``, and none is lost on the way.
+
+Each test joins the reference server, then hands the session's real
+connection one read's worth of ``sessionError`` frames (with the seqs the
+session expects next) through ``data_received``, as the transport would
+after one large ``recv()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from roomsignal import Session, SessionError
+from roomsignal.client._connection import TURN, DirectConnection
+
+from .conftest import Recorder, SessionFactory
+
+FRAMES = 1000
+
+
+def _read(first_seq: int, count: int = FRAMES) -> bytes:
+    """One read of ``count`` unmasked sessionError text frames from ``first_seq`` on."""
+    frames = []
+    for seq in range(first_seq, first_seq + count):
+        params = f'{{"seq":{seq},"code":201,"message":"e{seq}","data":{{}}}}'
+        payload = f'{{"jsonrpc":"2.0","method":"sessionError","params":{params}}}'.encode()
+        frames.append(bytes([0x81, len(payload)]) + payload)
+    return b"".join(frames)
+
+
+def _connection(session: Session) -> DirectConnection:
+    ws = session._ws
+    assert ws is not None and ws.transport is not None
+    return ws
+
+
+async def test_a_large_read_is_delivered_in_turns_in_order(make_session: SessionFactory) -> None:
+    session = make_session("turns", ping_interval=None)
+    depths: list[int] = []
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def listener(error: SessionError) -> None:
+        depths.append(len(session._hub._workers["session_error"][listener].inbox))
+        seen.append(error.message)
+        if len(seen) == FRAMES:
+            done.set()
+
+    session.on_session_error(listener)
+    async with session:
+        ws = _connection(session)
+        first = session._core.last_seq + 1
+        ws.data_received(_read(first))
+        assert not ws.transport.is_reading()  # frames wait their turn: nothing more is read
+        await asyncio.sleep(0)  # one loop turn: the listener ran on the first turn only
+        assert 0 < len(seen) <= TURN
+        async with asyncio.timeout(5):
+            await done.wait()
+        assert seen == [f"e{seq}" for seq in range(first, first + FRAMES)]
+        assert max(depths) < TURN  # never more than a turn of events alive at once
+        assert ws.transport.is_reading()  # all delivered: reading again
+        assert isinstance(await session.ping(), float)  # and the stream goes on
+
+
+async def test_frames_waiting_their_turn_are_delivered_before_a_drop(
+    make_session: SessionFactory,
+) -> None:
+    session = make_session("drop", ping_interval=None)
+    errors = Recorder()
+    session.on_session_error(errors)
+    reconnected = Recorder()
+    session.on_reconnected(reconnected)
+    async with session:
+        ws = _connection(session)
+        first = session._core.last_seq + 1
+        ws.data_received(_read(first))
+        ws.transport.abort()  # the connection is lost with most frames still waiting
+        got = await errors.wait_for(FRAMES)
+        assert [e.message for e in got] == [f"e{seq}" for seq in range(first, first + FRAMES)]
+        (event,) = await reconnected.wait_for(1)
+        assert event.resumed
+        assert session._core.last_seq == first + FRAMES - 1
+
+
+async def test_a_held_session_takes_no_further_turn(make_session: SessionFactory) -> None:
+    """Backpressure stops the turns too: a queue never holds more than its bound and a turn."""
+    bound = 100
+    session = make_session("held", ping_interval=None, max_queued_events=bound)
+    gate = asyncio.Event()
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def slow(error: SessionError) -> None:
+        await gate.wait()
+        seen.append(error.message)
+        if len(seen) == FRAMES:
+            done.set()
+
+    session.on_session_error(slow)
+    async with session:
+        ws = _connection(session)
+        inbox = session._hub._workers["session_error"][slow].inbox
+        first = session._core.last_seq + 1
+        ws.data_received(_read(first))
+        async with asyncio.timeout(5):
+            while not ws.reading_held:  # noqa: ASYNC110 - a property, no event to await
+                await asyncio.sleep(0)
+        for _ in range(20):  # further loop turns take no further turn
+            await asyncio.sleep(0)
+        assert bound <= len(inbox) < bound + TURN
+        assert not ws.transport.is_reading()
+        gate.set()
+        async with asyncio.timeout(5):
+            await done.wait()
+        assert seen == [f"e{seq}" for seq in range(first, first + FRAMES)]
+        assert not ws.reading_held and ws.transport.is_reading()
