@@ -380,7 +380,7 @@ def test_fast_paths_agree_on_every_message(message: Message) -> None:
     assert type(_general(escaped)) is type(_decode_or_none(escaped))
 
 
-def _decode_or_none(frame: str) -> Message | None:
+def _decode_or_none(frame: str | bytes) -> Message | None:
     try:
         return decode(frame)
     except ProtocolError:
@@ -422,6 +422,31 @@ def test_session_error_shortcut_agrees_with_decode(
         return
     assert isinstance(full, SessionErrorNotification)
     assert full.params.model_dump() == {"data": {}, **fast}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=8), st.sampled_from(["message", "name", "key"]))
+def test_bytes_that_are_not_utf8_are_never_read(junk: bytes, where: str) -> None:
+    """The client hands text frames to the codec undecoded: it must refuse bad UTF-8."""
+    note = {"seq": 1, "code": 206, "message": "@", "data": {"name": "@"}}
+    template = json.dumps({"jsonrpc": "2.0", "method": "sessionError", "params": note})
+    if where == "key":
+        template = template.replace('"name"', '"@"')
+        frame = template.encode().replace(b"@", junk, 1)
+    else:
+        at = template.index('"@"', template.index(where))
+        frame = (template[: at + 1] + template[at + 2 :]).encode()
+        frame = frame[: at + 1] + junk + frame[at + 1 :]
+    try:
+        text = frame.decode("utf-8")
+    except UnicodeDecodeError:
+        assert decode_session_error(frame) is None
+        with pytest.raises(ProtocolError) as refused:
+            decode(frame)
+        assert refused.value.error.code == -32700
+    else:  # UTF-8: the bytes read exactly as their text does
+        assert decode_session_error(frame) == decode_session_error(text)
+        assert _decode_or_none(frame) == _decode_or_none(text)
 
 
 response_like = st.fixed_dictionaries(

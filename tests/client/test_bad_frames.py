@@ -38,7 +38,7 @@ async def _scripted(frames: Sequence[str | bytes]) -> AsyncIterator[str]:
         join = json.loads(await ws.recv())
         await ws.send(json.dumps({"jsonrpc": "2.0", "id": join["id"], "result": JOIN_RESULT}))
         for frame in frames:
-            await ws.send(frame)
+            await ws.send(frame, text=True if type(frame) is TextBytes else None)
         async for raw in ws:  # answer pings so the client can check it is alive
             request = json.loads(raw)
             if request["method"] == "ping":
@@ -52,6 +52,12 @@ async def _scripted(frames: Sequence[str | bytes]) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}"
 
 
+class TextBytes(bytes):
+    """Sent as a text frame as they are, UTF-8 or not."""
+
+
+NOT_UTF8 = _note("sessionError", {"seq": 1, "code": 206, "message": "@", "data": {}})
+
 BAD_FRAMES: list[tuple[str | bytes, int]] = [
     ("not json at all", -32700),
     ("[1, 2]", -32600),
@@ -61,6 +67,9 @@ BAD_FRAMES: list[tuple[str | bytes, int]] = [
     (b"\x00\x01binary", -32700),  # binary frames are read as JSON too: not JSON here
     (json.dumps({"jsonrpc": "2.0", "id": 999, "method": "ping"}).encode(), -32600),
     (json.dumps({"jsonrpc": "2.0", "id": 999, "method": "ping"}), -32600),
+    # A text frame that is not UTF-8, though a sessionError otherwise: refused, not read.
+    (TextBytes(NOT_UTF8.encode().replace(b"@", b"\xff")), -32700),
+    (TextBytes(NOT_UTF8.encode().replace(b"@", b"\xed\xa0\x80")), -32700),  # a surrogate
 ]
 
 

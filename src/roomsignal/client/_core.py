@@ -246,7 +246,7 @@ class ClientCore(Generic[W]):
             error = decode_session_error(frame)
             if error is not None:  # the hot path of error bursts
                 return self._session_error(error, now)
-            if type(frame) is str and '"result"' in frame:
+            if (b'"result"' if type(frame) is not str else '"result"') in frame:
                 answer = decode_response(frame)  # the hot path of requests
                 if answer is not None:
                     return self._answer(answer[0], answer[1])
