@@ -9,7 +9,7 @@ session expects, and waits until an async ``on_session_error`` listener has
 seen them all. No system calls are timed: this is the client's own CPU cost.
 The rungs, interleaved per round, cut the path at three points:
 
-- ``split``: the frame splitter and the text decode only (``on_frame`` does nothing);
+- ``split``: the frame splitter only (``on_frames`` does nothing);
 - ``core``: plus ``ClientCore.receive`` (parse, check, seq, the ``SessionError``);
 - ``full``: plus the hub, the listener's worker task and the listener itself.
 
@@ -49,7 +49,7 @@ async def measure(reps: int, blobs: int) -> dict[str, list[float]]:
         session = Session(server.url, token=mint(SECRET, "micro", ttl=600), name="micro")
         async with session:
             ws, core = session._ws, session._core
-            assert ws is not None and ws.on_frame is not None
+            assert ws is not None and ws.on_frames is not None
             seen = 0
             target = 0
             done = asyncio.Event()
@@ -61,10 +61,17 @@ async def measure(reps: int, blobs: int) -> dict[str, list[float]]:
                     done.set()
 
             session.on_session_error(on_error)
-            full = ws.on_frame
+            full = ws.on_frames
+
+            def core_only(items: list[bytes], start: int) -> int:
+                receive = core.receive
+                for item in items[start:]:
+                    receive(item, 1.0)
+                return len(items)
+
             rungs: dict[str, Callable[[Any], Any] | None] = {
-                "split": lambda item: None,
-                "core": lambda item: core.receive(item, 1.0),
+                "split": lambda items, start: len(items),
+                "core": core_only,
                 "full": full,
             }
             results: dict[str, list[float]] = {name: [] for name in rungs}
@@ -77,19 +84,19 @@ async def measure(reps: int, blobs: int) -> dict[str, list[float]]:
                         seq += PER_BLOB
                     seen, target = 0, PER_BLOB * blobs
                     done.clear()
-                    ws.on_frame = hook
+                    ws.on_frames = hook
                     start = time.perf_counter()
                     for blob in data:
                         ws.data_received(blob)
                         await asyncio.sleep(0)
-                        while ws._next_turn is not None:  # delivered in turns (TURN frames)
+                        while ws._next_turn is not None:  # noqa: ASYNC110 - turns of TURN frames
                             await asyncio.sleep(0)
                     if name == "full":
                         await asyncio.wait_for(done.wait(), 60)
                     else:
                         core.last_seq = seq
                     results[name].append((time.perf_counter() - start) / target * 1e6)
-            ws.on_frame = full
+            ws.on_frames = full
     return results
 
 

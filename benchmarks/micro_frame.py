@@ -1,10 +1,11 @@
-"""Per-frame client CPU of ``Session._on_frame``, in process: no socket, no listener.
+"""Per-frame client CPU of ``Session._on_frames``, in process: no socket, no listener.
 
     PYTHONPATH=/tmp/base/src .venv/bin/python benchmarks/micro_frame.py
     .venv/bin/python benchmarks/micro_frame.py
 
 Feeds N ``sessionError`` frames (fresh ``seq`` each) and N responses that no
-request waits for straight to ``_on_frame``, and prints the client CPU per
+request waits for straight to ``_on_frames`` (in turns of ``TURN`` bytes frames,
+as the connection hands them over), and prints the client CPU per
 frame (``time.process_time``) as one JSON line: the cost of decoding, the
 ``seq`` check, the error model and the hand-over to the hub (which has no
 listener here), without the event loop. Run two trees in alternation (for
@@ -19,6 +20,11 @@ import sys
 import time
 
 from roomsignal import Session
+from roomsignal.client._connection import TURN
+
+
+def _turns(frames: list[bytes]) -> list[list[bytes]]:
+    return [frames[i : i + TURN] for i in range(0, len(frames), TURN)]
 
 
 def main(n: int = 200_000) -> None:
@@ -38,16 +44,18 @@ def main(n: int = 200_000) -> None:
         )
         for seq in range(1, n + 1)
     ]
-    responses = [json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"serverTime": 1.0}})] * n
-    on_frame = session._on_frame
+    response = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"serverTime": 1.0}}).encode()
+    error_turns = _turns([frame.encode() for frame in errors])
+    response_turns = _turns([response] * n)
+    on_frames = session._on_frames
     gc.disable()
     start = time.process_time()
-    for frame in errors:
-        on_frame(frame)
+    for turn in error_turns:
+        on_frames(turn, 0)
     error_us = (time.process_time() - start) / n * 1e6
     start = time.process_time()
-    for frame in responses:
-        on_frame(frame)
+    for turn in response_turns:
+        on_frames(turn, 0)
     response_us = (time.process_time() - start) / n * 1e6
     print(
         json.dumps({"session_error_us": round(error_us, 3), "response_us": round(response_us, 3)})

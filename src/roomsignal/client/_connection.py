@@ -13,7 +13,8 @@ fragmented messages, errors) and takes only the common case off its hands:
   bytes, which are fed to websockets' own parser. Since websockets is only
   ever fed whole frames, its parser is always at a frame boundary, and the
   two paths never disagree on where a frame starts.
-- Payloads go to ``on_frame`` at once (no queue, no task wake-up). While a
+- Payloads go to ``on_frames`` at once, a run at a time (no queue, no task
+  wake-up). While a
   fragmented message is being assembled or waits in websockets' queue,
   whole frames go through websockets too (``backlog``), so order is kept.
 - Anything odd (a masked frame, reserved bits, a frame over ``max_size``, a
@@ -34,9 +35,9 @@ Reading can be held by the session (``hold_reading``: its listeners' queues
 are full; no further turn is taken either) as well as by websockets (its
 own message queue is full) and by waiting turns; the transport reads again
 only when nothing holds it. Frames waiting their turn are delivered before
-the end of the stream or the connection's loss is seen, so none is lost. ``fail`` closes the
-connection from inside a frame callback (a frame the session will not
-accept), and no later frame reaches ``on_frame``.
+the end of the stream or the connection's loss is seen, so none is lost.
+``fail`` closes the connection from inside a frame callback (a frame the
+session will not accept), and no later frame reaches ``on_frames``.
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ class FrameSplitter:
             out.append(Raw(data[:end]))  # a 101 has no body
             self.handshake_done = True
             data = data[end:]
-        view = memoryview(data)
         size = len(data)
-        max_size = self.max_size
+        max_size = _ALL if self.max_size is None else self.max_size
+        append = out.append
         left = limit - len(out)
+        # Plain indexing and arithmetic only: this loop runs once per frame.
         while size - pos >= 2:
             if left <= 0:  # kept whole: the next call goes on from ``pos``
                 self._buffer = data
@@ -154,38 +156,41 @@ class FrameSplitter:
                 return out
             left -= 1
             head1 = data[pos]
-            head2 = data[pos + 1]
-            length = head2 & 0x7F
+            length = data[pos + 1]
+            if length & 0x80 or head1 & 0x70:
+                # Masked or reserved bits: websockets' to judge, from here on.
+                return self._give_up(out, data[pos:])
             start = pos + 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length = int.from_bytes(view[start : start + 2])
-                start += 2
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length = int.from_bytes(view[start : start + 8])
-                start += 8
-            if head2 & 0x80 or head1 & 0x70 or (max_size is not None and length > max_size):
-                # Masked, reserved bits, or too big: websockets' to judge, from here on.
+            if length >= 126:
+                if length == 126:
+                    if size - pos < 4:
+                        break
+                    length = data[start] << 8 | data[start + 1]
+                    start += 2
+                else:
+                    if size - pos < 10:
+                        break
+                    length = int.from_bytes(data[start : start + 8])
+                    start += 8
+                if length > max_size:  # too big: websockets fails the connection
+                    return self._give_up(out, data[pos:])
+            elif length > max_size:
                 return self._give_up(out, data[pos:])
             end = start + length
             if end > size:
                 break
-            opcode = head1 & 0x0F
-            if head1 & 0x80 and opcode == 1:
+            if head1 == 0x81:  # a final text frame
                 # Not decoded here: pydantic-core's parser reads UTF-8 bytes as fast as a
                 # str, and refuses bytes that are not UTF-8 (the codec reports them).
-                out.append(data[start:end])
-            elif head1 & 0x80 and opcode == 2:
-                out.append(Binary(data[start:end]))
+                append(data[start:end])
+            elif head1 == 0x82:  # a final binary frame
+                append(Binary(data[start:end]))
             else:
-                out.append(Raw(data[pos:end]))
-                if opcode == 8:  # close: websockets takes over what follows
+                append(Raw(data[pos:end]))
+                if head1 & 0x0F == 8:  # close: websockets takes over what follows
                     self.passthrough = True
                     if end < size:
-                        out.append(Raw(data[end:]))
+                        append(Raw(data[end:]))
                     return out
             pos = end
         if pos < size:
@@ -201,8 +206,12 @@ class FrameSplitter:
 class DirectConnection(ClientConnection):
     """``ClientConnection`` with a synchronous fast path for whole data frames.
 
-    ``on_frame`` must not raise and must not block. ``backlog`` counts complete
-    messages queued for ``recv()``; the reader calls ``took()`` after each.
+    ``on_frames(items, start)`` takes the payloads ``items[start:]`` in order,
+    up to the first ``Raw`` item (websockets' business) or until it fails the
+    connection, and returns the index of the first item it did not take; it
+    must take at least ``items[start]``, and must not raise or block.
+    ``backlog`` counts complete messages queued for ``recv()``; the reader
+    calls ``took()`` after each.
     """
 
     # Our own state in slots: websockets' connection already fills an instance
@@ -215,12 +224,12 @@ class DirectConnection(ClientConnection):
         "_next_turn",
         "_splitter",
         "backlog",
-        "on_frame",
+        "on_frames",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.on_frame: Callable[[bytes], None] | None = None
+        self.on_frames: Callable[[list[bytes], int], int] | None = None
         self.backlog = 0
         self._fragment = False
         protocol = self.protocol
@@ -288,11 +297,11 @@ class DirectConnection(ClientConnection):
     def fail(self, code: int, reason: str) -> None:
         """Close now with ``code`` (a close frame, then the TCP connection); never raises.
 
-        Safe to call from ``on_frame``: the frames after the current one are
-        not handed to ``on_frame`` (nor, once the close frame is out, to
+        Safe to call from ``on_frames``: the frames after the current one are
+        not handed to ``on_frames`` (nor, once the close frame is out, to
         ``recv()``).
         """
-        self.on_frame = None
+        self.on_frames = None
         try:
             self.protocol.fail(code, reason)
             self.send_data()
@@ -310,18 +319,17 @@ class DirectConnection(ClientConnection):
     def _turn(self, data: bytes = b"", limit: int = TURN) -> None:
         """Deliver up to ``limit`` frames; take the next turn soon if more may wait."""
         self._next_turn = None
-        feed = self._feed_websockets
-        on_frame = self._direct_target()
         items = self._splitter.feed(data, limit)
-        for item in items:
-            if type(item) is not Raw and on_frame is not None:
-                on_frame(item)
-                if self.on_frame is None:  # the session failed the connection
-                    on_frame = None
+        count = len(items)
+        index = 0
+        while index < count:
+            on_frames = self._direct_target()  # websockets may have queued or closed
+            if on_frames is not None and type(items[index]) is not Raw:
+                index = on_frames(items, index)  # up to the next Raw, or a failure
             else:
-                feed(_wire(item))
-                on_frame = self._direct_target()  # websockets may have queued or closed
-        if len(items) >= limit:  # more whole frames may be pending
+                self._feed_websockets(_wire(items[index]))
+                index += 1
+        if count >= limit:  # more whole frames may be pending
             if not self._held & _HELD_BY_TURNS:
                 self._hold(_HELD_BY_TURNS, True)
             if not self._held & _HELD_BY_SESSION:
@@ -346,11 +354,11 @@ class DirectConnection(ClientConnection):
         self._finish_turns()
         super().connection_lost(exc)
 
-    def _direct_target(self) -> Callable[[bytes], None] | None:
-        """Where a whole data frame may go directly now, if anywhere."""
+    def _direct_target(self) -> Callable[[list[bytes], int], int] | None:
+        """Where whole data frames may go directly now, if anywhere."""
         if self.backlog or self._fragment or self.protocol.state is not OPEN:
             return None
-        return self.on_frame
+        return self.on_frames
 
     def process_event(self, event: Event) -> None:
         """Queue a data frame websockets parsed, keeping count of whole messages."""

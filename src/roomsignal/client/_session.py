@@ -1,6 +1,6 @@
 """``Session``: the asyncio shell around the client core (``_core.ClientCore``).
 
-Whole frames reach ``_on_frame`` straight from the connection
+Whole frames reach ``_on_frames`` straight from the connection
 (``DirectConnection``); the core says what each means, and the shell turns
 that into listener events (the hub) and settled futures. The shell owns the
 I/O: dialling, sending, keepalive (websockets'), the supervisor and its
@@ -18,7 +18,7 @@ and the life cycle (connect with its first-connect retries, close,
 teardown, ``wait_closed``) shares its state with the request machinery and
 the reader; what splits off cleanly has (listeners, requests, supervision,
 restore after a reset: the mixins). The next split would be the
-connection half (dialling, reader, ``_on_frame``) into its own mixin, and
+connection half (dialling, reader, ``_on_frames``) into its own mixin, and
 the request machinery (``_call``, ``_request_now``, ``_request_on``) into
 another; the hot path of a request (``_request_now``, issue 14) is kept
 next to the slow one it must agree with.
@@ -45,7 +45,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from roomsignal.catalog import ErrorCode
-from roomsignal.client._connection import DirectConnection
+from roomsignal.client._connection import DirectConnection, Raw
 from roomsignal.client._core import MAX_SEQ_JUMP, PROTOCOL_ERROR, Answer, Broken, ClientCore
 from roomsignal.client._events import (
     Connected,
@@ -400,7 +400,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         if join_in_flight and ws is not None:
             # The server may have seated us already: leave after the join (the server
             # handles frames in order), or the seat would hold our name for a while.
-            ws.on_frame = None
+            ws.on_frames = None
             if reader is not None:
                 reader.cancel()
                 await asyncio.wait({reader})
@@ -687,7 +687,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
         assert isinstance(ws, DirectConnection)
         ws.shed_handshake()
-        ws.on_frame = self._on_frame
+        ws.on_frames = self._on_frames
         if self._hub.pressed:
             ws.hold_reading(True)
         self._ws = ws
@@ -722,7 +722,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         ws, reader = self._ws, self._reader
         self._ws = self._reader = None
         if ws is not None:
-            ws.on_frame = None
+            ws.on_frames = None
             try:
                 async with asyncio.timeout(self._close_timeout):
                     await ws.close()
@@ -742,7 +742,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     async def _read(self, ws: DirectConnection) -> Closed:
         """Read ``ws`` until it closes; returns how it closed.
 
-        Whole frames reach ``_on_frame`` straight from the connection (see
+        Whole frames reach ``_on_frames`` straight from the connection (see
         ``DirectConnection``); this loop only drains what websockets queued
         (fragmented messages), in order, and notices the close.
         """
@@ -754,11 +754,11 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 # accept); one that holds anything else is a -32700 like any bad text.
                 frame = await recv(decode=False)
                 ws.took()
-                self._on_frame(frame)
+                self._on_frames([frame], 0)
         except ConnectionClosed:
             pass
         finally:
-            ws.on_frame = None
+            ws.on_frames = None
             closed = self._how_closed(ws)
             if ws is self._ws or self._ws is None:
                 if not self._closing:
@@ -789,29 +789,48 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         if ws is not None:
             ws.hold_reading(pressed)
 
-    def _on_frame(self, frame: str | bytes) -> None:
-        """Hand one whole frame to the core and act on its answer (never raises)."""
-        try:
-            out = self._core.receive(frame, _now())
-            if out is None:
-                return
-            if type(out) is tuple:  # an event for the listeners: the hot path
-                self._hub.emit(out[0], out[1])
-                return
-            if type(out) is Broken:
-                self._hub.emit("session_error", out.error)
-                ws = self._ws
-                if ws is not None:  # the supervisor sees the close and resumes
-                    ws.fail(PROTOCOL_ERROR, "a notification's seq cannot be real")
-                return
-            assert isinstance(out, Answer)
-            waiter = out.waiter
-            error = out.error
-            if error is not None:
-                self._hub.emit("session_error", error)  # listeners first, then the caller
-                if waiter is not None and not waiter.done():
-                    waiter.set_exception(exception_for(error))
-            elif waiter is not None:
-                waiter.set_result(out.result)  # type: ignore[arg-type]
-        except Exception:  # a bug of ours must not reach websockets' data_received
-            logger.exception("failed to handle %r", frame)
+    def _on_frames(self, frames: list[bytes], start: int) -> int:
+        """Hand ``frames[start:]`` to the core, up to a ``Raw`` one, and act on each answer.
+
+        Returns the index of the first frame not taken (see ``DirectConnection``).
+        Never raises. The frames of one turn share their ``received_at``: they
+        came in the same read.
+        """
+        receive = self._core.receive
+        emit = self._hub.emit
+        now = _now()
+        index = start
+        for frame in frames[start:] if start else frames:
+            if type(frame) is Raw:
+                return index
+            index += 1
+            try:
+                out = receive(frame, now)
+                if out is None:
+                    continue
+                if type(out) is tuple:  # an event for the listeners: the hot path
+                    emit(out[0], out[1])
+                elif self._settle(out):
+                    return index  # the connection failed: the rest is websockets'
+            except Exception:  # a bug of ours must not reach websockets' data_received
+                logger.exception("failed to handle %r", frame)
+        return index
+
+    def _settle(self, out: object) -> bool:
+        """Act on an answer or an impossible seq; True when the connection was failed."""
+        if isinstance(out, Broken):
+            self._hub.emit("session_error", out.error)
+            ws = self._ws
+            if ws is not None:  # the supervisor sees the close and resumes
+                ws.fail(PROTOCOL_ERROR, "a notification's seq cannot be real")
+            return True
+        assert isinstance(out, Answer)
+        waiter = out.waiter
+        error = out.error
+        if error is not None:
+            self._hub.emit("session_error", error)  # listeners first, then the caller
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exception_for(error))
+        elif waiter is not None:
+            waiter.set_result(out.result)
+        return False

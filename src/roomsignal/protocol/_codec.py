@@ -186,7 +186,9 @@ def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
     long way), and a property test holds the two to that.
     """
     if isinstance(frame, bytes):
-        if b'"sessionError"' not in frame:
+        # The reference server's own key order first: much cheaper than a search (and
+        # than ``in``, which first tries the needle as an int and raises inside).
+        if not frame.startswith(_SESSION_ERROR_START) and frame.find(b'"sessionError"') < 0:
             return None
     elif '"sessionError"' not in frame:
         return None
@@ -216,6 +218,7 @@ def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
 
 
 _EMPTY: Final[dict[str, Any]] = {}
+_SESSION_ERROR_START: Final = b'{"jsonrpc":"2.0","method":"sessionError"'
 _RESPONSE_KEYS: Final = frozenset({"jsonrpc", "id", "result"})
 
 
