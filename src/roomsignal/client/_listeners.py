@@ -48,8 +48,10 @@ class Inbox(Generic[T]):
         items = self._items
         items.append(item)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:  # woken once: the reader makes a new one when it waits again
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
         return len(items)
 
     async def get(self) -> T:
@@ -87,19 +89,28 @@ class Inbox(Generic[T]):
 class _Worker:
     """One listener's queue and the task that awaits it, in order."""
 
-    __slots__ = ("event", "fn", "full", "hub", "inbox", "removed", "task")
+    __slots__ = ("event", "fn", "full", "hub", "inbox", "max_queue", "removed", "task")
 
     def __init__(self, hub: ListenerHub, event: str, fn: Listener) -> None:
         self.hub = hub
         self.event = event
         self.fn = fn
         self.inbox: Inbox[Any] = Inbox()
+        self.max_queue = hub.max_queue
         self.task: asyncio.Task[None] | None = None
         self.removed = False
         self.full = False  # holding the hub's pressure
 
     def deliver(self, payload: Any) -> None:
-        if self.inbox.put(payload) >= self.hub.max_queue and not self.full:
+        inbox = self.inbox  # Inbox.put(), inlined: once per event and listener
+        items = inbox._items
+        items.append(payload)
+        waiter = inbox._waiter
+        if waiter is not None:
+            inbox._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(items) >= self.max_queue and not self.full:
             self.full = True
             self.hub._press(id(self))
         if self.task is None:
@@ -111,15 +122,21 @@ class _Worker:
     async def _run(self) -> None:
         inbox = self.inbox
         items = inbox._items  # taken directly while there are some: no coroutine per event
+        popleft = items.popleft
         fn = self.fn
+        is_async = inspect.iscoroutinefunction(fn)
+        stop = _STOP
         while True:
-            payload = items.popleft() if items else await inbox.get_alone()
+            payload = popleft() if items else await inbox.get_alone()
             if self.full and len(inbox) <= self.hub.low_water:
                 self.full = False
                 self.hub._release(id(self))
-            if payload is _STOP or self.removed:
+            if payload is stop or self.removed:
                 return
             try:
+                if is_async:
+                    await fn(payload)
+                    continue
                 result = fn(payload)
                 if result is not None and (
                     type(result) is CoroutineType or inspect.isawaitable(result)

@@ -196,20 +196,20 @@ def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
         value = _from_json(frame)
     except ValueError:
         return None
-    if (
-        type(value) is not dict
-        or value.get("method") != "sessionError"
-        or value.get("jsonrpc") != "2.0"
-        or "id" in value
-    ):
+    if type(value) is not dict or "id" in value:
         return None
-    params = value.get("params")
-    if (
-        type(params) is not dict
-        or type(params.get("seq")) is not int
-        or type(params.get("code")) is not int
-        or type(params.get("message")) is not str
-    ):
+    try:  # subscripts, not .get(): a missing key is the rare case here
+        if value["method"] != "sessionError" or value["jsonrpc"] != "2.0":
+            return None
+        params = value["params"]
+        if (
+            type(params) is not dict
+            or type(params["seq"]) is not int
+            or type(params["code"]) is not int
+            or type(params["message"]) is not str
+        ):
+            return None
+    except KeyError:
         return None
     data = params.get("data", _EMPTY)
     if type(data) is not dict:
