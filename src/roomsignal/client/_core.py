@@ -246,7 +246,11 @@ class ClientCore(Generic[W]):
             error = decode_session_error(frame)
             if error is not None:  # the hot path of error bursts
                 return self._session_error(error, now)
-            if (b'"result"' in frame) if isinstance(frame, bytes) else ('"result"' in frame):
+            if isinstance(frame, bytes):  # find, not ``in``: see decode_session_error
+                maybe_answer = frame.find(b'"result"') >= 0
+            else:
+                maybe_answer = '"result"' in frame
+            if maybe_answer:
                 answer = decode_response(frame)  # the hot path of requests
                 if answer is not None:
                     return self._answer(answer[0], answer[1])

@@ -158,7 +158,8 @@ def _guess(frame: str | bytes) -> Message | None:
     if isinstance(frame, str):
         has_id, has_method = '"id"' in frame, '"method"' in frame
     else:
-        has_id, has_method = b'"id"' in frame, b'"method"' in frame
+        # find, not ``in``: on bytes, ``in`` first tries its needle as an int (and raises).
+        has_id, has_method = frame.find(b'"id"') >= 0, frame.find(b'"method"') >= 0
     if not has_method:
         return None
     message: Message
