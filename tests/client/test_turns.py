@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from roomsignal import Session, SessionError
 from roomsignal.client._connection import TURN, DirectConnection
 
@@ -50,8 +52,11 @@ async def test_a_large_read_is_delivered_in_turns_in_order(make_session: Session
     async with session:
         ws = _connection(session)
         first = session._core.last_seq + 1
-        ws.data_received(_read(first))
+        read = _read(first)
+        half = len(read) // 2 + 7  # not on a frame boundary
+        ws.data_received(read[:half])
         assert not ws.transport.is_reading()  # frames wait their turn: nothing more is read
+        ws.data_received(read[half:])  # a transport that delivers once more goes behind them
         await asyncio.sleep(0)  # one loop turn: the listener ran on the first turn only
         assert 0 < len(seen) <= TURN
         async with asyncio.timeout(5):
@@ -62,9 +67,11 @@ async def test_a_large_read_is_delivered_in_turns_in_order(make_session: Session
         assert isinstance(await session.ping(), float)  # and the stream goes on
 
 
-async def test_frames_waiting_their_turn_are_delivered_before_a_drop(
-    make_session: SessionFactory,
+@pytest.mark.parametrize("end", ["lost", "eof"])
+async def test_frames_waiting_their_turn_are_delivered_before_the_end(
+    make_session: SessionFactory, end: str
 ) -> None:
+    """The connection is lost (or the stream ends) with most frames still waiting."""
     session = make_session("drop", ping_interval=None)
     errors = Recorder()
     session.on_session_error(errors)
@@ -74,7 +81,10 @@ async def test_frames_waiting_their_turn_are_delivered_before_a_drop(
         ws = _connection(session)
         first = session._core.last_seq + 1
         ws.data_received(_read(first))
-        ws.transport.abort()  # the connection is lost with most frames still waiting
+        if end == "lost":
+            ws.transport.abort()
+        else:
+            ws.eof_received()  # what the transport calls when the server's FIN comes
         got = await errors.wait_for(FRAMES)
         assert [e.message for e in got] == [f"e{seq}" for seq in range(first, first + FRAMES)]
         (event,) = await reconnected.wait_for(1)
