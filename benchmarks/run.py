@@ -322,10 +322,18 @@ def run(
         specs["ref_stamp"] = (*ref_args, "--stamp")
     with servers(specs, server_cpu) as procs:
         ref = procs["ref"]
+        # With both, python-socketio's bursts are interleaved with the events bursts, so
+        # that its rate and ours come from the same minutes of a shared machine.
+        interleave = wanted("events") and wanted("socketio")
         if wanted("events"):
+            sio_peer = (
+                (procs["sio"].http_url, cfg.sio_events, procs["sio"].proc.pid)
+                if interleave
+                else None
+            )
             step(
                 results,
-                "events",
+                "events" + (" with python-socketio interleaved" if interleave else ""),
                 lambda: asyncio.run(
                     workloads.events(
                         ref.url,
@@ -334,6 +342,7 @@ def run(
                         cfg.event_reps,
                         timeout,
                         server_pid=ref.proc.pid,
+                        socketio=sio_peer,
                     )
                 ),
             )
@@ -357,7 +366,7 @@ def run(
                     return {f"stub_{key}": value for key, value in out.items()}
 
                 step(results, "stub events (client-bound)", stub_events)
-        if wanted("socketio"):
+        if wanted("socketio") and not interleave:
             sio = procs["sio"]
             step(
                 results,

@@ -22,7 +22,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,16 +210,21 @@ async def events(
     *,
     server_pid: int | None = None,
     with_session: bool = True,
+    socketio: tuple[str, int, int | None] | None = None,
 ) -> dict[str, Any]:
     """Interleaved bursts, bare websockets then the full client, ``reps`` times each.
 
-    One warm-up burst each first (not counted). The best rate of the runs is
-    reported (and the median), with the medians of the CPU share of client
-    and server over each burst and of the client's CPU time per event.
+    With ``socketio`` (its server's URL, a burst's count, its pid), a
+    python-socketio burst follows each pair, so that the three clients meet
+    the same spells of a shared machine. One warm-up burst each first (not
+    counted). The best rate of the runs is reported (and the median), with
+    the medians of the CPU share of client and server over each burst and
+    of the client's CPU time per event.
     """
     session_cls = session_class() if with_session else None
     raw_runs: list[tuple[float, float, float]] = []
     full_runs: list[tuple[float, float, float]] = []
+    sio_runs: list[tuple[float, float, float]] = []
     warm = max(1000, count // 10)
     async with contextlib.AsyncExitStack() as stack:
         ws = await stack.enter_async_context(raw_connect(url))
@@ -232,17 +237,27 @@ async def events(
             )
             await stack.enter_async_context(session)
             full = SessionEvents(session, server_pid)
-        async with asyncio.timeout(timeout * (2 * reps + 2)):
+        sio = None
+        if socketio is not None:
+            sio_url, sio_count, sio_pid = socketio
+            sio = await stack.enter_async_context(socketio_client(sio_url, sio_pid))
+        async with asyncio.timeout(timeout * (3 * reps + 3)):
             await raw.burst(warm)
             if full is not None:
                 await full.burst(warm, timeout)
+            if sio is not None:
+                await sio.burst(max(500, sio_count // 10), timeout)
             for _ in range(reps):
                 raw_runs.append(await raw.burst(count))
                 if full is not None:
                     full_runs.append(await full.burst(count, timeout))
+                if sio is not None:
+                    sio_runs.append(await sio.burst(sio_count, timeout))
     out = _runs_summary("raw_", raw_runs)
     if full_runs:
         out.update(_runs_summary("", full_runs))
+    if sio_runs:
+        out.update(_runs_summary("socketio_", sio_runs))
     return out
 
 
@@ -261,39 +276,55 @@ def _runs_summary(prefix: str, runs: list[tuple[float, float, float]]) -> dict[s
     }
 
 
-async def socketio_events(
-    url: str, count: int, reps: int, timeout: float, *, server_pid: int | None = None
-) -> dict[str, Any]:
-    """The same stream through python-socketio's AsyncClient, with an async handler."""
-    import socketio
+class SocketioEvents:
+    """python-socketio's AsyncClient with an async handler, counting the same stream."""
 
-    client = socketio.AsyncClient(reconnection=False)
-    counter = _Counter()
+    def __init__(self, client: Any, server_pid: int | None) -> None:
+        self.client = client
+        self.server_pid = server_pid
+        self.counter = _Counter()
+        counter = self.counter
 
-    @client.on("sessionError")  # type: ignore[untyped-decorator]
-    async def on_error(data: dict[str, Any]) -> None:
-        if data["code"] == ERROR_CODE:
-            counter.seen += 1
-            if counter.seen >= counter.target:
-                counter.done.set()
+        @client.on("sessionError")  # type: ignore[untyped-decorator]
+        async def on_error(data: dict[str, Any]) -> None:
+            if data["code"] == ERROR_CODE:
+                counter.seen += 1
+                if counter.seen >= counter.target:
+                    counter.done.set()
 
-    async def burst(n: int) -> tuple[float, float, float]:
-        counter.target, counter.seen = n, 0
+    async def burst(self, count: int, timeout: float) -> tuple[float, float, float]:
+        counter = self.counter
+        counter.target, counter.seen = count, 0
         counter.done.clear()
-        meter = CpuMeter(server_pid)
-        await client.emit("simulateScenario", {"code": ERROR_CODE, "count": n})
+        meter = CpuMeter(self.server_pid)
+        await self.client.emit("simulateScenario", {"code": ERROR_CODE, "count": count})
         async with asyncio.timeout(timeout):
             await counter.done.wait()
         elapsed, client_cpu, server_cpu = meter.stop()
-        return n / elapsed, client_cpu, server_cpu
+        return count / elapsed, client_cpu, server_cpu
 
-    runs: list[tuple[float, float, float]] = []
+
+@contextlib.asynccontextmanager
+async def socketio_client(url: str, server_pid: int | None) -> AsyncIterator[SocketioEvents]:
+    """A connected python-socketio client over websocket, disconnected on exit."""
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    events = SocketioEvents(client, server_pid)
     await client.connect(url, transports=["websocket"], wait_timeout=10)
     try:
-        await burst(max(500, count // 10))
-        runs.extend([await burst(count) for _ in range(reps)])
+        yield events
     finally:
         await client.disconnect()
+
+
+async def socketio_events(
+    url: str, count: int, reps: int, timeout: float, *, server_pid: int | None = None
+) -> dict[str, Any]:
+    """The same stream through python-socketio alone (``events`` interleaves it when given)."""
+    async with socketio_client(url, server_pid) as sio:
+        await sio.burst(max(500, count // 10), timeout)
+        runs = [await sio.burst(count, timeout) for _ in range(reps)]
     return _runs_summary("socketio_", runs)
 
 
