@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -76,6 +78,7 @@ from roomsignal.protocol import (
     TargetParams,
     UnpublishRequest,
     UnsubscribeRequest,
+    _codec,
     decode,
     decode_response,
     decode_session_error,
@@ -406,8 +409,44 @@ session_error_like = st.fixed_dictionaries(
 )
 
 
+def _with_one_change(value: dict[str, Any], key: str, new: Any) -> dict[str, Any]:
+    changed = json.loads(json.dumps(value))
+    target = changed if key in ("jsonrpc", "method", "id") else changed["params"]
+    if new is _DROP:
+        target.pop(key, None)
+    else:
+        target[key] = new
+    return changed
+
+
+_DROP: Any = object()
+valid_session_error = st.builds(
+    lambda seq, code, message, data: {
+        "jsonrpc": "2.0",
+        "method": "sessionError",
+        "params": {"seq": seq, "code": code, "message": message, **data},
+    },
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.text(max_size=8),
+    st.just({})
+    | st.fixed_dictionaries({"data": st.dictionaries(st.text(max_size=5), json_values)}),
+)
+# Mostly valid frames, many with one key missing or of a wrong type, and the loose ones.
+session_error_near = st.one_of(
+    valid_session_error,
+    st.builds(
+        _with_one_change,
+        valid_session_error,
+        st.sampled_from(["jsonrpc", "method", "id", "seq", "code", "message", "data"]),
+        st.one_of(st.just(_DROP), json_values, st.booleans(), st.floats(allow_nan=False)),
+    ),
+    session_error_like,
+)
+
+
 @settings(max_examples=500, deadline=None)
-@given(session_error_like, st.booleans(), st.booleans())
+@given(session_error_near, st.booleans(), st.booleans())
 def test_session_error_shortcut_agrees_with_decode(
     value: dict[str, Any], escape: bool, as_bytes: bool
 ) -> None:
@@ -447,6 +486,76 @@ def test_bytes_that_are_not_utf8_are_never_read(junk: bytes, where: str) -> None
     else:  # UTF-8: the bytes read exactly as their text does
         assert decode_session_error(frame) == decode_session_error(text)
         assert _decode_or_none(frame) == _decode_or_none(text)
+
+
+@contextlib.contextmanager
+def _speedups(on: bool) -> Iterator[None]:
+    """``session_error_parts`` with msgspec (the speedups extra) or by its checks."""
+    assert _codec.SPEEDUPS, "the dev extra installs msgspec: both ways must be tested"
+    saved = _codec._FAST_NOTE
+    if not on:
+        _codec._FAST_NOTE = None
+    try:
+        yield
+    finally:
+        _codec._FAST_NOTE = saved
+
+
+@pytest.mark.parametrize("speedups", [True, False], ids=["msgspec", "checks"])
+@settings(max_examples=500, deadline=None)
+@given(
+    session_error_near,
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["", ',"id":1', ',"extra":2', ',"method":"other"', ',"params":{}']),
+)
+def test_session_error_parts_agree_with_decode(
+    speedups: bool, value: dict[str, Any], escape: bool, as_bytes: bool, tail: str
+) -> None:
+    """Either way may decline a frame; neither accepts one decode refuses, and values agree."""
+    frame = json.dumps(value)
+    if escape:
+        frame = frame.replace('"id"', '"\\u0069d"')
+    if tail and frame.endswith("}"):
+        frame = frame[:-1] + tail + "}"  # a duplicate or an unknown key at the top
+    raw: str | bytes = frame.encode() if as_bytes else frame
+    with _speedups(speedups):
+        parts = _codec.session_error_parts(raw)
+    full = _decode_or_none(frame)
+    if parts is None:
+        return
+    assert isinstance(full, SessionErrorNotification)
+    seq, code, message, data = parts
+    dumped = full.params.model_dump()
+    assert (seq, code, message) == (dumped["seq"], dumped["code"], dumped["message"])
+    assert (data if data is not None else {}) == dumped["data"]
+    for got, want in ((seq, dumped["seq"]), (code, dumped["code"]), (message, dumped["message"])):
+        assert type(got) is type(want)
+
+
+def test_the_speedups_read_the_plain_shape() -> None:
+    """With msgspec, the reference server's frames take the fast way (it declines nothing)."""
+    note = {
+        "seq": 7,
+        "code": 206,
+        "message": "full",
+        "data": {"name": "SESSION_IS_FULL_ERROR_CODE"},
+    }
+    frame = json.dumps({"jsonrpc": "2.0", "method": "sessionError", "params": note}).encode()
+    calls: list[bytes | str] = []
+    real = _codec._FAST_NOTE
+
+    def counted(raw: bytes | str) -> Any:
+        calls.append(raw)
+        return real(raw)
+
+    _codec._FAST_NOTE = counted
+    try:
+        parts = _codec.session_error_parts(frame)
+    finally:
+        _codec._FAST_NOTE = real
+    assert calls == [frame]
+    assert parts == (7, 206, "full", {"name": "SESSION_IS_FULL_ERROR_CODE"})
 
 
 response_like = st.fixed_dictionaries(

@@ -71,6 +71,7 @@ from roomsignal.protocol import (
     decode_session_error,
     encode,
 )
+from roomsignal.protocol._codec import SPEEDUPS, session_error_parts
 
 __all__ = ["MAX_SEQ_JUMP", "Answer", "Broken", "ClientCore", "Emit", "Final", "Rejoin", "Waiter"]
 
@@ -243,10 +244,17 @@ class ClientCore(Generic[W]):
         notifications that follow it are judged by it.
         """
         try:
-            error = decode_session_error(frame)
-            if error is not None:  # the hot path of error bursts
-                return self._session_error(error, now)
-            if isinstance(frame, bytes):  # find, not ``in``: see decode_session_error
+            # The hot path of error bursts, by msgspec (the speedups extra) or by checks.
+            if SPEEDUPS:
+                parts = session_error_parts(frame)
+                if parts is not None:
+                    return self._session_error(parts[0], parts[1], parts[2], parts[3], now)
+            else:
+                params = decode_session_error(frame)
+                if params is not None:
+                    seq, code, message = params["seq"], params["code"], params["message"]
+                    return self._session_error(seq, code, message, params.get("data"), now)
+            if isinstance(frame, bytes):  # find, not ``in``: see session_error_parts
                 maybe_answer = frame.find(b'"result"') >= 0
             else:
                 maybe_answer = '"result"' in frame
@@ -397,23 +405,20 @@ class ClientCore(Generic[W]):
         self.last_seq = seq
         return True
 
-    def _session_error(self, params: dict[str, Any], now: float) -> Emit | None:
+    def _session_error(
+        self, seq: int, code: int, message: str, data: dict[str, Any] | None, now: float
+    ) -> Emit | None:
         # The hot path of error bursts: fresh() and make_error() inlined.
-        seq = params["seq"]
         if seq != self.last_seq + 1 and not self.fresh(seq):
             return None
         self.last_seq = seq
         return "session_error", server_error(
-            params["code"],
-            params["message"],
-            params.get("data"),
-            self.session_id,
-            self.participant_id,
-            now,
+            code, message, data, self.session_id, self.participant_id, now
         )
 
     def _on_session_error(self, params: SessionErrorParams, now: float) -> Emit | None:
-        return self._session_error(params.model_dump(), now)
+        dumped = params.model_dump()  # data copied: the error adopts it
+        return self._session_error(params.seq, params.code, params.message, dumped["data"], now)
 
     def _on_participant_joined(self, params: ParticipantJoinedParams, now: float) -> Emit | None:
         if not self.fresh(params.seq):

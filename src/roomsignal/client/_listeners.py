@@ -89,13 +89,14 @@ class Inbox(Generic[T]):
 class _Worker:
     """One listener's queue and the task that awaits it, in order."""
 
-    __slots__ = ("event", "fn", "full", "hub", "inbox", "max_queue", "removed", "task")
+    __slots__ = ("event", "fn", "full", "hub", "inbox", "items", "max_queue", "removed", "task")
 
     def __init__(self, hub: ListenerHub, event: str, fn: Listener) -> None:
         self.hub = hub
         self.event = event
         self.fn = fn
         self.inbox: Inbox[Any] = Inbox()
+        self.items = self.inbox._items
         self.max_queue = hub.max_queue
         self.task: asyncio.Task[None] | None = None
         self.removed = False
@@ -103,7 +104,7 @@ class _Worker:
 
     def deliver(self, payload: Any) -> None:
         inbox = self.inbox  # Inbox.put(), inlined: once per event and listener
-        items = inbox._items
+        items = self.items
         items.append(payload)
         waiter = inbox._waiter
         if waiter is not None:
@@ -131,7 +132,7 @@ class _Worker:
             if self.full and len(inbox) <= self.hub.low_water:
                 self.full = False
                 self.hub._release(id(self))
-            if payload is stop or self.removed:
+            if payload is stop:  # remove() empties the inbox before it puts a stop
                 return
             try:
                 if is_async:
@@ -232,8 +233,9 @@ class ListenerHub:
         # sets (an empty dict is 64 bytes, an empty set 216; there is a hub per session).
         self._pressed: dict[int, None] = {}
         self._workers: dict[str, dict[Listener, _Worker]] = {}
-        # What ``emit`` calls for each event, rebuilt whenever registrations change.
-        self._sinks: dict[str, tuple[Callable[[Any], None], ...]] = {}
+        # What ``emit`` calls for each event, rebuilt whenever registrations change (the
+        # session's frame loop reads it too, to save a call per event; never write it).
+        self.sinks: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._streams: dict[str, weakref.WeakSet[ErrorStream[Any]]] = {}
         self._waiters: dict[str, list[tuple[Callable[[Any], bool], asyncio.Future[Any]]]] = {}
         self._tasks: dict[asyncio.Task[None], None] = {}
@@ -322,7 +324,7 @@ class ListenerHub:
 
     def emit(self, event: str, payload: Any) -> None:
         """Hand ``payload`` to every listener, iterator and matching waiter; never blocks."""
-        for sink in self._sinks.get(event, ()):
+        for sink in self.sinks.get(event, ()):
             sink(payload)
 
     def _rebuild(self, event: str) -> None:
@@ -339,7 +341,7 @@ class ListenerHub:
             sinks.append(to_streams)
         if self._waiters.get(event):
             sinks.append(lambda payload: self._resolve_waiters(event, payload))
-        self._sinks[event] = tuple(sinks)
+        self.sinks[event] = tuple(sinks)
 
     def _resolve_waiters(self, event: str, payload: Any) -> None:
         remaining = []

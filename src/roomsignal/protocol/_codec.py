@@ -20,6 +20,7 @@ from pydantic_core import from_json as _from_json
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import ProtocolError, make_error
+from roomsignal.protocol import _speedups
 from roomsignal.protocol._models import (
     CloseSessionRequest,
     ErrorObject,
@@ -217,6 +218,37 @@ def decode_session_error(frame: bytes | str) -> dict[str, Any] | None:
         return None
     return params
 
+
+def session_error_parts(frame: bytes | str) -> tuple[int, int, str, dict[str, Any] | None] | None:
+    """A ``sessionError``'s ``(seq, code, message, data)``, or None (then ``decode`` decides).
+
+    What the client core reads on its hottest path: with the ``speedups``
+    extra (msgspec), the frame's shape and types are checked in C, against
+    a typed struct; without it, by ``decode_session_error``. Either may
+    decline a frame; neither accepts one ``decode`` refuses, and both give
+    its values (property-tested, each way). ``data`` is None when absent.
+    """
+    if _FAST_NOTE is None:
+        params = decode_session_error(frame)
+        if params is None:
+            return None
+        return params["seq"], params["code"], params["message"], params.get("data")
+    if isinstance(frame, bytes):
+        if not frame.startswith(_SESSION_ERROR_START) and frame.find(b'"sessionError"') < 0:
+            return None
+    elif '"sessionError"' not in frame:
+        return None
+    try:
+        params_ = _FAST_NOTE(frame).params
+    except _FAST_ERRORS:
+        return None
+    return params_.seq, params_.code, params_.message, params_.data
+
+
+_FAST_NOTE: Any = _speedups.read_session_error
+_FAST_ERRORS: Final = _speedups.ERRORS
+SPEEDUPS: Final = _FAST_NOTE is not None
+"""Whether the ``speedups`` extra (msgspec) is in use (``ROOMSIGNAL_NO_SPEEDUPS=1`` turns it off)."""
 
 _EMPTY: Final[dict[str, Any]] = {}
 _SESSION_ERROR_START: Final = b'{"jsonrpc":"2.0","method":"sessionError"'
