@@ -216,7 +216,7 @@ def machine() -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    for package in ("python-engineio", "aiohttp"):
+    for package in ("python-engineio", "aiohttp", "msgspec"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     import roomsignal
@@ -237,7 +237,17 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "versions": versions,
+        "speedups": _speedups_in_use(),
     }
+
+
+def _speedups_in_use() -> bool | None:
+    """Whether the client reads sessionErrors through msgspec (the speedups extra)."""
+    try:
+        from roomsignal.protocol._codec import SPEEDUPS
+    except ImportError:  # a tree from before the extra
+        return None
+    return bool(SPEEDUPS)
 
 
 # --- the run -------------------------------------------------------------------------
@@ -519,6 +529,7 @@ def table(results: dict[str, Any]) -> str:
         f"roomsignal benchmarks{' (quick)' if results['quick'] else ''}: "
         f"{m['nproc']} x {m['cpu']}, Python {m['python']}, websockets {v.get('websockets')}, "
         f"pydantic {v.get('pydantic')}, python-socketio {v.get('python-socketio')}"
+        f"{', speedups (msgspec)' if m.get('speedups') else ', no speedups'}"
         f"{', pinned' if results['pinned'] else ''}"
     )
     g = results.get
