@@ -39,6 +39,19 @@ async def test_both_ways_deliver_the_same_errors(
     assert fast[0]["code"] == ErrorCode.SESSION_IS_FULL_ERROR_CODE and fast[0]["source"] == "server"
 
 
+def test_without_msgspec_the_checks_read_the_frames() -> None:
+    """``import roomsignal`` never needs the extra: msgspec missing, the checks run."""
+    probe = (
+        "import sys; sys.modules['msgspec'] = None\n"  # what an absent package raises
+        "from roomsignal.protocol._codec import SPEEDUPS, session_error_parts\n"
+        'frame = b\'{"jsonrpc":"2.0","method":"sessionError",\'\n'
+        'frame += b\'"params":{"seq":1,"code":206,"message":"m"}}\'\n'
+        "print(SPEEDUPS, session_error_parts(frame))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert run.stdout.strip() == "False (1, 206, 'm', None)", run.stderr
+
+
 def test_the_environment_turns_them_off() -> None:
     probe = "from roomsignal.protocol._codec import SPEEDUPS; print(SPEEDUPS)"
     env = {**os.environ, "ROOMSIGNAL_NO_SPEEDUPS": "1"}
