@@ -72,25 +72,25 @@ def _wire(payload: bytes) -> bytes:
 
 
 def _turns(items: list[bytes]) -> list[list[bytes]]:
-    from roomsignal.client._connection import TURN
+    from roomsignal.client._connection import FRAMES_PER_TURN
 
-    return [items[i : i + TURN] for i in range(0, len(items), TURN)]
+    return [items[i : i + FRAMES_PER_TURN] for i in range(0, len(items), FRAMES_PER_TURN)]
 
 
 def _work_frames(kind: str, n: int, run: bool) -> None:
     from roomsignal import Session
 
     session = Session("ws://127.0.0.1:1", token="t", name="count")
-    turns = _turns(_frames(kind, n))
+    batches = _turns(_frames(kind, n))
     on_frames = session._on_frames
     gc.disable()
     if run:
-        for turn in turns:
-            on_frames(turn, 0)
+        for batch in batches:
+            on_frames(batch, 0)
 
 
 def _work_split(n: int, run: bool) -> None:
-    from roomsignal.client._connection import TURN, FrameSplitter
+    from roomsignal.client._connection import FRAMES_PER_TURN, FrameSplitter
 
     stream = b"".join(_wire(frame) for frame in _frames("errors", n))
     reads = [stream[i : i + 262_144] for i in range(0, len(stream), 262_144)]
@@ -99,9 +99,9 @@ def _work_split(n: int, run: bool) -> None:
     gc.disable()
     if run:
         for data in reads:
-            items = splitter.feed(data, TURN)
-            while len(items) >= TURN:
-                items = splitter.feed(b"", TURN)
+            items = splitter.feed(data, FRAMES_PER_TURN)
+            while len(items) >= FRAMES_PER_TURN:
+                items = splitter.feed(b"", FRAMES_PER_TURN)
 
 
 async def _work_datapath(n: int, run: bool) -> None:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/micro_frame.py
 
 Feeds N ``sessionError`` frames (fresh ``seq`` each) and N responses that no
-request waits for straight to ``_on_frames`` (in turns of ``TURN`` bytes frames,
+request waits for straight to ``_on_frames`` (in turns of ``FRAMES_PER_TURN`` bytes frames,
 as the connection hands them over), and prints the client CPU per
 frame (``time.process_time``) as one JSON line: the cost of decoding, the
 ``seq`` check, the error model and the hand-over to the hub (which has no
@@ -20,11 +20,11 @@ import sys
 import time
 
 from roomsignal import Session
-from roomsignal.client._connection import TURN
+from roomsignal.client._connection import FRAMES_PER_TURN
 
 
 def _turns(frames: list[bytes]) -> list[list[bytes]]:
-    return [frames[i : i + TURN] for i in range(0, len(frames), TURN)]
+    return [frames[i : i + FRAMES_PER_TURN] for i in range(0, len(frames), FRAMES_PER_TURN)]
 
 
 def main(n: int = 200_000) -> None:
@@ -45,17 +45,17 @@ def main(n: int = 200_000) -> None:
         for seq in range(1, n + 1)
     ]
     response = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"serverTime": 1.0}}).encode()
-    error_turns = _turns([frame.encode() for frame in errors])
-    response_turns = _turns([response] * n)
+    error_batches = _turns([frame.encode() for frame in errors])
+    response_batches = _turns([response] * n)
     on_frames = session._on_frames
     gc.disable()
     start = time.process_time()
-    for turn in error_turns:
-        on_frames(turn, 0)
+    for batch in error_batches:
+        on_frames(batch, 0)
     error_us = (time.process_time() - start) / n * 1e6
     start = time.process_time()
-    for turn in response_turns:
-        on_frames(turn, 0)
+    for batch in response_batches:
+        on_frames(batch, 0)
     response_us = (time.process_time() - start) / n * 1e6
     print(
         json.dumps({"session_error_us": round(error_us, 3), "response_us": round(response_us, 3)})

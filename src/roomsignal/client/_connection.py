@@ -21,7 +21,7 @@ fragmented messages, errors) and takes only the common case off its hands:
   handshake that is not a plain 101) switches the connection to websockets
   alone for good, which then fails it as it should.
 
-Frames are delivered in turns of at most ``TURN`` frames, one turn per
+Frames are delivered in turns of at most ``FRAMES_PER_TURN`` frames, one turn per
 loop iteration, and the socket is not read while frames of an earlier read
 still wait their turn. A single read can hold well over a thousand small
 frames (asyncio reads up to 256 KiB); in turns, each listener runs between
@@ -50,9 +50,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Event
 
-__all__ = ["TURN", "Binary", "DirectConnection", "FrameSplitter", "Raw"]
+__all__ = ["FRAMES_PER_TURN", "Binary", "DirectConnection", "FrameSplitter", "Raw"]
 
-TURN: Final = 64
+FRAMES_PER_TURN: Final = 64
 """Whole frames delivered per loop iteration (see the module docstring)."""
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -316,7 +316,7 @@ class DirectConnection(ClientConnection):
             return
         self._turn(data)
 
-    def _turn(self, data: bytes = b"", limit: int = TURN) -> None:
+    def _turn(self, data: bytes = b"", limit: int = FRAMES_PER_TURN) -> None:
         """Deliver up to ``limit`` frames; take the next turn soon if more may wait."""
         self._next_turn = None
         items = self._splitter.feed(data, limit)
