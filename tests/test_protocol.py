@@ -409,9 +409,22 @@ session_error_like = st.fixed_dictionaries(
 )
 
 
+def _frames(
+    value: dict[str, Any], escape: bool, as_bytes: bool, tail: str = ""
+) -> tuple[str, str | bytes]:
+    """``value`` as a text frame (``"id"`` escaped, ``tail`` keys appended), and as sent."""
+    frame = json.dumps(value)
+    if escape:  # an escaped key must not fool the substring shortcuts
+        frame = frame.replace('"id"', '"\\u0069d"')
+    if tail and frame.endswith("}"):
+        frame = frame[:-1] + tail + "}"  # a duplicate or an unknown key at the top
+    return frame, frame.encode() if as_bytes else frame
+
+
 def _with_one_change(value: dict[str, Any], key: str, new: Any) -> dict[str, Any]:
+    """A copy of ``value`` with ``key`` (a sessionError param, or a top-level key) set or dropped."""
     changed = json.loads(json.dumps(value))
-    target = changed if key in ("jsonrpc", "method", "id") else changed["params"]
+    target = changed["params"] if key in ("seq", "code", "message", "data") else changed
     if new is _DROP:
         target.pop(key, None)
     else:
@@ -450,10 +463,7 @@ session_error_near = st.one_of(
 def test_session_error_shortcut_agrees_with_decode(
     value: dict[str, Any], escape: bool, as_bytes: bool
 ) -> None:
-    frame = json.dumps(value)
-    if escape:
-        frame = frame.replace('"id"', '"\\u0069d"')
-    raw: str | bytes = frame.encode() if as_bytes else frame
+    frame, raw = _frames(value, escape, as_bytes)
     fast = decode_session_error(raw)
     full = _decode_or_none(frame)
     if fast is None:
@@ -513,12 +523,7 @@ def test_session_error_parts_agree_with_decode(
     speedups: bool, value: dict[str, Any], escape: bool, as_bytes: bool, tail: str
 ) -> None:
     """Either way may decline a frame; neither accepts one decode refuses, and values agree."""
-    frame = json.dumps(value)
-    if escape:
-        frame = frame.replace('"id"', '"\\u0069d"')
-    if tail and frame.endswith("}"):
-        frame = frame[:-1] + tail + "}"  # a duplicate or an unknown key at the top
-    raw: str | bytes = frame.encode() if as_bytes else frame
+    frame, raw = _frames(value, escape, as_bytes, tail)
     with _speedups(speedups):
         parts = _codec.session_error_parts(raw)
     full = _decode_or_none(frame)
@@ -571,15 +576,32 @@ response_like = st.fixed_dictionaries(
 )
 
 
+valid_response = st.fixed_dictionaries(
+    {
+        "jsonrpc": st.just("2.0"),
+        "id": st.integers() | st.text(max_size=4),
+        "result": st.dictionaries(st.text(max_size=5), json_values),
+    }
+)
+# Mostly plain answers, many with one key missing, mistyped or added, and the loose ones.
+response_near = st.one_of(
+    valid_response,
+    st.builds(
+        _with_one_change,
+        valid_response,
+        st.sampled_from(["jsonrpc", "id", "result", "error", "method", "params"]),
+        st.one_of(st.just(_DROP), json_values, st.booleans(), st.floats(allow_nan=False)),
+    ),
+    response_like,
+)
+
+
 @settings(max_examples=500, deadline=None)
-@given(response_like, st.booleans(), st.booleans())
+@given(response_near, st.booleans(), st.booleans())
 def test_response_shortcut_agrees_with_decode(
     value: dict[str, Any], escape: bool, as_bytes: bool
 ) -> None:
-    frame = json.dumps(value)
-    if escape:
-        frame = frame.replace('"id"', '"\\u0069d"')
-    raw: str | bytes = frame.encode() if as_bytes else frame
+    frame, raw = _frames(value, escape, as_bytes)
     fast = decode_response(raw)
     full = _decode_or_none(frame)
     if fast is None:
