@@ -6,7 +6,11 @@ import asyncio
 import subprocess
 import sys
 
-from .conftest import SECRET, RedisServer, _free_port
+import pytest
+
+from roomsignal import ErrorCode
+
+from .conftest import SECRET, RedisServer, _free_port, call, home_of, start_node, token
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -76,3 +80,38 @@ async def test_close_returns_even_when_a_task_loses_a_cancellation(redis: RedisS
     await asyncio.wait_for(cluster.close(), 10)
     assert swallowed.is_set()
     assert all(task.done() for task in tasks)
+
+
+async def test_a_join_refused_by_a_remote_home_still_times_out(redis: RedisServer) -> None:
+    """As on a lone server: a connection that has not joined by ``--join-timeout`` is closed.
+
+    A join relayed to another node once counted as joined, so a connection
+    whose relayed join was refused could idle on its edge for ever.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    started = await asyncio.gather(
+        *(start_node(redis, node_id, "--join-timeout", "1") for node_id in ("n1", "n2"))
+    )
+    protocol = ["roomsignal.v1"]
+    try:
+        async with connect(started[0].url, subprotocols=protocol) as host:  # type: ignore[list-item]
+            assert "result" in await call(host, 1, "join", token=token("edge"), name="host")
+            home = await home_of(redis, "edge")
+            edge = next(node for node in started if node.node_id != home)
+            async with (
+                connect(edge.url, subprotocols=protocol) as seated,  # type: ignore[list-item]
+                connect(edge.url, subprotocols=protocol) as refused,  # type: ignore[list-item]
+            ):
+                assert "result" in await call(seated, 1, "join", token=token("edge"), name="guest")
+                answer = await call(refused, 1, "join", token=token("edge"), name="host")
+                assert answer["error"]["code"] == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+                with pytest.raises(ConnectionClosed):
+                    async with asyncio.timeout(10):
+                        await refused.recv()
+                assert refused.close_code == 1008 and refused.close_reason == "joinTimeout"
+                # the seated guest, relayed too, is past its join timeout and still served
+                assert "result" in await call(seated, 2, "ping")
+    finally:
+        await asyncio.gather(*(node.stop() for node in started))

@@ -244,8 +244,13 @@ class Cluster:
     # --- the edge: hooks called by the transport ---------------------------------
 
     def relays(self, conn: int) -> bool:
-        """Whether ``conn``'s frames go to another node (it joined a room homed there)."""
-        return conn in self._relays
+        """Whether ``conn`` joined a room homed on another node (its seat is there).
+
+        False while its join is only on its way, or was refused: until then
+        the connection's join timeout still runs, as on a lone server.
+        """
+        relay = self._relays.get(conn)
+        return relay is not None and relay.joined
 
     async def on_frame(self, conn: int, raw: str, link: _Link) -> bool:
         """Route one frame of a local connection; True if the cluster took it.

@@ -354,7 +354,9 @@ class SignalingServer:
                     else:
                         raw = await ws.recv()
                 except TimeoutError:
-                    link.close(_CLOSE_POLICY, "joinTimeout")
+                    # A join relayed to the room's home may have been seated meanwhile.
+                    if not (self.cluster is not None and self.cluster.relays(conn)):
+                        link.close(_CLOSE_POLICY, "joinTimeout")
                     continue
                 except ConnectionClosed:
                     break
