@@ -197,6 +197,11 @@ class FrameSplitter:
             self._buffer = data[pos:]
         return out
 
+    def discard(self) -> None:
+        """Forget what is pending (the connection failed: nobody reads it)."""
+        self._buffer = b""
+        self._start = 0
+
     def _give_up(self, out: list[bytes], rest: bytes) -> list[bytes]:
         self.passthrough = True
         out.append(Raw(rest))
@@ -302,6 +307,7 @@ class DirectConnection(ClientConnection):
         ``recv()``).
         """
         self.on_frames = None
+        self._splitter.discard()  # frames waiting their turn: moot once failed
         try:
             self.protocol.fail(code, reason)
             self.send_data()
@@ -311,8 +317,9 @@ class DirectConnection(ClientConnection):
 
     def data_received(self, data: bytes) -> None:
         """Deliver whole data frames directly, in turns; feed websockets everything else."""
-        if self._held & _HELD_BY_TURNS:  # earlier frames still wait: these go behind them
-            self._splitter.feed(data, 0)
+        splitter = self._splitter
+        if self._held & _HELD_BY_TURNS and not splitter.passthrough:
+            splitter.feed(data, 0)  # earlier frames still wait: these go behind them
             return
         self._turn(data)
 

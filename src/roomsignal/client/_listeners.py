@@ -89,7 +89,7 @@ class Inbox(Generic[T]):
 class _Worker:
     """One listener's queue and the task that awaits it, in order."""
 
-    __slots__ = ("event", "fn", "full", "hub", "inbox", "items", "max_queue", "removed", "task")
+    __slots__ = ("event", "fn", "full", "hub", "inbox", "items", "max_queue", "task")
 
     def __init__(self, hub: ListenerHub, event: str, fn: Listener) -> None:
         self.hub = hub
@@ -99,7 +99,6 @@ class _Worker:
         self.items = self.inbox._items
         self.max_queue = hub.max_queue
         self.task: asyncio.Task[None] | None = None
-        self.removed = False
         self.full = False  # holding the hub's pressure
 
     def deliver(self, payload: Any) -> None:
@@ -261,7 +260,6 @@ class ListenerHub:
         """Unregister ``fn``; events queued for it and not yet delivered are dropped."""
         worker = self._workers.get(event, {}).pop(fn, None)
         if worker is not None:
-            worker.removed = True
             worker.inbox.clear()  # dropped, as documented: nothing holds the reader back
             if worker.full:
                 worker.full = False

@@ -793,8 +793,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         """Hand ``frames[start:]`` to the core, up to a ``Raw`` one, and act on each answer.
 
         Returns the index of the first frame not taken (see ``DirectConnection``).
-        Never raises. The frames of one turn share their ``received_at``: they
-        came in the same read.
+        Never raises. The frames of one turn share their ``received_at``: the
+        time their turn was taken.
         """
         receive = self._core.receive
         sinks = self._hub.sinks  # what hub.emit() calls, without the call

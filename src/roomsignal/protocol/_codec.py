@@ -226,7 +226,8 @@ def session_error_parts(frame: bytes | str) -> tuple[int, int, str, dict[str, An
     extra (msgspec), the frame's shape and types are checked in C, against
     a typed struct; without it, by ``decode_session_error``. Either may
     decline a frame; neither accepts one ``decode`` refuses, and both give
-    its values (property-tested, each way). ``data`` is None when absent.
+    its values (property-tested, each way). An absent ``data`` is None (the
+    checks) or ``{}`` (msgspec); ``_server_error`` takes both alike.
     """
     if _FAST_NOTE is None:
         params = decode_session_error(frame)
