@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -93,3 +94,11 @@ class Recorder:
             async with asyncio.timeout(timeout):
                 await future
         return self.items
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server that must restart on the same port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

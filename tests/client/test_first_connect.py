@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -11,20 +10,13 @@ from roomsignal import ReconnectPolicy, Session, SessionErrorException
 from roomsignal.events import Reconnecting
 from roomsignal.server import SignalingServer
 
-from .conftest import SECRET, Recorder, token
+from .conftest import SECRET, Recorder, free_port, token
 
 QUICK = ReconnectPolicy(max_attempts=100, initial_delay=0.02, max_delay=0.1, jitter=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_the_first_connect_retries_until_a_late_server_starts() -> None:
-    port = _free_port()
+    port = free_port()
     session = Session(
         f"ws://127.0.0.1:{port}",
         token=token(),
@@ -52,7 +44,7 @@ async def test_the_first_connect_retries_until_a_late_server_starts() -> None:
 
 
 async def test_without_the_flag_the_first_connect_fails_at_once_with_901() -> None:
-    port = _free_port()
+    port = free_port()
     session = Session(f"ws://127.0.0.1:{port}", token=token(), name="b", reconnect=QUICK)
     retries = Recorder()
     session.on_reconnecting(retries)
@@ -63,7 +55,7 @@ async def test_without_the_flag_the_first_connect_fails_at_once_with_901() -> No
 
 
 async def test_the_retries_end_in_901_once_the_policy_is_spent() -> None:
-    port = _free_port()
+    port = free_port()
     policy = ReconnectPolicy(max_attempts=3, initial_delay=0.01, jitter=False)
     session = Session(
         f"ws://127.0.0.1:{port}",

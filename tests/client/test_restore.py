@@ -8,24 +8,19 @@ publisher, matched by name, now or as it comes back; ``on_reconnected`` says so.
 
 from __future__ import annotations
 
-import socket
+import asyncio
+import json
 from contextlib import AsyncExitStack
+from typing import Any
 
 from roomsignal import ReconnectPolicy
 from roomsignal.events import Reconnected, Streams, SubscribeRequest
 from roomsignal.server import SignalingServer
 from roomsignal.testing import CutProxy
 
-from .conftest import SECRET, Recorder, SessionFactory
+from .conftest import SECRET, Recorder, SessionFactory, free_port
 
 POLICY = ReconnectPolicy(max_attempts=200, initial_delay=0.02, max_delay=0.05, jitter=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def _crash_and_restart(old: SignalingServer, port: int, stack: AsyncExitStack) -> None:
@@ -37,7 +32,7 @@ async def _crash_and_restart(old: SignalingServer, port: int, stack: AsyncExitSt
 async def test_after_a_server_restart_the_session_publishes_and_subscribes_again(
     make_session: SessionFactory,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}"
     async with AsyncExitStack() as stack:
         first_server = await stack.enter_async_context(SignalingServer(secret=SECRET, port=port))
@@ -77,7 +72,7 @@ async def test_after_a_server_restart_the_session_publishes_and_subscribes_again
 async def test_restore_is_off_for_restore_false_and_for_restore_after_reset_false(
     make_session: SessionFactory,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"ws://127.0.0.1:{port}"
     async with AsyncExitStack() as stack:
         first_server = await stack.enter_async_context(SignalingServer(secret=SECRET, port=port))
@@ -109,7 +104,7 @@ async def test_a_publisher_back_later_is_subscribed_to_as_it_joins(
     make_session: SessionFactory,
 ) -> None:
     """bob is back first (alice's way in is refused): alice is awaited, then subscribed to."""
-    port = _free_port()
+    port = free_port()
     async with AsyncExitStack() as stack:
         first_server = await stack.enter_async_context(SignalingServer(secret=SECRET, port=port))
         proxy = await stack.enter_async_context(CutProxy(port))
@@ -140,3 +135,71 @@ async def test_a_publisher_back_later_is_subscribed_to_as_it_joins(
         assert again.subscriber_id == bob.participant_id
         await alice.close()
         await bob.close()
+
+
+async def test_a_drop_during_the_restore_reconnects_at_once(make_session: SessionFactory) -> None:
+    """The restore's requests do not wait out their timeout for a rejoin only it could start.
+
+    A scripted server: the first connection seats the bot, which publishes and
+    subscribes to "pub"; then the connection drops. The second one is a state
+    reset, and drops at the restore's first request. The third restores all.
+    """
+    from websockets.asyncio.server import ServerConnection, serve
+
+    pub = {"participantId": "p-pub", "name": "pub", "participantType": "full"}
+    pub["streams"] = {"audio": True, "video": True}  # type: ignore[assignment]
+    connections = 0
+    dropped = asyncio.Event()
+
+    def result(request: dict[str, Any]) -> dict[str, Any]:
+        method = request["method"]
+        if method == "join":
+            return {
+                "sessionId": "room",
+                "participantId": f"p-bot-{connections}",
+                "participantSecret": "s",
+                "participantType": "full",
+                "roles": [],
+                "participants": [pub],
+                "seq": 0,
+                "resumed": False,
+            }
+        if method == "publish":
+            return {"streamId": "st"}
+        if method == "subscribe":
+            return {"exchangeId": f"x{connections}"}
+        return {}
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        async for raw in ws:
+            request = json.loads(raw)
+            if connections == 2 and request["method"] != "join":
+                ws.transport.abort()  # the restore's first request: dropped, unanswered
+                return
+            await ws.send(
+                json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result(request)})
+            )
+            if connections == 1 and request["method"] == "subscribe":
+                dropped.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        bot = make_session(
+            "bot", url=f"ws://127.0.0.1:{port}", reconnect=POLICY, request_timeout=60
+        )
+        back = Recorder()
+        bot.on_reconnected(back)
+        await bot.connect()
+        await bot.publish()
+        await bot.subscribe("p-pub")
+        await dropped.wait()
+        assert bot._ws is not None and bot._ws.transport is not None
+        bot._ws.transport.abort()
+        # Without the fix the restore's subscribe waited request_timeout (60 s) here.
+        events = await back.wait_for(2, timeout=10)
+        last = events[-1]
+        assert isinstance(last, Reconnected) and last.state_reset
+        assert last.republished and last.resubscribed == ("pub",)
+        assert connections == 3

@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from roomsignal.client._core import ClientCore
+from roomsignal.client._flag import Flag
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import ParticipantJoinedParams, StreamPublishedParams, Streams
 
@@ -61,6 +62,7 @@ class Restore:
     """Keeps what to restore and restores it (a mixin of ``Session``)."""
 
     _core: ClientCore[asyncio.Future[dict[str, Any]]]
+    _joined: Flag  # set while joined on the current connection
     restore_after_reset: bool
     _kept: Kept | None
 
@@ -103,7 +105,7 @@ class Restore:
         if not self.restore_after_reset or kept is None:
             return done
         flags = kept.restore_publish
-        if flags is not None:
+        if flags is not None and self._joined.is_set():
             try:
                 await self.publish(audio=flags.audio, video=flags.video)
                 done.republished = True
@@ -122,6 +124,11 @@ class Restore:
             if pid is None:
                 done.awaiting.append(name)
                 continue
+            if not self._joined.is_set():
+                # Dropped meanwhile: each request would wait out its timeout for a rejoin
+                # that only the supervisor, waiting on this, can make. The next
+                # rejoin restores what is kept.
+                break
             if await self._subscribe_again(name, pid):
                 done.resubscribed.append(name)
         if done.awaiting:
