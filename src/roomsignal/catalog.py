@@ -106,6 +106,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         "The request is not valid for this participant.",
         (
             "invalid `participantType`",
+            "an empty or blank `name` in `join`",
             "`join` on a connection that already joined",
             "target not available while a (un)subscription is in process",
             "ICE candidate queue over `ice_queue_limit`",
@@ -353,14 +354,22 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
         ErrorCode.PARSE_ERROR,
         "protocol",
         "The frame is not valid JSON (JSON-RPC parse error).",
-        ("a text frame that is not valid UTF-8 JSON",),
+        (
+            "a text frame that is not valid UTF-8 JSON",
+            "a binary frame that is not JSON (read by the roomsignal client; the server closes 1003)",
+        ),
         False,
     ),
     _e(
         ErrorCode.INVALID_REQUEST,
         "protocol",
         "The frame is not a valid JSON-RPC message.",
-        ("a JSON value that is not a message object", "a batch (JSON array)"),
+        (
+            "a JSON value that is not a message object",
+            "a batch (JSON array)",
+            'an object with an unreadable `id` or a `jsonrpc` other than `"2.0"`',
+            "a response or notification sent to the server",
+        ),
         False,
     ),
     _e(

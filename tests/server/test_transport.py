@@ -224,6 +224,20 @@ async def test_binary_frame_closes_with_1003(server: SignalingServer, peer: Open
     await bob.quiet()
 
 
+async def test_text_that_is_not_utf8_closes_with_1007(
+    server: SignalingServer, peer: OpenPeer
+) -> None:
+    alice, bob = await peer(), await peer()
+    await alice.join("room", "alice")
+    await bob.join("room", "bob")
+    await alice.ws.send(
+        b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"\xff"}}', text=True
+    )
+    assert await alice.closed() == 1007
+    await until(lambda: server.rooms.is_connected(alice.participant_id or "") is False, bob)
+    await bob.quiet()  # a lost connection, as for 1003: the seat waits, nobody is told
+
+
 async def test_frame_over_max_frame_bytes_closes_with_1009(
     make_server: ServerFactory, make_peer: MakePeer
 ) -> None:
