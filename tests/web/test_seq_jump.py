@@ -336,3 +336,19 @@ async def test_a_resume_that_delivers_something_new_resets_the_count_of_attempts
     assert [r["attempts"] for r in got["reconnected"]] == [1] * 5
     assert [e["code"] for e in got["sessionError"]] == [-32602] * 5
     await _leave(page, ws)
+
+
+async def test_a_frame_that_is_not_json_is_a_client_error_naming_its_code(
+    server: SignalingServer, context: Any, scripted: ScriptedServer
+) -> None:
+    """-32700 with ``data.name`` (as the Python client's own errors), and the next frame is read."""
+    page = await open_page(context, server)
+    ws = await _join(page, scripted, {})
+    _burst(ws, ["not json at all", _note(1, "after")])
+    await _wait(page, "window.got.message.length === 1")
+    errors = await page.evaluate("window.got.sessionError")
+    assert [(e["code"], e["source"], e["data"]) for e in errors] == [
+        (-32700, "client", {"name": "PARSE_ERROR"})
+    ]
+    assert await page.evaluate("window.got.message") == ["after"]
+    await _leave(page, ws)

@@ -215,6 +215,8 @@ export class Session {
   /** The seed's name for onSessionError's twin: every error, once, as it arrives. */
   _error(code, message, data = {}, method = null, source = "server") {
     const entry = lookup(code);
+    // The client's own errors name their code in data, as the Python client's do.
+    if (source === "client" && data?.name === undefined) data = { name: entry.name, ...data };
     const error = Object.freeze({
       code,
       name: data?.name ?? entry.name,
