@@ -216,29 +216,31 @@ async def measure(messages: int, join_count: int) -> dict[str, Any]:
         urls = dict(started)
         # place the room: the first join decides its home
         first = await dial(started[0][1])
-        await call(first, 1, "join", token=mint(SECRET, "lat"), name="anchor")
-        home = await home_of(redis_url, "lat")
-        others = [u for n, u in started if n != home]
-        await latency(urls[home], urls[home], "lat", 20, "w")  # warm up
-        local = await latency(urls[home], urls[home], "lat", messages, "l")
-        relayed = await latency(others[0], others[1], "lat", messages, "r")
-        # Redis round trips per relayed request: sendMessage from an edge to
-        # the home, fanned out to one listener on another edge.
-        idle_before = await command_calls(redis_url)
-        t0 = time.perf_counter()
-        await asyncio.sleep(1.0)
-        idle_after = await command_calls(redis_url)
-        idle_spent = time.perf_counter() - t0
-        idle = relayed_calls(idle_before, idle_after) / idle_spent
-        idle_inner = script_calls(idle_before, idle_after) / idle_spent
-        before = await command_calls(redis_url)
-        t0 = time.perf_counter()
-        await latency(others[0], others[1], "lat", messages, "c")
-        spent = time.perf_counter() - t0
-        after = await command_calls(redis_url)
-        calls = relayed_calls(before, after) - idle * spent
-        inner = script_calls(before, after) - idle_inner * spent
-        await first.close()
+        try:
+            await call(first, 1, "join", token=mint(SECRET, "lat"), name="anchor")
+            home = await home_of(redis_url, "lat")
+            others = [u for n, u in started if n != home]
+            await latency(urls[home], urls[home], "lat", 20, "w")  # warm up
+            local = await latency(urls[home], urls[home], "lat", messages, "l")
+            relayed = await latency(others[0], others[1], "lat", messages, "r")
+            # Redis round trips per relayed request: sendMessage from an edge to
+            # the home, fanned out to one listener on another edge.
+            idle_before = await command_calls(redis_url)
+            t0 = time.perf_counter()
+            await asyncio.sleep(1.0)
+            idle_after = await command_calls(redis_url)
+            idle_spent = time.perf_counter() - t0
+            idle = relayed_calls(idle_before, idle_after) / idle_spent
+            idle_inner = script_calls(idle_before, idle_after) / idle_spent
+            before = await command_calls(redis_url)
+            t0 = time.perf_counter()
+            await latency(others[0], others[1], "lat", messages, "c")
+            spent = time.perf_counter() - t0
+            after = await command_calls(redis_url)
+            calls = relayed_calls(before, after) - idle * spent
+            inner = script_calls(before, after) - idle_inner * spent
+        finally:
+            await first.close()
         # joins per second per node
         alone = await joins(started[0][1], join_count, "alone")
         together = await asyncio.gather(
