@@ -159,12 +159,24 @@ class JanusNode:
         self._room_ids = itertools.count(random.randint(1, 2**40))
         self._runner: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
+        self._sent = asyncio.Event()  # set at each request sent (``wait_in_flight``)
         self._closing = False
 
     @property
     def healthy(self) -> bool:
         """Whether a Janus session is open (requests can be made)."""
         return self._session is not None
+
+    @property
+    def in_flight(self) -> int:
+        """How many requests wait for Janus's answer."""
+        return len(self._pending)
+
+    async def wait_in_flight(self) -> None:
+        """Return once a request waits for Janus's answer (for tests)."""
+        while not self._pending:
+            self._sent.clear()
+            await self._sent.wait()
 
     async def start(self) -> None:
         """Connect (waiting at most ``timeout`` for the first attempt), then stay connected."""
@@ -347,6 +359,7 @@ class JanusNode:
         self._pending[transaction] = _Pending(future, ack_final)
         try:
             await ws.send(json.dumps(message))
+            self._sent.set()
             async with asyncio.timeout(timeout or self._timeout):
                 return await future
         except ConnectionClosed:
