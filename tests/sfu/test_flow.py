@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from roomsignal.media import Publisher, Subscriber, TestPatternTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import VideoFrame
 
-from .conftest import WAIT, H, SessionFactory, W
+from roomsignal.media import Publisher, Subscriber, TestPatternTrack, default_configuration
+
+from .conftest import WAIT, H, Heard, SessionFactory, W, candidate_addresses, own_addresses
 
 
 async def test_three_subscribers_decode_frames_from_one_upstream(join: SessionFactory) -> None:
@@ -31,3 +34,94 @@ async def test_three_subscribers_decode_frames_from_one_upstream(join: SessionFa
         finally:
             for subscriber in subscribers:
                 await subscriber.close()
+
+
+async def raw_publisher() -> RTCPeerConnection:
+    pc = RTCPeerConnection(default_configuration())
+    pc.addTransceiver(TestPatternTrack(W, H), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+async def test_a_subscribe_before_the_upstream_is_up_is_held(join: SessionFactory) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    result = await studio.publish_result(video=True, audio=False)
+    assert result.exchange_id is not None
+    # Answered at once, held: no offer yet, and nobody was told of a stream.
+    exchange_id = await viewer.subscribe(studio.participant_id or "")
+    assert seen.of("sdp_offer") == [] and seen.of("stream_published") == []
+    sender = await raw_publisher()
+    receiver = RTCPeerConnection(default_configuration())
+    frames: asyncio.Queue[object] = asyncio.Queue()
+
+    @receiver.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        async def read() -> None:
+            while True:
+                await frames.put(await track.recv())
+
+        tasks.append(asyncio.ensure_future(read()))
+
+    tasks: list[asyncio.Future[None]] = []
+    try:
+        await studio.send_offer(result.exchange_id, sender.localDescription.sdp)
+        answer = await heard.wait("sdp_answer")
+        assert answer.from_ == "@media" and answer.exchange_id == result.exchange_id
+        await sender.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+        offer = await seen.wait("sdp_offer")
+        # streamPublished came once the upstream was up, before the held offer.
+        kinds = [k for k, _ in seen.events if k in ("stream_published", "sdp_offer")]
+        assert kinds == ["stream_published", "sdp_offer"]
+        assert offer.exchange_id == exchange_id and offer.from_ == studio.participant_id
+        await receiver.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await viewer.send_answer(exchange_id, receiver.localDescription.sdp)
+        frame = await asyncio.wait_for(frames.get(), WAIT)
+        assert isinstance(frame, VideoFrame) and (frame.width, frame.height) == (W, H)
+        # Media stayed on this machine: every candidate is one of its own addresses.
+        own = own_addresses()
+        for sdp in (answer.sdp, offer.sdp, sender.localDescription.sdp):
+            assert candidate_addresses(sdp) and candidate_addresses(sdp) <= own
+        assert heard.of("subscribe_request") == []
+    finally:
+        for task in tasks:
+            task.cancel()
+        await sender.close()
+        await receiver.close()
+
+
+async def test_republish_and_unpublish_end_the_subscriptions(join: SessionFactory) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    seen = Heard(viewer)
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        target = studio.participant_id or ""
+        subscription = await subscriber.subscribe(target, timeout=WAIT)
+        await subscription.wait_for_frames(3, timeout=WAIT)
+        # The same flags: the same ids, nothing ends.
+        same = await studio.publish_result(video=True, audio=False, restore=False)
+        assert same.exchange_id == publisher.upstream_exchange_id
+        assert same.stream_id == publisher.stream_id
+        # Other flags: the upstream ends (subscriptions: "republished"), a new one opens.
+        other = await studio.publish_result(video=True, audio=True, restore=False)
+        assert other.exchange_id not in (None, same.exchange_id)
+        ended = await seen.wait("subscription_ended")
+        assert ended.exchange_id == subscription.exchange_id and ended.reason == "republished"
+        assert ended.participant_id == target
+        await studio.unpublish()
+        assert seen.of("stream_unpublished") == []  # the new upstream was never up
+        # Unpublish while up: subscribers' ends say "unpublished", others hear it.
+        await publisher.start()
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published", lambda e: len(seen.of("stream_published")) >= 2)
+        again = await subscriber.subscribe(target, timeout=WAIT)
+        await again.wait_for_frames(3, timeout=WAIT)
+        await publisher.unpublish()
+        ended = await seen.wait("subscription_ended", lambda e: e.exchange_id == again.exchange_id)
+        assert ended.reason == "unpublished"
+        await seen.wait("stream_unpublished")
+        await publisher.wait_for_exchanges(0, timeout=WAIT)

@@ -159,6 +159,7 @@ class JanusNode:
         self._room_ids = itertools.count(random.randint(1, 2**40))
         self._runner: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
+        self._up = asyncio.Event()  # set while a Janus session is open
         self._sent = asyncio.Event()  # set at each request sent (``wait_in_flight``)
         self._closing = False
 
@@ -171,6 +172,10 @@ class JanusNode:
     def in_flight(self) -> int:
         """How many requests wait for Janus's answer."""
         return len(self._pending)
+
+    async def wait_healthy(self) -> None:
+        """Return once a Janus session is open (at once if it is)."""
+        await self._up.wait()
 
     async def wait_in_flight(self) -> None:
         """Return once a request waits for Janus's answer (for tests)."""
@@ -234,6 +239,7 @@ class JanusNode:
                         self._feeds.clear()
                         logger.info("media node %s: session %d", self.url, self._session)
                         self._sink.media_back()
+                        self._up.set()
                         self._first.set()
                         delay = 0.05
                         await self._keep_alive(reader)
@@ -271,6 +277,7 @@ class JanusNode:
         """The connection is gone: fail what is in flight, drop every handle, tell the rooms."""
         had_session = self._session is not None
         self._session = None
+        self._up.clear()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             if not entry.future.done():
