@@ -215,3 +215,66 @@ async def test_junk_or_an_unmapped_error_is_802(
         assert error.data["mediaNodeReason"] == "out of cheese"
     else:
         assert "mediaNodeCode" not in error.data
+
+
+async def test_an_answer_janus_refuses_is_303_on_the_answer(
+    janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
+) -> None:
+    from roomsignal.media import Publisher, TestPatternTrack
+
+    server = await make_server(media_node=janus.url)
+    studio, viewer = await dial(server, "studio"), await dial(server, "viewer")
+    seen = Heard(viewer)
+    async with Publisher(studio, video=TestPatternTrack(160, 120)) as publisher:
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published")
+        exchange_id = await viewer.subscribe(studio.participant_id or "")
+        await seen.wait("sdp_offer")
+        with pytest.raises(MediaError) as raised:
+            await viewer.send_answer(exchange_id, GOOD_SDP)  # no m= line
+        data = raised.value.error.data
+        assert raised.value.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
+        assert data["method"] == "sdpAnswer" and data["exchangeId"] == exchange_id
+        assert data["mediaNodeCode"] == 465 and "m=" in data["mediaNodeReason"]
+        ended = await seen.wait("subscription_ended")
+        assert ended.exchange_id == exchange_id and ended.reason == "mediaNodeError"
+
+
+@pytest.mark.parametrize(
+    ("answer", "carries_sdp", "code", "extra"),
+    [
+        # the rows of docs/media.md, "Janus errors", that no real condition above reaches
+        ({"janus": "error", "error": {"code": 464, "reason": "x"}}, True, 303, 464),
+        ({"janus": "error", "error": {"code": 465, "reason": "x"}}, True, 303, 465),
+        (
+            {"janus": "event", "plugindata": {"data": {"error_code": 431, "error": "x"}}},
+            True,
+            303,
+            431,
+        ),
+        (
+            {"janus": "event", "plugindata": {"data": {"error_code": 437, "error": "x"}}},
+            True,
+            303,
+            437,
+        ),
+        # the same codes on a request that carried no SDP of the participant's: 802
+        ({"janus": "error", "error": {"code": 465, "reason": "x"}}, False, 802, 465),
+        (
+            {"janus": "event", "plugindata": {"data": {"error_code": 428, "error": "x"}}},
+            False,
+            802,
+            428,
+        ),
+        ({"janus": "success"}, True, 802, None),
+        ("not even a dict", False, 802, None),
+    ],
+)
+def test_the_janus_error_table(
+    answer: Any, carries_sdp: bool, code: int, extra: int | None
+) -> None:
+    from roomsignal.server._janus import failure_of
+
+    failure = failure_of(answer, carries_sdp=carries_sdp)
+    assert int(failure.denial.value.code) == code
+    assert failure.extra.get("mediaNodeCode") == extra
