@@ -366,12 +366,14 @@ class JoinResult(Model):
     sync_state: SyncState | None = _optional()
     seq: int
     resumed: bool
+    media: str | None = _optional()  # "p2p" or "sfu" (section 10); absent means "p2p"
 
 
 class PublishResult(Model):
     """The result of ``publish``."""
 
     stream_id: str
+    exchange_id: str | None = _optional()  # the upstream exchange, through a media node
 
 
 class SubscribeResult(Model):

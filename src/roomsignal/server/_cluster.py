@@ -60,8 +60,9 @@ from roomsignal.server._relay import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from roomsignal.server._outbox import Link as _Link
     from roomsignal.server._rooms import Rooms
-    from roomsignal.server._transport import SignalingServer, _Link
+    from roomsignal.server._transport import SignalingServer
 
 __all__ = ["Cluster"]
 

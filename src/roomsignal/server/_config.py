@@ -29,7 +29,8 @@ class ServerConfig:
     then waits ``resume_window``, like after any drop. Sizes are in bytes of
     the UTF-8 JSON the server holds (``max_*_bytes``); 0 for
     ``max_connections``, ``max_participants`` or ``max_fanout_per_second``
-    means no limit.
+    means no limit. ``media_node`` routes media through a media node (an
+    SFU, section 10) instead of peer to peer.
     """
 
     max_streaming_participants: int = 16
@@ -54,6 +55,7 @@ class ServerConfig:
     join_timeout: float = 10.0
     max_connections: int = 10_000
     max_fanout_per_second: int = 10_000
+    media_node: bool = False  # media through a media node (PROTOCOL.md section 10)
 
     def __post_init__(self) -> None:
         for name in (

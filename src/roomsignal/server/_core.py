@@ -30,6 +30,7 @@ from roomsignal.server._state import (
     Member,
     Out,
     Session,
+    Upstream,
 )
 
 __all__ = ["RoomsCore"]
@@ -51,6 +52,7 @@ class RoomsCore:
         self._exchanges: dict[str, Exchange] = {}
         self._deadlines: list[tuple[float, int, str, str]] = []
         self._tiebreak = itertools.count()
+        self._upstreams: dict[str, Upstream] = {}  # through a media node (``_sfu``)
 
     @property
     def config(self) -> ServerConfig:
@@ -75,6 +77,18 @@ class RoomsCore:
         if member is None:
             raise RoomError(Denial.UNKNOWN_PARTICIPANT, participant_id=participant_id)
         return member
+
+    @staticmethod
+    def _check_publish(member: Member, audio: bool, video: bool) -> None:
+        """Refuse a ``publish`` this member may not make."""
+        if member.type == "viewer":
+            raise RoomError(Denial.VIEWER_PUBLISH)
+        if not (audio or video):
+            raise RoomError(Denial.PUBLISH_NOTHING)
+        if video and not member.grants.video:
+            raise RoomError(Denial.NO_VIDEO_GRANT)
+        if audio and not member.grants.audio:
+            raise RoomError(Denial.NO_AUDIO_GRANT)
 
     def _target(self, member: Member, target_id: str) -> Member:
         target = self._find(member.session, target_id)
@@ -122,6 +136,9 @@ class RoomsCore:
         if kind == "resume":
             member = self._members.get(key)
             return member is not None and member.conn is None and member.resume_deadline == deadline
+        if kind == "upstream":
+            upstream = self._upstreams.get(key)
+            return upstream is not None and upstream.deadline == deadline
         exchange = self._exchanges.get(key)
         return exchange is not None and exchange.deadline == deadline
 

@@ -113,6 +113,20 @@ class Denial(enum.Enum):
     SDP_TIMEOUT = Rule(
         _E.MEDIA_ENDPOINT_ERROR_CODE, "the SDP exchange did not complete within sdp_timeout"
     )
+    UPSTREAM_TIMEOUT = Rule(
+        _E.MEDIA_ENDPOINT_ERROR_CODE, "the upstream offer was not sent within sdp_timeout"
+    )
+    MEDIA_REFUSED = Rule(_E.MEDIA_ENDPOINT_ERROR_CODE, "the media node refused this SDP")
+    MEDIA_NODE_UNREACHABLE = Rule(_E.TRANSPORT_REQUEST_ERROR_CODE, "the media node is unreachable")
+    MEDIA_NODE_REQUEST = Rule(
+        _E.TRANSPORT_REQUEST_ERROR_CODE, "the request to the media node failed"
+    )
+    MEDIA_NODE_LOST = Rule(
+        _E.TRANSPORT_REQUEST_ERROR_CODE, "the connection to the media node was lost"
+    )
+    MEDIA_NODE_RESPONSE = Rule(
+        _E.TRANSPORT_RESPONSE_ERROR_CODE, "invalid response from the media node"
+    )
     TOKEN_EXPIRED = Rule(_E.TOKEN_EXPIRED, "the token has expired")
     TOKEN_INVALID = Rule(_E.TOKEN_DATA_IS_NOT_VALID, "the token is not valid")
     SIMULATION_OFF = Rule(_E.METHOD_NOT_FOUND, "unknown method 'simulateScenario'")

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from roomsignal.server._transport import _Link
+from roomsignal.server._outbox import Link as _Link
 
 __all__ = ["RemoteLink", "decode_message", "encode_message"]
 

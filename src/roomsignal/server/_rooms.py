@@ -66,9 +66,9 @@ from roomsignal.server._denials import (
     error_data,
     internal_error_frame,
 )
-from roomsignal.server._exchanges import ExchangeRules
 from roomsignal.server._frames import error_frame, response_frame, stamp, template
 from roomsignal.server._limits import check_sizes, json_size, too_large
+from roomsignal.server._sfu import MediaRules
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     CLOSE_REPLACED,
@@ -112,7 +112,7 @@ logger = logging.getLogger("roomsignal.server")
 _Handler = Callable[[Out, Member, Any, float], Model | None]
 
 
-class Rooms(ExchangeRules, ChatRules):
+class Rooms(MediaRules, ChatRules):
     """Every session of one server; not thread-safe, not async, never blocks.
 
     ``handle`` answers one decoded request of one connection, ``disconnect``
@@ -141,6 +141,17 @@ class Rooms(ExchangeRules, ChatRules):
             "closeSession": self._close_session_request,
             "simulateScenario": self._simulate,
         }
+        self._init_media()
+        if self._config.media_node:  # PROTOCOL.md section 10
+            self._handlers.update(
+                publish=self._sfu_publish,
+                unpublish=self._sfu_unpublish,
+                subscribe=self._sfu_subscribe,
+                unsubscribe=self._sfu_unsubscribe,
+                sdpOffer=self._sfu_sdp_offer,
+                sdpAnswer=self._sfu_sdp_answer,
+                iceCandidate=self._sfu_ice_candidate,
+            )
 
     # --- inspection (tests, health) ---------------------------------------
 
@@ -229,8 +240,14 @@ class Rooms(ExchangeRules, ChatRules):
                 member = self._members[key]
                 logger.info("participant %s did not resume in time", member.id)
                 self._remove(out, member, "disconnected")
+            elif kind == "upstream":
+                self._upstream_time_out(out, self._upstreams[key])
             else:
-                self._time_out(out, self._exchanges[key])
+                exchange = self._exchanges[key]
+                if exchange.upstream is not None:
+                    self._sfu_time_out(out, exchange)
+                else:
+                    self._time_out(out, exchange)
         return out.effects
 
     def shutdown(self) -> list[Effect]:
@@ -390,6 +407,7 @@ class Rooms(ExchangeRules, ChatRules):
             sync_state=session.sync_state,
             seq=member.seq,
             resumed=resumed,
+            media="sfu" if self._config.media_node else "p2p",
         )
 
     def _replay_gap(self, out: Out, member: Member, why: str | None = None) -> RoomError:
@@ -466,6 +484,7 @@ class Rooms(ExchangeRules, ChatRules):
                 params=ParticipantLeftParams(seq=0, participant_id=member.id, reason=reason)
             ),
         )
+        self._sfu_remove(out, member)
         for exchange in list(member.exchanges.values()):
             other = exchange.other(member)
             in_progress = exchange.state in IN_PROGRESS
@@ -484,14 +503,7 @@ class Rooms(ExchangeRules, ChatRules):
 
     def _publish(self, out: Out, member: Member, request: PublishRequest, now: float) -> Model:
         audio, video = request.params.audio, request.params.video
-        if member.type == "viewer":
-            raise RoomError(Denial.VIEWER_PUBLISH)
-        if not (audio or video):
-            raise RoomError(Denial.PUBLISH_NOTHING)
-        if video and not member.grants.video:
-            raise RoomError(Denial.NO_VIDEO_GRANT)
-        if audio and not member.grants.audio:
-            raise RoomError(Denial.NO_AUDIO_GRANT)
+        self._check_publish(member, audio, video)
         member.set_streams(Streams(audio=audio, video=video))
         if member.stream_id is None:
             member.stream_id = self._new_id("st", {})

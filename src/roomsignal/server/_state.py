@@ -41,11 +41,16 @@ __all__ = [
     "Exchange",
     "ExchangeEvent",
     "ExchangeState",
+    "MediaFailure",
+    "MediaOp",
     "Member",
     "Out",
     "ReplayBuffer",
     "Send",
     "Session",
+    "Ticket",
+    "Upstream",
+    "UpstreamState",
     "others",
 ]
 
@@ -97,7 +102,47 @@ class Burst:
     count: int
 
 
-Effect = Send | Close | Abort | Burst
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A request whose answer waits for the media node (PROTOCOL.md section 10)."""
+
+    participant_id: str
+    request_id: int | str
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOp:
+    """Ask the media node for ``kind`` on exchange ``key``; it answers with ``Rooms.media_done``.
+
+    Kinds: ``publish`` (the upstream's ``sdp`` offer; answers an SDP answer),
+    ``subscribe`` (a subscription fed by upstream ``feed``; answers an SDP
+    offer), ``start`` (the subscriber's ``sdp`` answer), ``trickle`` (one
+    candidate; ``""`` ends them) and ``hangup`` (end the exchange's media; no
+    answer). Ops on one key are carried out in order.
+    """
+
+    kind: str
+    key: str
+    room: str
+    feed: str | None = None
+    sdp: str | None = None
+    candidate: str | None = None
+    sdp_mid: str | None = None
+    sdp_m_line_index: int | None = None
+    ticket: Ticket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFailure:
+    """Why a media node request failed: the refusal to answer with, and its ``data`` extras."""
+
+    denial: Denial
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = Send | Close | Abort | Burst | MediaOp
 
 
 # --- exchanges as a transition table ----------------------------------------------
@@ -145,9 +190,34 @@ class Exchange:
     # Candidates held until the offer is relayed, by sender id; None once relayed.
     held: dict[str, list[IceCandidateNotification]] | None = field(default_factory=dict)
     held_bytes: int = 0  # of the candidate strings in ``held``, both directions
+    # Through a media node: the upstream feeding this subscription (section 10).
+    upstream: Upstream | None = None
 
     def other(self, member: Member) -> Member:
         return self.subscriber if member is self.publisher else self.publisher
+
+
+class UpstreamState(enum.Enum):
+    """Where a publisher's upstream to the media node stands."""
+
+    AWAITING_OFFER = "awaiting-offer"  # publish answered; the publisher owes its offer
+    NEGOTIATING = "negotiating"  # the offer is with the media node
+    CONNECTING = "connecting"  # answered; waiting for the media node to say it is up
+    UP = "up"  # media flows: subscriptions are served
+
+
+@dataclass(eq=False, slots=True)
+class Upstream:
+    """A publisher's one upload to the media node, and the subscriptions it feeds."""
+
+    id: str
+    member: Member
+    streams: Streams
+    state: UpstreamState
+    deadline: float | None
+    subscriptions: dict[str, Exchange] = field(default_factory=dict)
+    # Candidates the publisher sent before its offer, sent on after it.
+    held: list[MediaOp] = field(default_factory=list)
 
 
 def _size(text: str) -> int:
@@ -219,6 +289,7 @@ class Member:
     seq: int = 0
     resume_deadline: float | None = None
     exchanges: dict[str, Exchange] = field(default_factory=dict)
+    upstream: Upstream | None = None  # through a media node (section 10)
     ended: OrderedDict[str, tuple[Denial, str]] = field(default_factory=OrderedDict)
     # The Participant model, built once and again only when streams change
     # (``set_streams``): a join lists every member without rebuilding them.

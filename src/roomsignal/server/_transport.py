@@ -28,7 +28,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -40,6 +40,7 @@ from websockets.typing import Subprotocol
 from roomsignal.protocol import SUBPROTOCOL
 from roomsignal.server._config import ServerConfig
 from roomsignal.server._frames import BadFrame, parse_request, ping_answer
+from roomsignal.server._janus import JanusNode
 from roomsignal.server._outbox import YIELD_AFTER, Link, Outbox
 from roomsignal.server._rooms import (
     Abort,
@@ -50,6 +51,7 @@ from roomsignal.server._rooms import (
     Send,
     internal_error_frame,
 )
+from roomsignal.server._state import MediaFailure, MediaOp
 from roomsignal.server._web import WebRoutes
 
 if TYPE_CHECKING:
@@ -106,7 +108,10 @@ class SignalingServer:
     ``max_participants``, ``join_timeout``, ``max_connections``,
     ``max_fanout_per_second``; docs/protocol.md lists them all); ``web`` (serve the page at ``/``),
     ``dev_tokens`` (answer ``/dev/token``) and ``media_dir`` (serve its files
-    at ``/media/``), see docs/web.md. Not thread-safe: use it from one event loop.
+    at ``/media/``), see docs/web.md. ``media_node`` (``ws://host:port`` of a
+    Janus server, with ``media_node_secret`` its API secret) routes media
+    through it (PROTOCOL.md section 10, docs/media.md); each request to it
+    gets ``media_node_timeout`` seconds. Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -144,6 +149,9 @@ class SignalingServer:
         web: bool = True,
         dev_tokens: bool = False,
         media_dir: str | None = None,
+        media_node: str | None = None,
+        media_node_secret: str | None = None,
+        media_node_timeout: float = 5.0,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -168,6 +176,7 @@ class SignalingServer:
             join_timeout=join_timeout,
             max_connections=max_connections,
             max_fanout_per_second=max_fanout_per_second,
+            media_node=media_node is not None,
         )
         self.host = host
         self.secret = secret if secret is not None else secrets.token_urlsafe(32)
@@ -193,6 +202,10 @@ class SignalingServer:
         self._refused_logged = -1.0
         # Set by ``Cluster.start`` (docs/scaling.md): routes joins, relays frames.
         self.cluster: Cluster | None = None
+        self.media_node_url = media_node
+        self._media_node_secret = media_node_secret
+        self._media_node_timeout = media_node_timeout
+        self.media_node: JanusNode | None = None  # while serving with a media node
 
     # --- life cycle -------------------------------------------------------------
 
@@ -249,6 +262,14 @@ class SignalingServer:
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._deadlines = asyncio.create_task(self._run_deadlines(self._rooms))
+        if self.media_node_url is not None:
+            self.media_node = JanusNode(
+                self.media_node_url,
+                self,
+                api_secret=self._media_node_secret,
+                timeout=self._media_node_timeout,
+            )
+            await self.media_node.start()
         logger.debug("serving on %s", self.url)
 
     async def close(self, graceful: bool = True) -> None:
@@ -282,6 +303,9 @@ class SignalingServer:
         if self._server is not server:
             return  # another close() finished first
         self._server = None
+        if self.media_node is not None:
+            await self.media_node.close()
+            self.media_node = None
         self._outbox.close()  # no flush scheduled by this server runs after it
         if self._deadlines is not None:
             self._deadlines.cancel()
@@ -318,6 +342,8 @@ class SignalingServer:
         response = _process_request(connection, request)
         if response is not None and self.cluster is not None and not self.cluster.healthy:
             return connection.respond(503, "redis unreachable\n")
+        if response is not None and self.media_node is not None and not self.media_node.healthy:
+            return connection.respond(503, "media node unreachable\n")
         cap = self.config.max_connections
         server = self._server
         if response is None and cap and server is not None and len(server.all_connections) >= cap:
@@ -461,6 +487,10 @@ class SignalingServer:
             if isinstance(effect, Send):
                 self._write(effect.conn, effect.frame, direct)
                 continue
+            if isinstance(effect, MediaOp):
+                if self.media_node is not None:
+                    self.media_node.submit(effect)
+                continue
             self._outbox.flush_conn(effect.conn)  # its frames go before a close or abort
             link = self._links.get(effect.conn)
             if isinstance(effect, Burst):
@@ -501,6 +531,45 @@ class SignalingServer:
             if target != conn or link is None or not link.alive:
                 return
             await link.drain()
+
+    # --- the media node's reports (a MediaSink for JanusNode) ---------------------
+
+    def _media(self, report: Callable[[Rooms, float], list[Effect]]) -> None:
+        rooms = self._rooms
+        if rooms is None or self._closing:
+            return
+        try:
+            self._apply(report(rooms, time.time()))
+        except Exception:
+            logger.exception("internal error while handling the media node's report")
+
+    def media_done(self, op: MediaOp, sdp: str | None, failure: MediaFailure | None) -> None:
+        """The media node finished ``op`` (for ``JanusNode``)."""
+        self._media(lambda rooms, now: rooms.media_done(op, sdp, failure, now))
+
+    def media_up(self, key: str) -> None:
+        """The media node says exchange ``key``'s media flows (for ``JanusNode``)."""
+        self._media(lambda rooms, now: rooms.media_up(key, now))
+
+    def media_candidate(
+        self, key: str, candidate: str, sdp_mid: str | None, sdp_m_line_index: int | None
+    ) -> None:
+        """A candidate of the media node's (for ``JanusNode``)."""
+        self._media(
+            lambda rooms, now: rooms.media_candidate(key, candidate, sdp_mid, sdp_m_line_index)
+        )
+
+    def media_hangup(self, key: str) -> None:
+        """The media node ended exchange ``key`` (for ``JanusNode``)."""
+        self._media(lambda rooms, now: rooms.media_hangup(key, now))
+
+    def media_lost(self) -> None:
+        """The media node's connection was lost (for ``JanusNode``)."""
+        self._media(lambda rooms, now: rooms.media_lost(now))
+
+    def media_back(self) -> None:
+        """The media node answers again (for ``JanusNode``)."""
+        self._media(lambda rooms, now: rooms.media_back(now))
 
     # --- deadlines ------------------------------------------------------------------
 
