@@ -79,15 +79,26 @@ class RequestMethods:
         same flags after a state reset (docs/client.md); ``restore=False``
         leaves that to the caller (``roomsignal.media`` restores its own).
         """
+        result = await self.publish_result(audio=audio, video=video, restore=restore)
+        return result.stream_id
+
+    async def publish_result(
+        self, *, audio: bool = True, video: bool = True, restore: bool = True
+    ) -> PublishResult:
+        """``publish``, returning its whole result.
+
+        Through a media node (``docs/media.md``) ``exchange_id`` is the
+        upstream exchange to offer on; peer to peer it is None.
+        """
         result = await self._call(
             "publish",
             lambda i: PublishRequest(id=i, params=PublishParams(audio=audio, video=video)),
         )
-        stream_id = self._result(PublishResult, result, "publish").stream_id
+        parsed = self._result(PublishResult, result, "publish")
         kept = self._keeping()
         kept.published = Streams(audio=audio, video=video)
         kept.restore_publish = kept.published if restore else None
-        return stream_id
+        return parsed
 
     async def unpublish(self) -> None:
         """Stop publishing."""

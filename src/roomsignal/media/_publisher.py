@@ -1,6 +1,9 @@
 """``Publisher``: publish aiortc tracks and answer every subscriber by itself.
 
-Each ``subscribeRequest`` gets its own ``RTCPeerConnection`` with send-only
+Through a media node (PROTOCOL.md section 10: ``publish`` answers an
+``exchangeId``) it opens one upstream peer connection to ``@media``,
+whatever the number of subscribers, and hears of none of them. Peer to
+peer, each ``subscribeRequest`` gets its own ``RTCPeerConnection`` with send-only
 transceivers, fed through one ``MediaRelay`` per publisher, so that one source
 feeds every subscriber. The publisher offers (candidates in its SDP, or
 trickled with ``trickle=True``), applies the answer and the subscriber's
@@ -46,6 +49,7 @@ __all__ = ["Publisher"]
 
 logger = logging.getLogger("roomsignal.media")
 
+MEDIA_NODE = "@media"  # the media node's participant id (PROTOCOL.md section 10)
 _ENDS_EXCHANGE = {ErrorCode.MEDIA_ENDPOINT_ERROR_CODE, ErrorCode.USER_CLOSED_ERROR_CODE}
 
 
@@ -91,6 +95,7 @@ class Publisher(SessionListeners):
         self._closed = False
         self._reset_listeners: list[ResetListener] = []
         self._changed = asyncio.Event()
+        self._upstream: str | None = None  # through a media node
         self.stream_id: str | None = None
 
     # -- what it holds ---------------------------------------------------------------
@@ -158,13 +163,29 @@ class Publisher(SessionListeners):
         if self._closed:
             raise RuntimeError("this Publisher is closed")
         self._listen()
-        self.stream_id = await self.session.publish(
+        result = await self.session.publish_result(
             audio=any(t.kind == "audio" for t in self._tracks),
             video=any(t.kind == "video" for t in self._tracks),
             restore=False,  # the Publisher restores its own publish (``republish``)
         )
+        self.stream_id = result.stream_id
         self._publishing = True
+        if result.exchange_id is not None:
+            self._open_upstream(result.exchange_id)
         return self.stream_id
+
+    @property
+    def upstream_exchange_id(self) -> str | None:
+        """Through a media node, the open upstream exchange; None peer to peer."""
+        upstream = self._upstream
+        return upstream if upstream is not None and upstream in self._peers else None
+
+    def _open_upstream(self, exchange_id: str) -> None:
+        """Through a media node: one peer connection to ``@media``, whatever the subscribers."""
+        self._upstream = exchange_id
+        if exchange_id in self._peers:
+            return  # published again with the same flags: the same upstream
+        self._add_peer(exchange_id, MEDIA_NODE)
 
     async def unpublish(self) -> None:
         """Stop publishing; every subscriber's connection closes (they get ``subscriptionEnded``)."""
@@ -228,10 +249,13 @@ class Publisher(SessionListeners):
     def _on_subscribe_request(self, event: SubscribeRequestParams) -> None:
         if not self._publishing or self._closed or event.exchange_id in self._peers:
             return
+        self._add_peer(event.exchange_id, event.subscriber_id)
+
+    def _add_peer(self, exchange_id: str, remote_id: str) -> None:
         peer = Peer(
             self.session,
-            event.exchange_id,
-            event.subscriber_id,
+            exchange_id,
+            remote_id,
             self.configuration,
             trickle=self.trickle,
             on_failed=self._failed,
@@ -242,7 +266,7 @@ class Publisher(SessionListeners):
             peer.pc.addTransceiver(
                 self._relay.subscribe(feed, buffered=False), direction="sendonly"
             )
-        self._peers[event.exchange_id] = peer
+        self._peers[exchange_id] = peer
         self._changed.set()
         peer.spawn(self._offer(peer), "offer")
 
