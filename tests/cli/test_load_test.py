@@ -268,6 +268,9 @@ async def test_media_publishers_send_video_the_others_receive(server: SignalingS
     assert media["subscription_failures"] == {}
     _latency_ok(media["first_frame_ms"], 2)
     assert media["frames"] > 0
+    assert media["mode"] == "p2p" and media["upstreams"] is None
+    assert 0 < media["frames_delivered"] <= media["frames"]
+    assert 0 <= media["subscribers_sustained"] <= 2
     assert 0 < media["frames_per_s_per_subscription"] <= 16  # a 15 fps source
     assert 0 < media["kbps_per_subscription"] < 10_000
     assert report["messages"]["lost"] == 0 and report["messages"]["duplicated"] == 0

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.cli._demo_web import add_web_options, run_demo_web
+from roomsignal.cli._options import UsageError
 from roomsignal.client import ParticipantType, Session
 from roomsignal.errors import SessionError, SessionErrorException, SessionStateError
 from roomsignal.protocol import SdpNotificationParams, SubscribeRequestParams
@@ -68,6 +69,12 @@ def add_demo_command(commands: Any) -> None:
         action="store_true",
         help="instead: real audio and video from a publisher bot to two subscribers "
         "(needs the media extra)",
+    )
+    parser.add_argument(
+        "--sfu",
+        action="store_true",
+        help="with --media: through a private Janus media node, to four subscribers "
+        "from one upstream (needs janus)",
     )
     add_web_options(parser)
     parser.set_defaults(run=run_demo)
@@ -623,6 +630,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 only if every code was seen."""
+    if getattr(args, "sfu", False) and not getattr(args, "media", False):
+        raise UsageError("--sfu goes with --media (roomsignal demo --media --sfu)")
     if getattr(args, "media", False):
         from roomsignal.cli._demo_media import run_media_demo  # aiortc only when asked
 

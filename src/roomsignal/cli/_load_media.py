@@ -8,6 +8,12 @@ first decoded frame (p50/p95/p99), and over the chat phase the frames
 decoded per second and the bitrate received (``bytesReceived`` of each peer
 connection's transport stats). Imported only with ``--media``: nothing
 else of load-test needs aiortc.
+
+Against a server with a media node (``media: "sfu"`` in the join result,
+PROTOCOL.md section 10) it works the same; the report then also says how
+many upstreams the publishers sent. In both modes it gives the subscribers
+sustained (still open at the end of the chat phase and decoding at least
+90 % of the publisher's frame rate over it) and the frames delivered.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ __all__ = ["MediaLoad"]
 
 WIDTH, HEIGHT, FPS = 160, 120, 15.0  # small: many peer connections share two cores
 _AT_ONCE = 4  # subscriptions negotiated at a time
+SUSTAINED = 0.9  # of the publisher's frame rate, over the chat phase
 
 
 class MediaLoad:
@@ -39,11 +46,15 @@ class MediaLoad:
         self._gate = asyncio.Semaphore(_AT_ONCE)
         self._mark: tuple[float, int, int] | None = None  # (time, frames, bytes) at chat start
         self._span: tuple[float, int, int] | None = None  # the chat phase's deltas
+        self._marks: dict[int, int] = {}  # frames of each subscription (by id) at chat start
+        self._sustained: int | None = None
+        self._mode = "p2p"
 
     async def publish(self, session: Session) -> None:
         """Publish a test pattern on ``session`` (raises as ``Publisher.start`` does)."""
         publisher = Publisher(session, video=TestPatternTrack(WIDTH, HEIGHT, FPS))
         self._publishers.append(publisher)
+        self._mode = str(getattr(session, "media", None) or "p2p")
         await publisher.start()
 
     async def subscribe(self, key: int, session: Session, target: str) -> None:
@@ -78,6 +89,7 @@ class MediaLoad:
         """Mark the start of the chat phase."""
         frames, received = await self._totals()
         self._mark = (time.perf_counter(), frames, received)
+        self._marks = {id(s): s.frames.video_frames for s in self._subscriptions}
 
     async def end_span(self) -> None:
         """Mark its end: frames and bytes in between."""
@@ -85,7 +97,14 @@ class MediaLoad:
             return
         frames, received = await self._totals()
         began, frames0, received0 = self._mark
-        self._span = (time.perf_counter() - began, frames - frames0, received - received0)
+        seconds = time.perf_counter() - began
+        self._span = (seconds, frames - frames0, received - received0)
+        need = SUSTAINED * FPS * seconds
+        self._sustained = sum(
+            1
+            for s in self._subscriptions
+            if not s.closed and s.frames.video_frames - self._marks.get(id(s), 0) >= need
+        )
 
     def all_subscribed(self) -> bool:
         """Whether every subscription was made and saw media."""
@@ -101,6 +120,12 @@ class MediaLoad:
         seconds, frames, received = self._span or (0.0, 0, 0)
         count = len(self._subscriptions)
         return {
+            "mode": self._mode,
+            "upstreams": (
+                sum(len(p.connections) for p in self._publishers) if self._mode == "sfu" else None
+            ),
+            "subscribers_sustained": self._sustained,
+            "frames_delivered": frames,
             "publishers": len(self._publishers),
             "video": f"{WIDTH}x{HEIGHT} at {FPS:g} fps (test pattern)",
             "subscriptions": count,

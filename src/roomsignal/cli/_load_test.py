@@ -330,8 +330,19 @@ def summary_table(report: dict[str, Any]) -> Any:
         first = media["first_frame_ms"]
         fps, kbps = media["frames_per_s_per_subscription"], media["kbps_per_subscription"]
         failed = sum(media["subscription_failures"].values())
+        sustained = media["subscribers_sustained"]
         rows += [
+            (
+                "media",
+                media["mode"]
+                + (f", {media['upstreams']} upstream(s)" if media["upstreams"] is not None else ""),
+            ),
             ("media subscriptions (failed)", f"{media['subscriptions']} ({failed})"),
+            (
+                "subscribers sustained (>= 90 % of the frame rate)",
+                "-" if sustained is None else f"{sustained} of {media['subscriptions']}",
+            ),
+            ("frames delivered in the chat phase", str(media["frames_delivered"])),
             (
                 "first frame ms p50 / p95 / p99",
                 f"{_ms(first['p50'])} / {_ms(first['p95'])} / {_ms(first['p99'])}",

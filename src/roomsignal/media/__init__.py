@@ -13,6 +13,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("roomsignal.media needs aiortc: pip install 'roomsignal[media]'") from exc
 
+from roomsignal.media._node import MEDIA_NODE_LOST, MediaRestored, is_media_node_lost
 from roomsignal.media._peer import MediaReset, default_configuration
 from roomsignal.media._publisher import Publisher
 from roomsignal.media._sdp import END_OF_CANDIDATES, Trickled, parse_candidate, split_candidates
@@ -21,8 +22,10 @@ from roomsignal.media._tracks import TestPatternTrack, ToneTrack
 
 __all__ = [
     "END_OF_CANDIDATES",
+    "MEDIA_NODE_LOST",
     "FrameCounts",
     "MediaReset",
+    "MediaRestored",
     "Publisher",
     "Subscriber",
     "Subscription",
@@ -31,6 +34,7 @@ __all__ = [
     "ToneTrack",
     "Trickled",
     "default_configuration",
+    "is_media_node_lost",
     "parse_candidate",
     "split_candidates",
 ]

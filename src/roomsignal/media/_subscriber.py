@@ -8,7 +8,9 @@ exception (303 at ``sdp_timeout``, 103 when the publisher leaves mid-exchange,
 105, 102, ...), which the session has already handed to its
 ``on_session_error`` listeners. Each remote track goes through a
 ``MediaRelay``: one reader counts its frames, and the user gets a track of
-their own (``subscription.video``, ``subscription.audio``).
+their own (``subscription.video``, ``subscription.audio``). With
+``auto_subscribe`` the ``Subscriber`` subscribes by itself to everyone who
+publishes, and after the media node's loss it subscribes again (``_auto``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from roomsignal.catalog import ErrorCode
-from roomsignal.client import Disconnected, Reconnected, Session
+from roomsignal.client import Connected, Disconnected, Reconnected, Session
 from roomsignal.errors import SessionError, SessionErrorException, exception_for
+from roomsignal.media._auto import AutoSubscribe, Follower, SubscribedListener
+from roomsignal.media._node import RestoredListener
 from roomsignal.media._peer import (
     MediaReset,
     Peer,
@@ -41,9 +45,11 @@ from roomsignal.media._peer import (
 from roomsignal.media._tracks import Feed
 from roomsignal.protocol import (
     IceCandidateNotificationParams,
+    ParticipantJoinedParams,
     ParticipantLeftParams,
     SdpNotificationParams,
     SessionClosedParams,
+    StreamPublishedParams,
     SubscriptionEndedParams,
 )
 
@@ -59,7 +65,9 @@ class SubscriptionClosed(Exception):
 
     Reasons: ``closed`` (by us), ``unpublished``, ``left`` (the publisher
     left), ``stateReset``, ``sessionEnded``, ``sessionClosed``,
-    ``connectionFailed`` (ICE or DTLS failed), ``badOffer``.
+    ``connectionFailed`` (ICE or DTLS failed), ``badOffer``; through a media
+    node also ``mediaNodeLost`` and ``republished`` (the publisher published
+    other tracks).
     """
 
     def __init__(self, reason: str) -> None:
@@ -321,6 +329,16 @@ class Subscriber(SessionListeners):
     servers, host candidates only); with ``trickle`` the answers go without
     candidates and these follow as ``iceCandidate``, as a browser sends them.
     ``close()`` closes every subscription.
+
+    With ``auto_subscribe`` (``True``, or a predicate on the publishing
+    ``Participant``) it subscribes by itself, once started (``async with``
+    or ``start()``), to every other participant that publishes, now or
+    later, as LiveKit's rooms do by default; ``on_subscribed(fn)`` gets each
+    such ``Subscription`` once its media flows, and ``auto_timeout`` bounds
+    that wait. Whatever made a subscription, one the server ended because it
+    lost its media node (or because the publisher published other tracks)
+    is made again when the publisher's stream is back, and
+    ``on_restored(fn)`` gets a ``MediaRestored``.
     """
 
     def __init__(
@@ -329,28 +347,79 @@ class Subscriber(SessionListeners):
         *,
         configuration: RTCConfiguration | None = None,
         trickle: bool = False,
+        auto_subscribe: AutoSubscribe = False,
+        auto_timeout: float | None = 10.0,
     ) -> None:
         self.session = session
         self.configuration = resolve_configuration(configuration)
         self.trickle = trickle
+        self.auto_subscribe = auto_subscribe
         self._subs: dict[str, Subscription] = {}
         self._early: dict[str, list[tuple[str, Any]]] = {}
         self._claiming = 0
         self._closed = False
         self._reset_listeners: list[ResetListener] = []
+        self._changed = asyncio.Event()
+        self._follower = Follower(self, auto_subscribe, auto_timeout)
 
     @property
     def subscriptions(self) -> Mapping[str, Subscription]:
         """The subscriptions not closed yet, by exchange id (a snapshot)."""
         return MappingProxyType({x: s for x, s in self._subs.items() if not s.closed})
 
+    def subscription_to(self, target: str) -> Subscription | None:
+        """The open subscription to participant ``target``, if any."""
+        for subscription in self._subs.values():
+            if subscription.target == target and not subscription.closed:
+                return subscription
+        return None
+
+    async def wait_for_subscription(
+        self, target: str, *, timeout: float | None = None
+    ) -> Subscription:
+        """Wait until a subscription to ``target`` is open and its media flows; returns it.
+
+        For subscriptions the ``Subscriber`` makes by itself (``auto_subscribe``,
+        a restore); ``TimeoutError`` when none flows within ``timeout``.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                subscription = self.subscription_to(target)
+                if subscription is not None:
+                    with contextlib.suppress(SubscriptionClosed, SessionErrorException):
+                        return await subscription.wait_for_media()
+                    continue
+                self._changed.clear()
+                await self._changed.wait()
+
     def on_reset(self, fn: ResetListener) -> ResetListener:
         """Call ``fn(MediaReset)`` (sync or async) after a state reset closed the subscriptions."""
         self._reset_listeners.append(fn)
         return fn
 
-    async def __aenter__(self) -> Subscriber:
+    def on_subscribed(self, fn: SubscribedListener) -> SubscribedListener:
+        """Call ``fn(Subscription)`` (sync or async) for each subscription made by itself.
+
+        Those of ``auto_subscribe`` and of a restore, once their media flows.
+        """
+        self._follower._subscribed_listeners.append(fn)
+        return fn
+
+    def on_restored(self, fn: RestoredListener) -> RestoredListener:
+        """Call ``fn(MediaRestored)`` (sync or async) when a subscription the server ended is back."""
+        self._follower._restored_listeners.append(fn)
+        return fn
+
+    async def start(self) -> None:
+        """Start listening and, with ``auto_subscribe``, subscribe to everyone publishing."""
+        if self._closed:
+            raise RuntimeError("this Subscriber is closed")
         self._listen()
+        if self.session.state == "joined":
+            self._follower.everyone()
+
+    async def __aenter__(self) -> Subscriber:
+        await self.start()
         return self
 
     async def __aexit__(
@@ -399,6 +468,7 @@ class Subscriber(SessionListeners):
         )
         subscription = Subscription(self, target, exchange_id, started_at, peer)
         self._subs[exchange_id] = subscription
+        self._changed.set()
         for kind, event in early:
             await self._route(kind, event)
         if wait:
@@ -412,6 +482,7 @@ class Subscriber(SessionListeners):
     async def close(self) -> None:
         """Close every subscription (unsubscribing where needed) and stop listening."""
         self._closed = True
+        await self._follower.close()
         await asyncio.gather(*(s.close() for s in list(self._subs.values())))
         self._unlisten()
 
@@ -427,6 +498,8 @@ class Subscriber(SessionListeners):
         if subscription is not None and subscription._peer is peer:
             del self._subs[peer.exchange_id]
             subscription._wake_all()
+            self._follower.ended(subscription.target, peer.exchange_id, peer.close_reason or "")
+            self._changed.set()
 
     async def _route(self, kind: str, event: Any) -> None:
         """Hand an event about an exchange to its subscription (held while one is being made)."""
@@ -455,6 +528,9 @@ class Subscriber(SessionListeners):
         "reconnected",
         "disconnected",
         "session_closed",
+        "stream_published",
+        "participant_joined",
+        "connected",
     )
 
     async def _on_sdp_offer(self, event: SdpNotificationParams) -> None:
@@ -471,9 +547,21 @@ class Subscriber(SessionListeners):
             await self._route("error", error)
 
     def _on_participant_left(self, event: ParticipantLeftParams) -> None:
+        self._follower.left(event.participant_id)
         for subscription in list(self._subs.values()):
             if subscription.target == event.participant_id:
                 subscription._target_gone()
+
+    def _on_stream_published(self, event: StreamPublishedParams) -> None:
+        member = self.session.participants.get(event.participant_id)
+        if member is not None:
+            self._follower.publishing(member, known=True)
+
+    def _on_participant_joined(self, event: ParticipantJoinedParams) -> None:
+        self._follower.publishing(event.participant)
+
+    def _on_connected(self, event: Connected) -> None:
+        self._follower.everyone()
 
     async def _close_all(self, reason: str) -> list[str]:
         subs = list(self._subs.values())
@@ -484,8 +572,10 @@ class Subscriber(SessionListeners):
         if not event.state_reset:
             return  # resumed: the exchanges and our connections go on
         closed = await self._close_all("stateReset")
+        self._follower.reset()
         logger.warning("session state reset: closed %d subscription(s)", len(closed))
         await notify(self._reset_listeners, MediaReset(tuple(closed), event.participant_id))
+        self._follower.everyone()
 
     async def _on_disconnected(self, event: Disconnected) -> None:
         if not event.will_reconnect:

@@ -4,6 +4,9 @@
 // session and roles (ask /dev/token, on a server started with --dev), media
 // (the clip a synchronizer plays), ice (JSON list of RTCIceServer; default
 // none), join=1 (join at once). window.app exposes the state for tests.
+// The session subscribes by itself to everyone who publishes (autoSubscribe),
+// peer to peer or through the server's media node alike, and gets the media
+// back by itself after the media node was lost (app.restored lists it).
 
 import { Session } from "/roomsignal.js";
 
@@ -19,6 +22,7 @@ const app = {
   mediaId: query.get("media") || null,
   errors: [],
   messages: [],
+  restored: [], // the session's mediaRestored events
   joined: null, // a promise, once joining started
   serverNow: () => Date.now() / 1000 + app.clockOffset,
   expectedPosition,
@@ -75,13 +79,9 @@ function dropVideo(participantId) {
   document.querySelector(`figure[data-participant="${CSS.escape(participantId)}"]`)?.remove();
 }
 
-async function watch(participantId) {
+function showTrack({ participantId, stream }) {
   const video = remoteVideo(participantId);
-  try {
-    video.srcObject = await app.session.subscribe(participantId);
-  } catch (exc) {
-    console.warn("subscription failed", participantId, exc);
-  }
+  if (video.srcObject !== stream) video.srcObject = stream;
 }
 
 // --- the shared player ---------------------------------------------------------
@@ -156,6 +156,7 @@ async function join(event) {
     token: $("token").value,
     name: $("name").value,
     iceServers,
+    autoSubscribe: true,
   });
   app.session = session;
   session.onSessionError(showError);
@@ -164,18 +165,16 @@ async function join(event) {
     showMessage(m.from, m.text);
   });
   session.onSyncData(onSync);
-  session.onParticipantJoined(({ participant }) => {
-    if (participant.streams?.video) watch(participant.participantId);
-  });
+  session.onTrack(showTrack);
+  session.onMediaRestored((event) => app.restored.push(event));
   session.onParticipantLeft(({ participantId }) => dropVideo(participantId));
-  session.onStreamPublished(({ participantId, video }) => {
-    if (video) watch(participantId);
-  });
   session.onStreamUnpublished(({ participantId }) => dropVideo(participantId));
   session.onDisconnected(({ willReconnect }) => setStatus(willReconnect ? "reconnecting" : "closed", willReconnect ? "reconnecting" : "disconnected"));
   session.onReconnected(({ stateReset }) => {
     setStatus("joined", `in ${session.sessionId} as ${session.name}`);
-    if (stateReset) afresh(session).catch((exc) => console.warn("cannot publish again", exc));
+    if (!stateReset) return;
+    $("remote-videos").replaceChildren(); // before the session subscribes again, on this turn
+    afresh(session).catch((exc) => console.warn("cannot publish again", exc));
   });
   session.onSessionClosed(() => setStatus("closed", "the session was closed"));
   setStatus("connecting", "joining");
@@ -201,13 +200,12 @@ async function join(event) {
   return app.joined;
 }
 
-// After a join, and after a rejoin that reset the state: publish, watch the others.
+// After a join, and after a rejoin that reset the state: publish (the session
+// subscribes to the others by itself).
 async function afresh(session) {
-  $("remote-videos").replaceChildren();
   if (app.localStream !== null && session.participantType !== "viewer") {
     await session.publish(app.localStream);
   }
-  for (const p of session.participants.values()) if (p.streams?.video) watch(p.participantId);
 }
 
 async function leave() {

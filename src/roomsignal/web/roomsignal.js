@@ -111,7 +111,19 @@ export const EVENTS = Object.freeze([
   "reconnected",
   "disconnected",
   "track",
+  "mediaRestored",
 ]);
+
+/** The reason of the 801 and the subscriptionEnded of a lost media node (PROTOCOL.md section 10). */
+export const MEDIA_NODE_LOST = "mediaNodeLost";
+
+// Reasons of a subscriptionEnded after which the client subscribes again to the
+// same publisher when its stream is back (its streamPublished): nobody asked to stop.
+const RESTORED_AFTER = new Set([MEDIA_NODE_LOST, "republished"]);
+
+// A publish after the media node's loss is tried again on these codes, with backoff:
+// 801 until the server has its media node back, the rest while our connection is down.
+const RETRY_PUBLISH = new Set([801, 901, 902, 905]);
 
 /** The error an awaited call rejects with: `.error` is the object onSessionError got. */
 export class SessionErrorException extends Error {
@@ -135,8 +147,16 @@ function capitalized(event) {
  * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100),
  * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
  * the last one is reported as -32602, not delivered, and the connection is
- * dropped with UNTRUSTED_CLOSE and resumed). Throws a RangeError for a
- * maxSeqJump that is not an integer of at least 1.
+ * dropped with UNTRUSTED_CLOSE and resumed), autoSubscribe (false: when
+ * true, every other participant that publishes, now or later, is subscribed
+ * to by the client itself; its media arrives as "track" events). Throws a
+ * RangeError for a maxSeqJump that is not an integer of at least 1.
+ *
+ * Media goes peer to peer or through the server's media node, as the join
+ * result's `media` says ("p2p" or "sfu"; this.media): the app's calls are
+ * the same. After the server lost its media node (801 "mediaNodeLost"), the
+ * client publishes again (with backoff, while the server answers 801) and
+ * subscribes again when each publisher is back, and emits "mediaRestored".
  */
 export class Session {
   constructor(url, options = {}) {
@@ -172,6 +192,12 @@ export class Session {
     this._outgoing = new Map(); // exchangeId -> RTCPeerConnection (we publish)
     this._incoming = new Map(); // exchangeId -> {pc, target, resolve, reject, stream}
     this._subscribed = new Map(); // participantId -> exchangeId
+    this.media = "p2p"; // the join result's media: "p2p" or "sfu" (through a media node)
+    this.autoSubscribe = options.autoSubscribe ?? false;
+    this._lost = new Map(); // participantId -> {reason, exchangeIds}: subscribe again when back
+    this._subscribing = new Map(); // participantId -> subscribe()'s promise while it is made
+    this._republishing = null; // {exchangeIds} while publishing again after a loss
+    this._upstreamId = null; // the exchange of our upstream to the media node
     this._closedForGood = false; // a sessionClosed arrived: no reconnecting
     this._joining = null; // join()'s promise while it is in flight
     this._abandon = false; // leave() was called: a join or rejoin in flight leaves again
@@ -269,6 +295,7 @@ export class Session {
       participantId: result.participantId,
       participants: result.participants,
     });
+    this._followEveryone();
     return result;
   }
 
@@ -316,6 +343,8 @@ export class Session {
     this._outgoing.clear();
     this._incoming.clear();
     this._subscribed.clear();
+    this._lost.clear();
+    this._republishing = null;
   }
 
   _dropSocket() {
@@ -386,6 +415,7 @@ export class Session {
     this.sessionId = result.sessionId;
     this.participantId = result.participantId;
     this.roles = result.roles ?? [];
+    this.media = result.media === "sfu" ? "sfu" : "p2p";
     if (result.syncState) this.syncState = result.syncState;
     return result;
   }
@@ -451,6 +481,7 @@ export class Session {
           attempts: attempt,
           participantId: result.participantId,
         });
+        if (!result.resumed) this._followEveryone();
         return;
       } catch (exc) {
         this._dropSocket();
@@ -585,14 +616,17 @@ export class Session {
     switch (method) {
       case "participantJoined":
         this.participants.set(params.participant.participantId, params.participant);
+        if (this.autoSubscribe && params.participant.streams) this._follow(params.participant.participantId);
         break;
       case "participantLeft":
         this.participants.delete(params.participantId);
+        this._lost.delete(params.participantId);
         this._closeWith(params.participantId);
         break;
       case "streamPublished": {
         const p = this.participants.get(params.participantId);
         if (p) p.streams = { audio: params.audio, video: params.video };
+        if (this.autoSubscribe || this._lost.has(params.participantId)) this._follow(params.participantId);
         break;
       }
       case "streamUnpublished":
@@ -614,14 +648,13 @@ export class Session {
         this._onOffer(params);
         break;
       case "sdpAnswer":
-        this._outgoing.get(params.exchangeId)?.setRemoteDescription({ type: "answer", sdp: params.sdp })
-          .catch((exc) => console.error("roomsignal: bad answer", exc));
+        this._onAnswer(params);
         break;
       case "iceCandidate":
         this._onCandidate(params);
         break;
       case "subscriptionEnded":
-        this._endExchange(params.exchangeId);
+        this._ended(params);
         break;
       default:
         break;
@@ -648,7 +681,11 @@ export class Session {
     };
   }
 
-  /** Publish `stream` (a MediaStream); every subscriber then gets a real peer connection. */
+  /**
+   * Publish `stream` (a MediaStream). Peer to peer, every subscriber then gets
+   * a peer connection of its own; through a media node ("sfu"), one upstream
+   * peer connection carries it to the node, whatever the number of subscribers.
+   */
   async publish(stream, { audio, video } = {}) {
     this._localStream = stream;
     const flags = {
@@ -657,25 +694,68 @@ export class Session {
     };
     const result = await this.request("publish", flags);
     this._publishing = flags;
+    if (this.media === "sfu" && typeof result.exchangeId === "string") {
+      await this._upstream(result.exchangeId, stream, flags);
+    }
     return result.streamId;
   }
 
   /** Stop publishing; every outgoing peer connection is closed. */
   async unpublish() {
+    this._republishing = null;
     await this.request("unpublish", {});
     this._publishing = null;
     for (const pc of this._outgoing.values()) pc.close();
     this._outgoing.clear();
   }
 
+  _outgoingPeer(exchangeId) {
+    const pc = this._peer();
+    pc._remoteSet = false; // the answer applied: candidates that came before it wait in _early
+    pc._early = [];
+    this._outgoing.set(exchangeId, pc);
+    this._trickle(pc, exchangeId);
+    return pc;
+  }
+
+  /** The upstream exchange to the media node: offer send-only media, trickle, "" at the end. */
+  async _upstream(exchangeId, stream, flags) {
+    if (this._outgoing.has(exchangeId)) return; // published again with the same flags: same upstream
+    for (const old of [...this._outgoing.keys()]) this._endExchange(old); // other flags: a new one
+    const pc = this._outgoingPeer(exchangeId);
+    this._upstreamId = exchangeId;
+    for (const track of stream.getTracks()) {
+      if (flags[track.kind]) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    pc._firstMid = pc.getTransceivers()[0]?.mid ?? "0";
+    try {
+      await this.request("sdpOffer", { exchangeId, sdp: pc.localDescription.sdp });
+    } catch (exc) {
+      this._endExchange(exchangeId);
+      throw exc;
+    }
+  }
+
+  async _onAnswer({ exchangeId, sdp }) {
+    const pc = this._outgoing.get(exchangeId);
+    if (pc === undefined) return;
+    try {
+      await pc.setRemoteDescription({ type: "answer", sdp });
+      pc._remoteSet = true;
+      for (const c of pc._early.splice(0)) await this._addCandidate(pc, c);
+    } catch (exc) {
+      console.error("roomsignal: bad answer", exc);
+    }
+  }
+
   async _answerSubscribeRequest({ exchangeId }) {
     if (this._localStream === null) return;
-    const pc = this._peer();
-    this._outgoing.set(exchangeId, pc);
+    const pc = this._outgoingPeer(exchangeId);
     for (const track of this._localStream.getTracks()) {
       pc.addTransceiver(track, { direction: "sendonly", streams: [this._localStream] });
     }
-    this._trickle(pc, exchangeId);
     try {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
@@ -686,8 +766,27 @@ export class Session {
     }
   }
 
-  /** Subscribe to `participantId`; resolves to its MediaStream once media flows. */
-  async subscribe(participantId) {
+  /**
+   * Subscribe to `participantId`; resolves to its MediaStream once media flows.
+   * A subscription to it already made or in progress (by the app, by
+   * autoSubscribe, by a restore) is shared: the same promise, no second request.
+   */
+  subscribe(participantId) {
+    const exchangeId = this._subscribed.get(participantId);
+    const current = exchangeId === undefined ? undefined : this._incoming.get(exchangeId);
+    if (current !== undefined) return current.flowing;
+    const making = this._subscribing.get(participantId);
+    if (making !== undefined) return making;
+    const made = this._subscribe(participantId);
+    this._subscribing.set(participantId, made);
+    const done = () => {
+      if (this._subscribing.get(participantId) === made) this._subscribing.delete(participantId);
+    };
+    made.then(done, done);
+    return made;
+  }
+
+  async _subscribe(participantId) {
     let resolve, reject;
     const flowing = new Promise((res, rej) => {
       resolve = res;
@@ -695,7 +794,8 @@ export class Session {
     });
     const exchangeId = (await this.request("subscribe", { target: participantId })).exchangeId;
     const pc = this._peer();
-    const sub = { pc, target: participantId, resolve, reject, stream: new MediaStream(), remoteSet: false, early: [] };
+    const sub = { pc, target: participantId, resolve, reject, stream: new MediaStream(), remoteSet: false, early: [], flowing };
+    flowing.catch(() => {}); // a subscription nobody awaits may end quietly
     this._incoming.set(exchangeId, sub);
     this._subscribed.set(participantId, exchangeId);
     this._trickle(pc, exchangeId);
@@ -745,7 +845,8 @@ export class Session {
   _onCandidate(params) {
     const out = this._outgoing.get(params.exchangeId);
     if (out !== undefined) {
-      this._addCandidate(out, params);
+      if (out._remoteSet) this._addCandidate(out, params);
+      else out._early.push(params);
       return;
     }
     const sub = this._incoming.get(params.exchangeId);
@@ -774,6 +875,96 @@ export class Session {
       this._endExchange(exchangeId);
     }
     this._publishing = null;
+    this._republishing = null;
+    this._lost.clear(); // the old participant ids are gone
+  }
+
+  /** A subscriptionEnded: end the exchange; after a lost media node, get the media back. */
+  _ended({ exchangeId, reason }) {
+    const upstream = this._outgoing.has(exchangeId) && this.media === "sfu";
+    const sub = this._incoming.get(exchangeId);
+    this._endExchange(exchangeId);
+    if (!RESTORED_AFTER.has(reason)) return;
+    if (sub !== undefined) {
+      const lost = this._lost.get(sub.target) ?? { reason, exchangeIds: [] };
+      lost.exchangeIds.push(exchangeId);
+      this._lost.set(sub.target, lost);
+    } else if (upstream && reason === MEDIA_NODE_LOST && this._publishing !== null) {
+      this._republish(exchangeId);
+    }
+  }
+
+  /** Publish again after the media node's loss, with backoff while the server answers 801. */
+  async _republish(lostExchangeId) {
+    if (this._republishing !== null) {
+      this._republishing.exchangeIds.push(lostExchangeId);
+      return;
+    }
+    const job = { exchangeIds: [lostExchangeId] };
+    this._republishing = job;
+    const flags = this._publishing;
+    let delay = 200;
+    try {
+      while (this._republishing === job && this.state !== "closed") {
+        await new Promise((resolve) => setTimeout(resolve, delay * (0.75 + Math.random() / 4)));
+        delay = Math.min(5000, delay * 2);
+        if (this._republishing !== job || this._localStream === null || this.state === "closed") return;
+        let streamId;
+        try {
+          streamId = await this.publish(this._localStream, flags);
+        } catch (exc) {
+          if (RETRY_PUBLISH.has(exc.error?.code)) continue; // the node is not back yet
+          console.warn("roomsignal: could not publish again after the media node was lost", exc);
+          return;
+        }
+        const exchangeId = this._upstreamId;
+        this._emit("mediaRestored", {
+          reason: MEDIA_NODE_LOST,
+          kind: "publish",
+          exchangeIds: job.exchangeIds,
+          participantId: this.participantId,
+          exchangeId,
+          streamId,
+        });
+        return;
+      }
+    } finally {
+      if (this._republishing === job) this._republishing = null;
+    }
+  }
+
+  /** Subscribe to `participantId` by ourselves (autoSubscribe, or its media is back). */
+  async _follow(participantId) {
+    if (participantId === this.participantId || this._subscribed.has(participantId)) return;
+    if (this._subscribing.has(participantId)) return;
+    const lost = this._lost.get(participantId);
+    this._lost.delete(participantId);
+    let stream;
+    try {
+      stream = await this.subscribe(participantId);
+    } catch (exc) {
+      if (lost !== undefined && exc.error?.code === ErrorCode.TRANSPORT_REQUEST_ERROR_CODE) {
+        this._lost.set(participantId, lost); // lost again: its next streamPublished retries
+      }
+      console.warn("roomsignal: could not subscribe to", participantId, exc);
+      return;
+    }
+    if (lost !== undefined) {
+      this._emit("mediaRestored", {
+        reason: lost.reason,
+        kind: "subscribe",
+        exchangeIds: lost.exchangeIds,
+        participantId,
+        exchangeId: this._subscribed.get(participantId) ?? null,
+        stream,
+      });
+    }
+  }
+
+  /** With autoSubscribe: subscribe to every participant publishing now. */
+  _followEveryone() {
+    if (!this.autoSubscribe) return;
+    for (const p of this.participants.values()) if (p.streams) this._follow(p.participantId);
   }
 
   _closeWith(participantId) {
