@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
@@ -59,6 +60,7 @@ from roomsignal.server._relay import (
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from websockets.asyncio.server import ServerConnection
 
     from roomsignal.server._rooms import Rooms
     from roomsignal.server._transport import SignalingServer, _Link
@@ -131,9 +133,12 @@ class Cluster:
         # The rooms homed here, as written to Redis for a takeover (_journal);
         # None when seats cannot be resumed anyway (resume_window 0).
         self._journal: Journal | None = None
+        # Frames to this node's own clients wait for the journal (_commit).
+        self._gate: CommitGate | None = None
         if server.config.resume_window > 0:
             ttl = server.config.resume_window + lease
-            self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+            journal = self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+            self._gate = CommitGate(lambda: bool(journal.dirty), self._hurry)
 
     def make_rooms(self) -> Rooms:
         """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
@@ -143,6 +148,15 @@ class Cluster:
 
             return Rooms(server.secret, server.config)
         return JournaledRooms(server.secret, server.config, self._journal.mark)
+
+    def local_link(self, ws: ServerConnection, conn: int) -> _Link:
+        """The transport's link for a connection to this node: held for the journal (_commit)."""
+        from roomsignal.server._transport import _Link
+
+        config, close_timeout = self.server.config, self.server._close_timeout
+        if self._gate is None:
+            return _Link(ws, config.max_send_queue_bytes, close_timeout)
+        return HeldLink(ws, config.max_send_queue_bytes, close_timeout, self._gate, conn)
 
     # --- keys --------------------------------------------------------------------
 
@@ -203,6 +217,8 @@ class Cluster:
         1012 first (their rooms go on: they reconnect elsewhere and resume);
         the rooms homed here end as on a lone server (203, ``sessionClosed``).
         """
+        if self._gate is not None:  # what closing writes goes out with nothing held
+            self._release(self._gate.release_all())
         if graceful and self.server.is_serving:
             for conn in list(self._relays):
                 link = self.server._links.get(conn)
@@ -419,8 +435,11 @@ class Cluster:
         link = server._links.get(int(message["c"]))
         if link is None or isinstance(link, RemoteLink):
             return
-        if kind == WRITE:
-            link.write(message["f"])
+        if kind == WRITE:  # in Redis already: the home journaled it before sending it
+            if isinstance(link, HeldLink):
+                link.write_through(message["f"])
+            else:
+                link.write(message["f"])
         elif kind == JOINED:
             relay = self._relays.get(int(message["c"]))
             if relay is not None:
@@ -496,33 +515,58 @@ class Cluster:
 
     def _send(self, node: str, message: dict[str, Any]) -> None:
         self._outbox.append((node, message, encode_message(message)))
+        self._hurry()
+
+    def _hurry(self) -> None:
+        """A pipeline is due now (relay messages, or frames held for the journal)."""
         self._wake.set()
         self._urgent.set()
 
+    def _release(self, links: list[HeldLink]) -> None:
+        """Write what the links held; a link that turned slow meanwhile is evicted."""
+        server = self.server
+        for link in links:
+            link.release()
+            if link.slow:
+                server._slow.append(link.conn)
+        server._evict_slow()
+
     async def _flush(self, redis: Redis) -> None:
         batch, self._outbox = self._outbox, []
-        journal, rooms = self._journal, self.server._rooms
+        journal, rooms, gate = self._journal, self.server._rooms, self._gate
         # The rooms' changes go first in the pipeline: whatever a relayed
         # client is sent in this batch is in Redis before it (a takeover
-        # resumes from there).
+        # resumes from there). What this node's own clients were written
+        # since the last collect waits until this pipeline has run.
         writes = journal.collect(rooms._sessions) if journal and journal.dirty and rooms else []
+        held = gate.take() if gate is not None else []
         if not batch and not writes:
+            self._release(held)  # the pipelines that covered them have run
             return
-        async with redis.pipeline(transaction=False) as pipe:
-            for _, keys, args in writes:
-                pipe.eval(JOURNAL, len(keys), *keys, *args)
-            for node, _, data in batch:
-                pipe.publish(self._key("to", node), data)
-            self.round_trips += len(batch) + len(writes)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except BaseException:
-                if journal is not None:
-                    journal.failed(writes)
-                raise
-        if journal is not None and writes:
-            for room in journal.written(writes, results[: len(writes)]):
-                self._give_up(room)
+        if gate is not None:
+            gate.inflight = bool(writes)
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _, keys, args in writes:
+                    pipe.eval(JOURNAL, len(keys), *keys, *args)
+                for node, _, data in batch:
+                    pipe.publish(self._key("to", node), data)
+                self.round_trips += len(batch) + len(writes)
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except BaseException:
+                    if journal is not None:
+                        journal.failed(writes)
+                    raise
+            if journal is not None and writes:
+                for room in journal.written(writes, results[: len(writes)]):
+                    self._give_up(room)  # before the release: its links are dropped
+        finally:
+            # Released even when Redis failed: a home keeps serving its own
+            # clients through an outage (nothing can be journaled then).
+            if gate is not None:
+                gate.inflight = False
+            self._release(held)
         receivers = results[len(writes) :]
         for count in receivers:
             if isinstance(count, Exception):
@@ -551,7 +595,8 @@ class Cluster:
     async def _run_writer(self) -> None:
         while True:
             await self._wake.wait()
-            if not self._outbox:  # the journal alone: let the next changes join it
+            if not self._outbox and not (self._gate and self._gate.waiting):
+                # the journal alone: let the next changes join it
                 self._urgent.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_COALESCE):

@@ -337,7 +337,10 @@ class SignalingServer:
         assert rooms is not None
         conn = next(self._conn_ids)
         config = self.config
-        link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
+        if self.cluster is not None:  # held for its journal (_commit)
+            link = self.cluster.local_link(ws, conn)
+        else:
+            link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         batch = 0  # frames made since this handler last yielded
