@@ -75,6 +75,9 @@ _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 # A journal write with no relay message to go with it (a room served by its
 # home's own clients) waits this long for more changes to join its pipeline.
 _COALESCE = 0.002
+# How far back the home looks among unpublished messages for the one that
+# tells an edge the cost of its client's request (else its next one does).
+_CHARGE_SCAN = 64
 _CANCEL_AGAIN = 1.0  # s: close() cancels a cluster task again after this; the reader polls as often
 
 
@@ -86,6 +89,9 @@ class _Relay:
     # every frame goes to the home, a second join too (which the home refuses
     # with 101, as a lone server does).
     joined: bool = False
+    # Frames the client's requests made the home write, told with the home's
+    # frames and not yet charged to the client's pacing.
+    owed: int = 0
 
 
 class Cluster:
@@ -334,6 +340,18 @@ class Cluster:
         self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
         return True
 
+    def owed(self, conn: int) -> int:
+        """Frames a relayed connection's requests made its home write since the last call.
+
+        The transport charges them to the connection's ``max_fanout_per_second``
+        bucket, as a lone server charges what its own requests made it write.
+        """
+        relay = self._relays.get(conn)
+        if relay is None:
+            return 0
+        owed, relay.owed = relay.owed, 0
+        return owed
+
     def on_disconnect(self, conn: int) -> None:
         """A local connection ended: tell its room's home, if it was relayed."""
         relay = self._relays.pop(conn, None)
@@ -424,7 +442,9 @@ class Cluster:
                 conn = self._remote.get(key, 0)
                 if conn:
                     joined = server.rooms.has_joined(conn)
+                    sent = server._sent
                     burst = server._on_frame(server.rooms, conn, str(message["r"]))
+                    self._charge(conn, server._sent - sent)
                     if not joined and server.rooms.has_joined(conn):  # behind the join result
                         self._send(key[0], {"k": JOINED, "c": key[1]})
                     if burst is not None:
@@ -436,6 +456,10 @@ class Cluster:
         if link is None or isinstance(link, RemoteLink):
             return
         if kind == WRITE:  # in Redis already: the home journaled it before sending it
+            owed = message.get("p")
+            relay = self._relays.get(int(message["c"]))
+            if relay is not None and isinstance(owed, int) and owed > 0:
+                relay.owed += owed
             if isinstance(link, HeldLink):
                 link.write_through(message["f"])
             else:
@@ -448,6 +472,25 @@ class Cluster:
             link.close(int(message["code"]), str(message["reason"]))
         elif kind == ABORT:
             link.abort()
+
+    def _charge(self, conn: int, cost: int) -> None:
+        """Tell a relayed connection's edge what its request made this home write.
+
+        The count rides on the latest message to that connection still
+        waiting to be published (its answer, usually); else on its next one.
+        """
+        link = self.server._links.get(conn)
+        if not cost or not isinstance(link, RemoteLink):
+            return
+        link.owed += cost
+        outbox = self._outbox
+        for at in range(len(outbox) - 1, max(len(outbox) - _CHARGE_SCAN, 0) - 1, -1):
+            node, message, _ = outbox[at]
+            if node == link.node and message["k"] == WRITE and message["c"] == link.remote_conn:
+                message["p"] = message.get("p", 0) + link.owed
+                link.owed = 0
+                outbox[at] = (node, message, encode_message(message))
+                return
 
     def _drop_remote(self, key: tuple[str, int]) -> None:
         conn = self._remote.pop(key, None)

@@ -373,7 +373,10 @@ class SignalingServer:
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
                     continue
-                if self.cluster is not None and await self.cluster.on_frame(conn, raw, link):
+                cluster = self.cluster
+                if cluster is not None and await cluster.on_frame(conn, raw, link):
+                    # relayed: paced by what its earlier requests made the home write
+                    await link.pace(1 + cluster.owed(conn), config.max_fanout_per_second)
                     continue
                 sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)
