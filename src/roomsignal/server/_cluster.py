@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
@@ -59,6 +60,7 @@ from roomsignal.server._relay import (
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from websockets.asyncio.server import ServerConnection
 
     from roomsignal.server._outbox import Link as _Link
     from roomsignal.server._rooms import Rooms
@@ -74,6 +76,9 @@ _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 # A journal write with no relay message to go with it (a room served by its
 # home's own clients) waits this long for more changes to join its pipeline.
 _COALESCE = 0.002
+# How far back the home looks among unpublished messages for the one that
+# tells an edge the cost of its client's request (else its next one does).
+_CHARGE_SCAN = 64
 _CANCEL_AGAIN = 1.0  # s: close() cancels a cluster task again after this; the reader polls as often
 
 
@@ -85,6 +90,9 @@ class _Relay:
     # every frame goes to the home, a second join too (which the home refuses
     # with 101, as a lone server does).
     joined: bool = False
+    # Frames the client's requests made the home write, told with the home's
+    # frames and not yet charged to the client's pacing.
+    owed: int = 0
 
 
 class Cluster:
@@ -132,9 +140,12 @@ class Cluster:
         # The rooms homed here, as written to Redis for a takeover (_journal);
         # None when seats cannot be resumed anyway (resume_window 0).
         self._journal: Journal | None = None
+        # Frames to this node's own clients wait for the journal (_commit).
+        self._gate: CommitGate | None = None
         if server.config.resume_window > 0:
             ttl = server.config.resume_window + lease
-            self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+            journal = self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
+            self._gate = CommitGate(lambda: bool(journal.dirty), self._hurry)
 
     def make_rooms(self) -> Rooms:
         """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
@@ -144,6 +155,15 @@ class Cluster:
 
             return Rooms(server.secret, server.config)
         return JournaledRooms(server.secret, server.config, self._journal.mark)
+
+    def local_link(self, ws: ServerConnection, conn: int) -> _Link:
+        """The transport's link for a connection to this node: held for the journal (_commit)."""
+        from roomsignal.server._transport import _Link
+
+        config, close_timeout = self.server.config, self.server._close_timeout
+        if self._gate is None:
+            return _Link(ws, config.max_send_queue_bytes, close_timeout)
+        return HeldLink(ws, config.max_send_queue_bytes, close_timeout, self._gate, conn)
 
     # --- keys --------------------------------------------------------------------
 
@@ -204,6 +224,8 @@ class Cluster:
         1012 first (their rooms go on: they reconnect elsewhere and resume);
         the rooms homed here end as on a lone server (203, ``sessionClosed``).
         """
+        if self._gate is not None:  # what closing writes goes out with nothing held
+            self._release(self._gate.release_all())
         if graceful and self.server.is_serving:
             for conn in list(self._relays):
                 link = self.server._links.get(conn)
@@ -319,6 +341,18 @@ class Cluster:
         self._send(home, {"k": FRAME, "n": self.node_id, "c": conn, "r": raw})
         return True
 
+    def owed(self, conn: int) -> int:
+        """Frames a relayed connection's requests made its home write since the last call.
+
+        The transport charges them to the connection's ``max_fanout_per_second``
+        bucket, as a lone server charges what its own requests made it write.
+        """
+        relay = self._relays.get(conn)
+        if relay is None:
+            return 0
+        owed, relay.owed = relay.owed, 0
+        return owed
+
     def on_disconnect(self, conn: int) -> None:
         """A local connection ended: tell its room's home, if it was relayed."""
         relay = self._relays.pop(conn, None)
@@ -409,7 +443,9 @@ class Cluster:
                 conn = self._remote.get(key, 0)
                 if conn:
                     joined = server.rooms.has_joined(conn)
+                    sent = server._sent
                     burst = server._on_frame(server.rooms, conn, str(message["r"]))
+                    self._charge(conn, server._sent - sent)
                     if not joined and server.rooms.has_joined(conn):  # behind the join result
                         self._send(key[0], {"k": JOINED, "c": key[1]})
                     if burst is not None:
@@ -420,8 +456,15 @@ class Cluster:
         link = server._links.get(int(message["c"]))
         if link is None or isinstance(link, RemoteLink):
             return
-        if kind == WRITE:
-            link.write(message["f"])
+        if kind == WRITE:  # in Redis already: the home journaled it before sending it
+            owed = message.get("p")
+            relay = self._relays.get(int(message["c"]))
+            if relay is not None and isinstance(owed, int) and owed > 0:
+                relay.owed += owed
+            if isinstance(link, HeldLink):
+                link.write_through(message["f"])
+            else:
+                link.write(message["f"])
         elif kind == JOINED:
             relay = self._relays.get(int(message["c"]))
             if relay is not None:
@@ -430,6 +473,25 @@ class Cluster:
             link.close(int(message["code"]), str(message["reason"]))
         elif kind == ABORT:
             link.abort()
+
+    def _charge(self, conn: int, cost: int) -> None:
+        """Tell a relayed connection's edge what its request made this home write.
+
+        The count rides on the latest message to that connection still
+        waiting to be published (its answer, usually); else on its next one.
+        """
+        link = self.server._links.get(conn)
+        if not cost or not isinstance(link, RemoteLink):
+            return
+        link.owed += cost
+        outbox = self._outbox
+        for at in range(len(outbox) - 1, max(len(outbox) - _CHARGE_SCAN, 0) - 1, -1):
+            node, message, _ = outbox[at]
+            if node == link.node and message["k"] == WRITE and message["c"] == link.remote_conn:
+                message["p"] = message.get("p", 0) + link.owed
+                link.owed = 0
+                outbox[at] = (node, message, encode_message(message))
+                return
 
     def _drop_remote(self, key: tuple[str, int]) -> None:
         conn = self._remote.pop(key, None)
@@ -497,33 +559,58 @@ class Cluster:
 
     def _send(self, node: str, message: dict[str, Any]) -> None:
         self._outbox.append((node, message, encode_message(message)))
+        self._hurry()
+
+    def _hurry(self) -> None:
+        """A pipeline is due now (relay messages, or frames held for the journal)."""
         self._wake.set()
         self._urgent.set()
 
+    def _release(self, links: list[HeldLink]) -> None:
+        """Write what the links held; a link that turned slow meanwhile is evicted."""
+        server = self.server
+        for link in links:
+            link.release()
+            if link.slow:
+                server._slow.append(link.conn)
+        server._evict_slow()
+
     async def _flush(self, redis: Redis) -> None:
         batch, self._outbox = self._outbox, []
-        journal, rooms = self._journal, self.server._rooms
+        journal, rooms, gate = self._journal, self.server._rooms, self._gate
         # The rooms' changes go first in the pipeline: whatever a relayed
         # client is sent in this batch is in Redis before it (a takeover
-        # resumes from there).
+        # resumes from there). What this node's own clients were written
+        # since the last collect waits until this pipeline has run.
         writes = journal.collect(rooms._sessions) if journal and journal.dirty and rooms else []
+        held = gate.take() if gate is not None else []
         if not batch and not writes:
+            self._release(held)  # the pipelines that covered them have run
             return
-        async with redis.pipeline(transaction=False) as pipe:
-            for _, keys, args in writes:
-                pipe.eval(JOURNAL, len(keys), *keys, *args)
-            for node, _, data in batch:
-                pipe.publish(self._key("to", node), data)
-            self.round_trips += len(batch) + len(writes)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except BaseException:
-                if journal is not None:
-                    journal.failed(writes)
-                raise
-        if journal is not None and writes:
-            for room in journal.written(writes, results[: len(writes)]):
-                self._give_up(room)
+        if gate is not None:
+            gate.inflight = bool(writes)
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for _, keys, args in writes:
+                    pipe.eval(JOURNAL, len(keys), *keys, *args)
+                for node, _, data in batch:
+                    pipe.publish(self._key("to", node), data)
+                self.round_trips += len(batch) + len(writes)
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except BaseException:
+                    if journal is not None:
+                        journal.failed(writes)
+                    raise
+            if journal is not None and writes:
+                for room in journal.written(writes, results[: len(writes)]):
+                    self._give_up(room)  # before the release: its links are dropped
+        finally:
+            # Released even when Redis failed: a home keeps serving its own
+            # clients through an outage (nothing can be journaled then).
+            if gate is not None:
+                gate.inflight = False
+            self._release(held)
         receivers = results[len(writes) :]
         for count in receivers:
             if isinstance(count, Exception):
@@ -552,7 +639,8 @@ class Cluster:
     async def _run_writer(self) -> None:
         while True:
             await self._wake.wait()
-            if not self._outbox:  # the journal alone: let the next changes join it
+            if not self._outbox and not (self._gate and self._gate.waiting):
+                # the journal alone: let the next changes join it
                 self._urgent.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_COALESCE):

@@ -23,7 +23,7 @@ OPEN = "o"  # {"k","n": edge node, "c": edge conn, "s": session id[, "e": new ro
 FRAME = "f"  # {"k","n","c","r": raw text frame}
 GONE = "x"  # {"k","n","c"}: the client's socket closed
 # home -> edge
-WRITE = "w"  # {"k","c","f": [frames]}
+WRITE = "w"  # {"k","c","f": [frames][, "p": frames its requests made the home write]}
 CLOSE = "cl"  # {"k","c","code","reason"}
 ABORT = "ab"  # {"k","c"}
 JOINED = "j"  # {"k","c"}: the relayed join got a seat (every later frame goes to the home)
@@ -52,7 +52,7 @@ class RemoteLink(_Link):
     keep the order of calls (the cluster's single writer does).
     """
 
-    __slots__ = ("node", "open", "remote_conn", "send")
+    __slots__ = ("node", "open", "owed", "remote_conn", "send")
 
     def __init__(
         self, send: Callable[[str, dict[str, Any]], None], node: str, remote_conn: int
@@ -62,6 +62,9 @@ class RemoteLink(_Link):
         self.node = node
         self.remote_conn = remote_conn
         self.open = True
+        # Frames this connection's requests made the home write, not yet
+        # told to the edge (which paces its client by them).
+        self.owed = 0
 
     @property
     def alive(self) -> bool:
@@ -72,7 +75,10 @@ class RemoteLink(_Link):
         if self.open:
             batch = list(frames)
             if batch:
-                self.send(self.node, {"k": WRITE, "c": self.remote_conn, "f": batch})
+                message: dict[str, Any] = {"k": WRITE, "c": self.remote_conn, "f": batch}
+                if self.owed:
+                    message["p"], self.owed = self.owed, 0
+                self.send(self.node, message)
 
     def close(self, code: int, reason: str) -> None:
         """Ask the edge to close the client's socket with ``code`` (once)."""
@@ -93,7 +99,7 @@ class RemoteLink(_Link):
         """Nothing to wait for here: Redis takes the bytes."""
 
     async def pace(self, cost: int, rate: int) -> None:
-        """The edge paces its own client."""
+        """The edge paces its own client (by ``owed``, sent with the frames)."""
 
     async def finish(self) -> None:
         """The edge awaits its own closing handshake."""

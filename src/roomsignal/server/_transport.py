@@ -363,7 +363,10 @@ class SignalingServer:
         assert rooms is not None
         conn = next(self._conn_ids)
         config = self.config
-        link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
+        if self.cluster is not None:  # held for its journal (_commit)
+            link = self.cluster.local_link(ws, conn)
+        else:
+            link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         batch = 0  # frames made since this handler last yielded
@@ -396,7 +399,10 @@ class SignalingServer:
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
                     continue
-                if self.cluster is not None and await self.cluster.on_frame(conn, raw, link):
+                cluster = self.cluster
+                if cluster is not None and await cluster.on_frame(conn, raw, link):
+                    # relayed: paced by what its earlier requests made the home write
+                    await link.pace(1 + cluster.owed(conn), config.max_fanout_per_second)
                     continue
                 sent = self._sent
                 burst = self._on_frame(rooms, conn, raw)

@@ -1,0 +1,86 @@
+"""Nothing is acknowledged before it is journaled (docs/scaling.md, "Takeover").
+
+A client connected to a room's home used to get its ``sendMessage`` result
+at once, while the journal write waited for the cluster writer's next
+pipeline: a ``kill -9`` of the home between the two lost a message its
+sender held a result for. Here the home is killed the instant the result
+arrives, again and again; the message must reach the listener after the
+takeover every time, as a resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from roomsignal import ReconnectPolicy
+from roomsignal.testing import CutProxy
+
+from .conftest import Node, Recorder, RedisServer, call, home_of, session, start_node, token
+
+pytestmark = pytest.mark.timeout(120)
+
+PATIENT = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, jitter=False, max_attempts=200)
+KILLS = 4
+
+
+async def test_a_result_is_never_sent_before_its_journal_write(
+    redis: RedisServer, sessions: list[Any]
+) -> None:
+    """``kill -9`` of the home the instant a ``sendMessage`` result arrives: the message survives."""
+    nodes: list[Node] = list(await asyncio.gather(*(start_node(redis, f"a{i}") for i in (1, 2, 3))))
+    spawned = 3
+    try:
+        for attempt in range(KILLS):
+            room = f"acked{attempt}"
+            # The first join places the room; then both parties sit on its home
+            # itself (the listener through a proxy that will redial elsewhere).
+            async with connect(nodes[0].url, subprotocols=["roomsignal.v1"]) as placer:  # type: ignore[list-item]
+                await call(placer, 1, "join", token=token(room), name="placer")
+                home = await home_of(redis, room)
+                dead = next(node for node in nodes if node.node_id == home)
+                alive = next(node for node in nodes if node is not dead)
+                async with CutProxy(dead.port) as proxy:
+                    listener = session(sessions, proxy.url, room, "listener", reconnect=PATIENT)
+                    inbox = Recorder()
+                    listener.on_message(lambda m, inbox=inbox: inbox(m.text))
+                    back = Recorder()
+                    listener.on_reconnected(back)
+                    await listener.connect()
+                    proxy.target_port = alive.port  # its next dial goes to a live node
+                    sender = await connect(dead.url, subprotocols=["roomsignal.v1"])  # type: ignore[list-item]
+                    try:
+                        joined = await call(sender, 1, "join", token=token(room), name="sender")
+                        assert "result" in joined, joined
+                        request = {
+                            "jsonrpc": "2.0",
+                            "id": 2,
+                            "method": "sendMessage",
+                            "params": {"text": f"kept{attempt}"},
+                        }
+                        await sender.send(json.dumps(request))
+                        async with asyncio.timeout(10):
+                            while True:
+                                frame = json.loads(await sender.recv())
+                                if frame.get("id") == 2:
+                                    dead.kill()  # the instant the result arrives
+                                    break
+                        assert "result" in frame, frame
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await sender.close()
+                    (event,) = await back.wait_for(1, timeout=30)
+                    assert event.resumed and not event.state_reset, event
+                    assert await inbox.wait_for(1, timeout=20) == [f"kept{attempt}"]
+                    sessions.remove(listener)
+                    await listener.close()
+            await dead.process.wait()
+            spawned += 1
+            nodes[nodes.index(dead)] = await start_node(redis, f"a{spawned}")
+    finally:
+        await asyncio.gather(*(node.stop() for node in nodes))
