@@ -118,6 +118,7 @@ async def test_refused_resume_joins_afresh(make_session: SessionFactory) -> None
         await session.connect()
         await witness.connect()
         old_id = session.participant_id
+        assert session.resume_window == 0.05  # from the join result's resumeWindow
         proxy.refuse = True
         proxy.cut()
         (gone,) = await left.wait_for(1)  # the resume window has passed

@@ -53,6 +53,7 @@ async def test_resume_within_the_window_replays_missed_notifications_first(
     assert result["resumed"] is True
     assert result["seq"] == 4
     assert result["participantSecret"] == bob.secret
+    assert result["resumeWindow"] == server.config.resume_window
     assert [p["name"] for p in result["participants"]] == ["alice"]
     await alice.call("sendMessage", text="m4")
     replayed = [await again.note() for _ in range(4)]
@@ -129,6 +130,7 @@ async def test_last_seq_older_than_the_buffer_is_a_replay_gap(
     assert left["reason"] == "disconnected"
     fresh = await again.join("room", "bob")  # same name, same connection, afresh
     assert fresh["resumed"] is False
+    assert fresh["resumeWindow"] == server.config.resume_window  # fresh joins say it too
     assert fresh["participantId"] != bob.participant_id
     assert fresh["seq"] == 0
     # lastSeq 3 would have been fillable: the buffer held seqs 4 and 5.

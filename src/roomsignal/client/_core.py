@@ -161,6 +161,7 @@ class ClientCore(Generic[W]):
         "participant_secret",
         "participants",
         "replayed",
+        "resume_window",
         "roles",
         "session_id",
         "sync_state",
@@ -174,6 +175,7 @@ class ClientCore(Generic[W]):
         self._pending: dict[int, tuple[str, W]] = {}
         self.last_seq = 0
         self.replayed = 0
+        self.resume_window: float | None = None  # the server's, from the last join result
         self.final: Final | None = None
         self.closed_by: SessionClosedParams | None = None  # the sessionClosed, if one came
         self.participant_id: str | None = None
@@ -356,6 +358,7 @@ class ClientCore(Generic[W]):
         self.participant_secret = result.participant_secret
         self.roles = tuple(result.roles)
         self.sync_state = result.sync_state
+        self.resume_window = result.resume_window
 
     # -- what the session's end means ----------------------------------------------------
 

@@ -279,6 +279,15 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         return self._core.last_seq
 
     @property
+    def resume_window(self) -> float | None:
+        """How long the server keeps our seat after a drop (seconds), from the last join.
+
+        None before the first join, or from a server that does not say
+        (``resumeWindow`` in the join result, docs/protocol.md).
+        """
+        return self._core.resume_window
+
+    @property
     def _participant_secret(self) -> str | None:
         """The secret that takes our seat back on a resume (tests read it)."""
         return self._core.participant_secret

@@ -390,6 +390,7 @@ class Rooms(ExchangeRules, ChatRules):
             sync_state=session.sync_state,
             seq=member.seq,
             resumed=resumed,
+            resume_window=self._config.resume_window,
         )
 
     def _replay_gap(self, out: Out, member: Member, why: str | None = None) -> RoomError:
