@@ -105,9 +105,12 @@ class Reconnected(_Event):
     """The client is back in the session.
 
     ``resumed`` is true when the server gave the old seat back and replayed
-    ``replayed`` missed notifications (none lost, none duplicated). When it is
+    ``replayed`` missed notifications (none lost, none duplicated), and sent
+    again the ``resent`` requests that had no answer (the server answers one
+    it had handled from its cache: none is handled twice). When it is
     false, ``state_reset`` is true: the client joined afresh under a new
-    participant id, and what happened while it was away is gone; then the
+    participant id, what happened while it was away is gone, and each
+    request that was in flight failed with 901; then the
     session has restored what it owns (unless ``restore_after_reset`` is
     off): ``republished`` says it published again with its last flags,
     ``resubscribed`` names the participants it subscribed to again (matched
@@ -119,6 +122,7 @@ class Reconnected(_Event):
     state_reset: bool
     attempts: int
     participant_id: str
+    resent: int = 0
     republished: bool = False
     resubscribed: tuple[str, ...] = ()
     awaiting: tuple[str, ...] = ()

@@ -279,6 +279,15 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         return self._core.last_seq
 
     @property
+    def resume_window(self) -> float | None:
+        """How long the server keeps our seat after a drop (seconds), from the last join.
+
+        None before the first join, or from a server that does not say
+        (``resumeWindow`` in the join result, docs/protocol.md).
+        """
+        return self._core.resume_window
+
+    @property
     def _participant_secret(self) -> str | None:
         """The secret that takes our seat back on a resume (tests read it)."""
         return self._core.participant_secret
@@ -473,7 +482,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             # (No leave once the server closed the session: it is closing us.)
             with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
                 async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
-                    await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
+                    await self._request_on(
+                        self._ws, "leave", lambda i: LeaveRequest(id=i), resend=False
+                    )
         supervisor = self._supervisor
         if supervisor is not None:
             supervisor.cancel()
@@ -509,26 +520,18 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             and ws.transport is not None
             and not ws.transport.get_write_buffer_size()
         ):
-            try:
-                return await self._request_now(ws, method, build)
-            except _NotSent:
-                pass  # nothing was sent, at once: wait for the rejoin as below
+            return await self._request_now(ws, method, build)
         try:
             async with asyncio.timeout(self.request_timeout):
                 while True:
                     if not self._joined.is_set():
                         await self._joined.wait()
-                    ws, reader = self._ws, self._reader
+                    ws = self._ws
                     if self._state is not SessionState.JOINED or ws is None:
                         raise self._not_connected(method)
-                    try:
-                        return await self._request_on(ws, method, build, timed=False)
-                    except _NotSent:
-                        # The connection died before the frame left: nothing was sent,
-                        # so wait for its reader to see it (that clears ``_joined``)
-                        # and send again once rejoined.
-                        if reader is not None:
-                            await asyncio.wait({reader})
+                    # A connection that dies under it keeps it in flight: it is sent
+                    # again after the resume (or fails with 901 after a reset).
+                    return await self._request_on(ws, method, build, timed=False)
         except TimeoutError as exc:
             if isinstance(exc, SessionErrorException):
                 raise
@@ -544,7 +547,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         A frame of at most ``_SMALL_FRAME`` bytes onto an empty write buffer
         cannot wait in ``send`` (websockets drains above its 32 KiB write
         limit); a larger one is sent under ``asyncio.timeout_at`` the same
-        deadline. Raises ``_NotSent`` if the connection closed first.
+        deadline. A connection that closes under it keeps the request in
+        flight: it is sent again after the resume, with the same id.
         """
         loop = ws.loop
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -558,7 +562,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                     async with asyncio.timeout_at(expiry.when()):
                         await ws.send(frame)
             except ConnectionClosed:
-                raise _NotSent from None
+                pass  # in flight still: the resume sends it again (or a reset fails it)
             except TimeoutError:
                 raise self._timeout(method) from None
             try:
@@ -578,20 +582,25 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         build: Callable[[int], Model | str],
         *,
         timed: bool = True,
+        resend: bool = True,
     ) -> dict[str, Any]:
         """Send one request on ``ws`` and await the reader's answer.
 
         Errors answering it reach the listeners (from the reader) before this
         raises. With ``timed``, bounded by ``request_timeout`` (902 on expiry).
-        Raises ``_NotSent`` if the connection closed before the frame was written.
+        With ``resend``, a connection that closes under the request keeps it
+        in flight, to be sent again after the resume; without (a ``join``, a
+        parting ``leave``), raises ``_NotSent`` if the connection closed
+        before the frame was written.
         """
         future: asyncio.Future[dict[str, Any]] = ws.loop.create_future()
-        request_id, frame = self._core.request(method, build, future)
+        request_id, frame = self._core.request(method, build, future, resend=resend)
         try:
             try:
                 await ws.send(frame)
             except ConnectionClosed:
-                raise _NotSent from None
+                if not resend:
+                    raise _NotSent from None
             if not timed:
                 return await future
             try:
@@ -603,6 +612,25 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 raise self._timeout(method) from None
         finally:
             self._core.forget(request_id)
+
+    async def _resend(self) -> int:
+        """After a resume: send again, with its id, each request that had no answer.
+
+        Returns how many were sent. A connection that dies meanwhile keeps
+        the rest in flight for the next resume.
+        """
+        ws = self._ws
+        frames = self._core.resend()
+        if ws is None or not frames:
+            return 0
+        sent = 0
+        with contextlib.suppress(ConnectionClosed):
+            for frame in frames:
+                await ws.send(frame)
+                sent += 1
+        if sent:
+            logger.info("sent %d request(s) again after the resume", sent)
+        return sent
 
     def _client_error(
         self, code: ErrorCode, message: str, method: str | None, **data: Any
@@ -632,9 +660,15 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         error = self._core.make_error(code, message, {"name": code.name}, method, now=time.time())
         return exception_for(error)
 
-    def _fail_pending(self, why: str, closed: Closed | None = None) -> None:
-        """Fail every request in flight (the connection ended under it, ``closed``)."""
-        for method, future in self._core.take_pending():
+    def _fail_pending(
+        self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+    ) -> None:
+        """Fail the requests in flight (the connection ended under them, ``closed``).
+
+        With ``keep_resendable``, only a ``join`` or a parting ``leave``: the
+        others wait for the resume, which sends them again.
+        """
+        for method, future in self._core.take_pending(keep_resendable=keep_resendable):
             if future.done():
                 continue
             if self._closing and method == "leave":
@@ -702,7 +736,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             resume=resume,
         )
         try:
-            result = await self._request_on(ws, "join", lambda i: JoinRequest(id=i, params=params))
+            result = await self._request_on(
+                ws, "join", lambda i: JoinRequest(id=i, params=params), resend=False
+            )
         except SessionErrorException as exc:
             if (
                 exc.code == ErrorCode.TOKEN_EXPIRED
@@ -763,7 +799,12 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             if ws is self._ws or self._ws is None:
                 if not self._closing:
                     self._joined.clear()
-                self._fail_pending(f"the connection {closed.describe()}", closed)
+                # Requests in flight wait for the resume, which sends them again
+                # (docs/client.md); the supervisor fails them if none comes.
+                keep = not self._closing and self._core.park
+                self._fail_pending(
+                    f"the connection {closed.describe()}", closed, keep_resendable=keep
+                )
         return closed
 
     @staticmethod

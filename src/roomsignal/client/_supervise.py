@@ -93,7 +93,11 @@ class Supervision:
             self, code: ErrorCode, message: str, method: str | None, **data: Any
         ) -> SessionErrorException: ...
 
-        def _fail_pending(self, why: str, closed: Closed | None = None) -> None: ...
+        def _fail_pending(
+            self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+        ) -> None: ...
+
+        async def _resend(self) -> int: ...
 
         def _end_waits(self) -> None: ...
 
@@ -197,7 +201,7 @@ class Supervision:
         if code is not None:
             exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
             error = exc.error
-        self._fail_pending(message)
+        self._fail_pending(message, closed)
         self._end_waits()
         self._ended(
             SessionEnded(
@@ -245,11 +249,27 @@ class Supervision:
                 else:
                     logger.info("reconnection attempt %d failed: %s", attempt, exc)
                 continue
+            if result.resumed:
+                # Before any new request: what had no answer goes again, same ids.
+                resent = await self._resend()
+            else:
+                # A fresh seat: what was in flight is lost (its caller hears 901).
+                resent = 0
+                self._fail_pending(
+                    f"the connection {closed.describe()} and the seat was lost (state reset)",
+                    closed,
+                )
             self._state = SessionState.JOINED
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq
-            restored = None if result.resumed else await self._restore()
+            restored = None
+            if not result.resumed:
+                core.park = False  # a drop now fails restore's requests: we are the supervisor
+                try:
+                    restored = await self._restore()
+                finally:
+                    core.park = True
             self._hub.emit(
                 "reconnected",
                 Reconnected(
@@ -258,6 +278,7 @@ class Supervision:
                     state_reset=not result.resumed,
                     attempts=attempt,
                     participant_id=result.participant_id,
+                    resent=resent,
                     republished=restored is not None and restored.republished,
                     resubscribed=tuple(restored.resubscribed) if restored else (),
                     awaiting=tuple(restored.awaiting) if restored else (),

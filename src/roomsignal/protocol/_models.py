@@ -367,6 +367,8 @@ class JoinResult(Model):
     seq: int
     resumed: bool
     media: str | None = _optional()  # "p2p" or "sfu" (section 10); absent means "p2p"
+    resume_window: float | None = _optional()
+    """Seconds the server keeps the seat after a drop (None: a server that does not say)."""
 
 
 class PublishResult(Model):

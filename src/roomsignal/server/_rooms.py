@@ -110,6 +110,7 @@ __all__ = [
 logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
+_NOT_KEPT = frozenset({"join", "ping"})  # requests whose answers are not kept per seat
 
 
 class Rooms(MediaRules, ChatRules):
@@ -194,6 +195,21 @@ class Rooms(MediaRules, ChatRules):
         """Answer one request of connection ``conn``; never raises (failures are 201)."""
         out = Out()
         method = request.method
+        # Requests across a drop (docs/protocol.md section 8): a seat's request
+        # whose id was answered already gets that answer again, and is not
+        # handled twice. A join is never looked up; a ping changes nothing.
+        member = self._conns.get(conn) if method not in _NOT_KEPT else None
+        if member is not None and member.answered is not None:
+            again = member.answered.get(request.id)
+            if again is not None:
+                logger.info(
+                    "participant %s sent %s %r again: answered as before",
+                    member.id,
+                    method,
+                    request.id,
+                )
+                return [Send(conn, again)]
+        frame = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -203,13 +219,18 @@ class Rooms(MediaRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             logger.info("%s refused with %s: %s", method, exc.code, exc.message)
-            out.first(Send(conn, error_frame(request.id, exc.code, exc.message, data)))
+            frame = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
-            out.first(Send(conn, internal_error_frame(request.id, method)))
+            frame = internal_error_frame(request.id, method)
         else:
             if result is not None:
-                out.first(Send(conn, response_frame(request.id, result)))
+                frame = response_frame(request.id, result)
+        if frame is not None:
+            out.first(Send(conn, frame))
+            if member is not None:
+                config = self._config
+                member.remember(request.id, frame, config.replay_buffer, config.replay_buffer_bytes)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -408,6 +429,7 @@ class Rooms(MediaRules, ChatRules):
             seq=member.seq,
             resumed=resumed,
             media="sfu" if self._config.media_node else "p2p",
+            resume_window=self._config.resume_window,
         )
 
     def _replay_gap(self, out: Out, member: Member, why: str | None = None) -> RoomError:
@@ -553,6 +575,15 @@ class Rooms(MediaRules, ChatRules):
         if params.scenario == "internalError":
             raise SimulatedFailure("simulateScenario internalError")
         if params.scenario == "connectionDrop":
+            # Its answer is the drop; one sent again after the resume is answered {}
+            # (handled once: it must not drop the new connection too).
+            config = self._config
+            member.remember(
+                request.id,
+                response_frame(request.id, EmptyResult()),
+                config.replay_buffer,
+                config.replay_buffer_bytes,
+            )
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)
             return None
