@@ -31,6 +31,7 @@ from roomsignal.cli._options import (
 )
 from roomsignal.cli._render import EVENTS, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
+from roomsignal.cli._tls import add_ca_option, client_ssl
 from roomsignal.client import Disconnected, ReconnectPolicy, Session
 from roomsignal.errors import SessionErrorException
 
@@ -75,6 +76,7 @@ def add_join_command(commands: Any) -> None:
         metavar="SECONDS",
         help="connect and request timeout (default: 10)",
     )
+    add_ca_option(parser)
     parser.set_defaults(run=run_join)
 
 
@@ -111,6 +113,7 @@ def run_join(args: argparse.Namespace) -> int:
         raise UsageError(
             f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}: {detail}"
         ) from None
+    args.ssl = client_ssl(args, args.url)
     return asyncio.run(_join(args))
 
 
@@ -128,6 +131,7 @@ async def _join(args: argparse.Namespace) -> int:
         ),
         open_timeout=args.timeout,
         request_timeout=args.timeout,
+        ssl=args.ssl,
     )
     # Listeners first: nothing that follows the join result may be missed.
     for event in EVENTS:

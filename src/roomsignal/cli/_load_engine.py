@@ -38,6 +38,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from ssl import SSLContext
 from typing import Any
 
 from roomsignal.client import Reconnected, ReconnectPolicy, Session, SessionState
@@ -70,6 +71,7 @@ class LoadPlan:
     timeout: float = 10.0  # connect, request and close bound per bot
     seed: int | None = None
     media: bool = False  # publishers send real video (roomsignal.media), the others receive
+    ssl: SSLContext | None = None  # for a wss:// server (--ca-file)
 
     def deadline(self) -> float:
         """Seconds after which the run is cut short, whatever happens."""
@@ -253,6 +255,7 @@ class LoadTest:
             request_timeout=plan.timeout,
             open_timeout=plan.timeout,
             close_timeout=min(2.0, plan.timeout),
+            ssl=plan.ssl,
         )
         bot = _Bot(index, room, name, synchronizer, publisher, session)
         session.on_session_error(self._on_error)

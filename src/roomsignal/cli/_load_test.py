@@ -33,6 +33,7 @@ from roomsignal.cli._options import (
     positive_float,
     resolve_secret,
 )
+from roomsignal.cli._tls import add_ca_option, client_ssl
 
 __all__ = ["add_load_test_command", "is_this_machine"]
 
@@ -126,6 +127,7 @@ def add_load_test_command(commands: Any) -> None:
         action="store_true",
         help="allow a server that is not on this machine (only one you run yourself)",
     )
+    add_ca_option(parser)
     parser.set_defaults(run=run_load_test)
 
 
@@ -214,6 +216,7 @@ def _check(args: argparse.Namespace) -> LoadPlan:
         timeout=args.timeout,
         seed=args.seed,
         media=args.media,
+        ssl=client_ssl(args, args.url),
     )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import ssl
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -149,6 +150,26 @@ def add_serve_command(commands: Any) -> None:
         default="info",
         help="logging to stderr (default: info: joins, leaves, errors)",
     )
+    ops = parser.add_argument_group("operations (docs/operations.md)")
+    ops.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines, or one JSON object per line (time, level, logger, message, "
+        "session, participant, code) for a log collector (default: text)",
+    )
+    ops.add_argument(
+        "--metrics",
+        action="store_true",
+        help="answer GET /metrics in Prometheus' text format (needs roomsignal[metrics])",
+    )
+    ops.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve wss:// and https:// on the same port with this certificate chain "
+        "(with --tls-key)",
+    )
+    ops.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.set_defaults(run=run_serve)
 
 
@@ -186,7 +207,7 @@ def run_serve(args: argparse.Namespace) -> int:
             )
         secret = secrets.token_urlsafe(32)
         generated = True
-    with serve_logging(args.log_level):
+    with serve_logging(args.log_level, args.log_format):
         note = weak_secret_note(secret)
         if note is not None:
             logger.warning("%s", note)
@@ -194,14 +215,20 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def serve_logging(level: str) -> Iterator[None]:
+def serve_logging(level: str, log_format: str = "text") -> Iterator[None]:
     """Log to stderr at ``level`` while serving (joins, leaves and refusals are INFO).
 
+    ``log_format`` ``json`` writes one JSON object per line (``_logs.py``).
     Undone on exit, so that ``main`` can run in-process (tests) without
     leaving handlers behind.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    if log_format == "json":
+        from roomsignal.server._logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
     root = logging.getLogger()
     # websockets logs every connection and health check at INFO: too chatty here.
     ws_logger = logging.getLogger("websockets")
@@ -215,6 +242,28 @@ def serve_logging(level: str) -> Iterator[None]:
         root.removeHandler(handler)
         for lg, saved_level in saved:
             lg.setLevel(saved_level)
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    cert, key = args.tls_cert, args.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("--tls-cert and --tls-key go together: give both")
+    from roomsignal.server._tls import TLSConfigError, server_context
+
+    try:
+        return server_context(cert, key)
+    except TLSConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _check_metrics(args: argparse.Namespace) -> None:
+    if args.metrics:
+        from roomsignal.server._metrics import INSTALL_HINT, metrics_available
+
+        if not metrics_available():
+            raise CommandError(f"--metrics needs the metrics extra: {INSTALL_HINT}")
 
 
 async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
@@ -244,6 +293,8 @@ async def _serve_with(
 
     if media_node is not None and not media_node.startswith(("ws://", "wss://")):
         raise UsageError(f"--media-node must be a ws:// or wss:// URL, not {media_node!r}")
+    _check_metrics(args)
+    context = _tls_context(args)
     try:
         server = SignalingServer(
             host=args.host,
@@ -262,6 +313,8 @@ async def _serve_with(
             dev_tokens=args.dev,
             media_node=media_node,
             media_node_secret=args.media_node_secret,
+            metrics=args.metrics,
+            ssl=context,
         )
     except ValueError as exc:  # a limit no server can run with (e.g. --max-frame-bytes 10)
         raise UsageError(str(exc)) from None
@@ -277,12 +330,13 @@ async def _serve_with(
         if generated:
             print(f"dev secret (generated, for local use only): {secret}", flush=True)
             print(f"  export {SECRET_ENV}='{secret}'", flush=True)
-        host_port = server.url.removeprefix("ws://")
+        host_port = server.url.split("://", 1)[1]
+        http = "https" if context is not None else "http"
         # The one announcement (stdout, so scripts can read the URL); the
         # server's own "serving on" record is DEBUG for this reason.
         simulation = "allowed" if args.allow_simulation else "off"
         print(
-            f"listening on {server.url}  (health: http://{host_port}/healthz; "
+            f"listening on {server.url}  (health: {http}://{host_port}/healthz; "
             f"simulation {simulation}, sdp_timeout {args.sdp_timeout:g}s, "
             f"resume_window {args.resume_window:g}s)",
             flush=True,
@@ -292,9 +346,11 @@ async def _serve_with(
             state = "connected" if up else "unreachable for now, retrying"
             print(f"  media: through the media node {media_node} ({state})", flush=True)
         if args.web:
-            print(f"  the page: http://{host_port}/", flush=True)
+            print(f"  the page: {http}://{host_port}/", flush=True)
         if args.dev:
-            print(f"  dev tokens: http://{host_port}/dev/token?session=ID&name=N", flush=True)
+            print(f"  dev tokens: {http}://{host_port}/dev/token?session=ID&name=N", flush=True)
+        if args.metrics:
+            print(f"  metrics: {http}://{host_port}/metrics", flush=True)
         await stop.wait()
         logger.info("shutting down: closing every session (a second signal aborts)")
         _remove_signals(installed)

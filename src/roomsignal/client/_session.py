@@ -35,6 +35,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from ssl import SSLContext
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
@@ -144,6 +145,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         on_listener_error: ListenerErrorHook | None = None,
         retry_first_connect: bool = False,
         restore_after_reset: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
@@ -164,11 +166,17 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         (``code`` None). A refused join is never retried this way.
         ``restore_after_reset`` publishes and subscribes again after a state
         reset (see ``publish``/``subscribe``, reported in ``on_reconnected``).
+        ``ssl`` is the ``ssl.SSLContext`` for a ``wss://`` URL (say, one that
+        trusts a private CA: ``ssl.create_default_context(cafile=...)``);
+        without it the system's CAs are trusted. A certificate that does not
+        verify fails the connection with 901, as any unreachable server.
         """
         try:
-            parse_uri(url)  # a malformed URL is the caller's bug: say so now
+            secure = parse_uri(url).secure  # a malformed URL is the caller's bug: say so now
         except (InvalidURI, ValueError) as exc:
             raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
+        if ssl is not None and not secure:
+            raise ValueError(f"ssl is given for a ws:// URL: use wss:// ({url!r})")
         self.url = url
         self.name = name
         self.participant_type = participant_type
@@ -189,6 +197,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             ping_interval,
             ping_timeout,
             max_size,
+            ssl,
         )
         self._close_timeout = close_timeout
         self._hub = ListenerHub(max_queued_events)
@@ -703,11 +712,14 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             # Listeners are behind: a new connection would only be held unread.
             await unpressed.wait()
         try:
-            compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size = (
+            compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size, tls = (
                 self._connect_options
             )
+            # Only when given: ssl=None on a wss:// URL would mean no TLS at all.
+            tls_option: dict[str, Any] = {"ssl": tls} if tls is not None else {}
             ws = await connect(
                 self.url,
+                **tls_option,
                 compression=compression,
                 open_timeout=open_timeout,
                 close_timeout=close_timeout,

@@ -161,9 +161,10 @@ class Cluster:
         from roomsignal.server._transport import _Link
 
         config, close_timeout = self.server.config, self.server._close_timeout
+        counts = self.server.counts
         if self._gate is None:
-            return _Link(ws, config.max_send_queue_bytes, close_timeout)
-        return HeldLink(ws, config.max_send_queue_bytes, close_timeout, self._gate, conn)
+            return _Link(ws, config.max_send_queue_bytes, close_timeout, counts)
+        return HeldLink(ws, config.max_send_queue_bytes, close_timeout, self._gate, conn, counts)
 
     # --- keys --------------------------------------------------------------------
 
@@ -321,6 +322,7 @@ class Cluster:
             assert join is not None
             refusal = RoomError(Denial.TOO_MANY_SESSIONS, sessionId=session_id)
             data = refusal.data("join")
+            server.counts.error(refusal.code, "answer")
             link.write((error_frame(join[1], refusal.code, refusal.message, data),))
             return True
         if home == self.node_id:
@@ -427,6 +429,7 @@ class Cluster:
             assert isinstance(rooms, JournaledRooms)
             async with asyncio.timeout(max(self.lease, 1.0)):
                 await journal.ensure(redis, room, rooms)
+            self.server.counts.takeovers += 1
         self._homed[room] = 0.0
 
     def _on_message(self, message: dict[str, Any]) -> None:
@@ -558,6 +561,9 @@ class Cluster:
     # --- tasks ----------------------------------------------------------------------
 
     def _send(self, node: str, message: dict[str, Any]) -> None:
+        relayed = self.server.counts.relayed
+        key = ("sent", message["k"])
+        relayed[key] = relayed.get(key, 0) + 1
         self._outbox.append((node, message, encode_message(message)))
         self._hurry()
 
@@ -649,11 +655,14 @@ class Cluster:
             redis = self._redis
             if redis is None:
                 return
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(max(self.lease, 1.0)):
                     await self._flush(redis)
             except Exception as exc:
                 self._relay_broken(exc)
+            else:
+                self.server.counts.relay_flush.observe(time.perf_counter() - started)
 
     async def _run_reader(self) -> None:
         delay = 0.05
@@ -674,6 +683,9 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
+                        relayed = self.server.counts.relayed
+                        key = ("received", str(message["k"]))
+                        relayed[key] = relayed.get(key, 0) + 1
                         room, epoch = message.get("s"), message.get("e")
                         if message["k"] == OPEN and isinstance(room, str):
                             try:  # the room's seats first, if this node takes it over

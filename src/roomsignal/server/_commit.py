@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 from websockets.asyncio.server import ServerConnection
 
+from roomsignal.server._metrics import Counts
 from roomsignal.server._outbox import Link
 
 __all__ = ["CommitGate", "HeldLink"]
@@ -71,9 +72,15 @@ class HeldLink(Link):
     __slots__ = ("_closing", "_released", "conn", "gate", "held")
 
     def __init__(
-        self, ws: ServerConnection, limit: int, close_timeout: float, gate: CommitGate, conn: int
+        self,
+        ws: ServerConnection,
+        limit: int,
+        close_timeout: float,
+        gate: CommitGate,
+        conn: int,
+        counts: Counts | None = None,
     ) -> None:
-        super().__init__(ws, limit, close_timeout)
+        super().__init__(ws, limit, close_timeout, counts)
         self.gate = gate
         self.conn = conn
         self.held: list[str] | None = None  # None: nothing waits

@@ -24,6 +24,7 @@ from roomsignal.server._denials import (
     Denial,
     RoomError,
 )
+from roomsignal.server._metrics import Counts
 from roomsignal.server._state import (
     Exchange,
     ExchangeState,
@@ -53,6 +54,8 @@ class RoomsCore:
         self._deadlines: list[tuple[float, int, str, str]] = []
         self._tiebreak = itertools.count()
         self._upstreams: dict[str, Upstream] = {}  # through a media node (``_sfu``)
+        # Plain-int counters read by /metrics (_metrics.py); the server shares its own.
+        self.counts = Counts()
 
     @property
     def config(self) -> ServerConfig:
@@ -119,8 +122,10 @@ class RoomsCore:
     ) -> None:
         """A ``sessionError`` notification for a refusal that answers no request."""
         error = RoomError(denial, participant_id=participant_id, exchange_id=exchange_id, **extra)
+        members = members if isinstance(members, list) else [members]
+        self.counts.error(error.code, "push", len(members))
         out.notify(
-            members if isinstance(members, list) else [members],
+            members,
             SessionErrorNotification(
                 params=SessionErrorParams(
                     seq=0, code=error.code, message=error.message, data=error.data()

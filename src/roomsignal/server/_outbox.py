@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from roomsignal.server._metrics import Counts
+
 __all__ = ["CLOSE_SLOW", "YIELD_AFTER", "Link", "Outbox"]
 
 logger = logging.getLogger("roomsignal.server")
@@ -36,15 +38,34 @@ logger = logging.getLogger("roomsignal.server")
 CLOSE_SLOW = 4002
 YIELD_AFTER = 32  # the token bucket holds at least this many frames
 _PER_WRITE = 4  # what one write (one system call) costs, counted in frames
+_UNCOUNTED = Counts()  # the counters of links made without a server's (relayed ones, tests)
 
 
 class Link:
     """One connection as the transport sees it: write, close, abort, pace."""
 
-    __slots__ = ("aborted", "close_timeout", "closer", "limit", "slow", "tokens", "updated", "ws")
+    __slots__ = (
+        "aborted",
+        "close_timeout",
+        "closer",
+        "counts",
+        "limit",
+        "slow",
+        "tokens",
+        "updated",
+        "ws",
+    )
 
-    def __init__(self, ws: ServerConnection, limit: int, close_timeout: float) -> None:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        limit: int,
+        close_timeout: float,
+        counts: Counts | None = None,
+    ) -> None:
         self.ws = ws
+        # The server's counters (bytes written, 4002 evictions): read by /metrics.
+        self.counts = counts if counts is not None else _UNCOUNTED
         self.limit = limit
         self.close_timeout = close_timeout
         self.closer: asyncio.Task[None] | None = None
@@ -76,7 +97,9 @@ class Link:
             data = protocol.data_to_send()
             if all(data):
                 # One write (one send() syscall) for the lot, not one per frame.
-                ws.transport.write(b"".join(data))
+                joined = b"".join(data)
+                self.counts.bytes_written += len(joined)
+                ws.transport.write(joined)
             else:  # an end-of-stream marker is pending: let websockets handle it
                 for chunk in data:
                     if chunk:
@@ -99,6 +122,7 @@ class Link:
         before its own timeout starts.
         """
         self.slow = True
+        self.counts.evictions += 1
         ws = self.ws
         try:
             ws.protocol.send_close(CLOSE_SLOW, "slow")

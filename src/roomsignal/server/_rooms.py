@@ -209,6 +209,14 @@ class Rooms(MediaRules, ChatRules):
                     request.id,
                 )
                 return [Send(conn, again)]
+        if member is not None and member.waiting is not None and request.id in member.waiting:
+            logger.info(
+                "participant %s sent %s %r again: its answer waits on the media node",
+                member.id,
+                method,
+                request.id,
+            )
+            return []
         frame = None
         try:
             result = self._dispatch(out, conn, request, now)
@@ -218,10 +226,18 @@ class Rooms(MediaRules, ChatRules):
             if participant_id is None and caller is not None and exc.code > 0:
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
-            logger.info("%s refused with %s: %s", method, exc.code, exc.message)
+            self.counts.error(exc.code, "answer")
+            logger.info(
+                "%s refused with %s: %s",
+                method,
+                exc.code,
+                exc.message,
+                extra={"code": exc.code, "participant": participant_id},
+            )
             frame = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
+            self.counts.error(ErrorCode.SESSION_GENERIC_ERROR_CODE, "answer")
             frame = internal_error_frame(request.id, method)
         else:
             if result is not None:
@@ -302,6 +318,7 @@ class Rooms(MediaRules, ChatRules):
         )
         seq = member.seq
         frames = [stamp(base, s) for s in range(seq + 1, seq + count + 1)]
+        self.counts.error(code, "push", count)
         member.seq = seq + count
         extra = len(base.encode()) - len(base)  # non-ASCII in the template, if any
         replay = member.replay
@@ -407,12 +424,15 @@ class Rooms(MediaRules, ChatRules):
         self._members[member.id] = member
         self._secrets[member.secret] = member
         self._conns[conn] = member
+        joins = self.counts.joins
+        joins[member.type] = joins.get(member.type, 0) + 1
         logger.info(
             "participant %s (%r, %s) joined session %s",
             member.id,
             member.name,
             member.type,
             session.id,
+            extra={"session": session.id, "participant": member.id},
         )
         return self._join_result(member, resumed=False)
 
@@ -444,12 +464,21 @@ class Rooms(MediaRules, ChatRules):
         error = RoomError(
             Denial.REPLAY_GAP, message=why, participant_id=member.id, reason="replayGap"
         )
-        logger.info("participant %s cannot resume: %s", member.id, error.message)
+        counts = self.counts
+        counts.replay_gaps += 1
+        counts.bump(counts.state_resets, "replayGap")
+        logger.info(
+            "participant %s cannot resume: %s",
+            member.id,
+            error.message,
+            extra={"session": member.session.id, "participant": member.id},
+        )
         return error
 
     def _resume(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
         member = self._secrets.get(params.old_participant_secret or "")
         if member is None or member.session.id != claims.sid:
+            self.counts.bump(self.counts.state_resets, "unknownSecret")
             raise RoomError(Denial.UNKNOWN_SECRET)
         last_seq = min(max(params.last_seq or 0, 0), member.seq)
         missing = member.seq - last_seq
@@ -465,7 +494,13 @@ class Rooms(MediaRules, ChatRules):
         if missing:
             for frame in member.replay.tail(missing):
                 out.send(conn, frame)
-        logger.info("participant %s resumed, replaying %d", member.id, missing)
+        self.counts.resumes += 1
+        logger.info(
+            "participant %s resumed, replaying %d",
+            member.id,
+            missing,
+            extra={"session": member.session.id, "participant": member.id},
+        )
         return self._join_result(member, resumed=True)
 
     def _leave(self, out: Out, member: Member, request: LeaveRequest, now: float) -> Model:
@@ -484,7 +519,11 @@ class Rooms(MediaRules, ChatRules):
             return
         member.resume_deadline = now + self._config.resume_window
         self._schedule(member.resume_deadline, "resume", member.id)
-        logger.info("participant %s disconnected; its seat waits", member.id)
+        logger.info(
+            "participant %s disconnected; its seat waits",
+            member.id,
+            extra={"session": member.session.id, "participant": member.id},
+        )
 
     def _remove(self, out: Out, member: Member, reason: str) -> None:
         """End a seat: others get ``participantLeft``, its exchanges end."""
@@ -500,6 +539,9 @@ class Rooms(MediaRules, ChatRules):
         del self._members[member.id]
         del self._secrets[member.secret]
         member.resume_deadline = None
+        counts = self.counts
+        counts.left_seq += member.seq
+        counts.bump(counts.leaves, reason)
         out.notify(
             session.members.values(),
             ParticipantLeftNotification(

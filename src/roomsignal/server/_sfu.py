@@ -154,7 +154,7 @@ class MediaRules(ExchangeRules):
         assert exchange.deadline is not None
         self._schedule(exchange.deadline, "sdp", exchange.id)
         if upstream.state is _U.UP:
-            ticket = Ticket(member.id, request.id, "subscribe")
+            ticket = member.ticket(request.id, "subscribe")
             out.effects.append(self._subscribe_op(exchange, ticket))
             return None  # answered with the media node's offer
         logger.info("subscription %s held until upstream %s is up", exchange.id, upstream.id)
@@ -196,7 +196,7 @@ class MediaRules(ExchangeRules):
         self._need_media_node()
         upstream.state = _U.NEGOTIATING
         upstream.deadline = None
-        ticket = Ticket(member.id, request.id, "sdpOffer")
+        ticket = member.ticket(request.id, "sdpOffer")
         out.effects.append(
             MediaOp("publish", upstream.id, member.session.id, sdp=params.sdp, ticket=ticket)
         )
@@ -215,7 +215,7 @@ class MediaRules(ExchangeRules):
             )
         self._need_media_node()
         exchange.deadline = None  # answered in time; the media node's verdict comes next
-        ticket = Ticket(member.id, request.id, "sdpAnswer")
+        ticket = member.ticket(request.id, "sdpAnswer")
         out.effects.append(
             MediaOp("start", exchange.id, member.session.id, sdp=params.sdp, ticket=ticket)
         )
@@ -359,8 +359,10 @@ class MediaRules(ExchangeRules):
         if ticket is None:
             return
         member = self._members.get(ticket.participant_id)
-        if member is None or member.conn is None:
+        if member is None:
             return
+        if member.waiting is not None:
+            member.waiting.discard(ticket.request_id)
         if failure is not None:
             data = error_data(
                 failure.code,
@@ -371,10 +373,16 @@ class MediaRules(ExchangeRules):
             )
             frame = error_frame(ticket.request_id, failure.code, failure.message, data)
             logger.info("%s refused with %s: %s", ticket.method, failure.code, failure.message)
+            self.counts.error(failure.code, "answer")
         else:
             assert result is not None
             frame = response_frame(ticket.request_id, result)
-        out.send(member.conn, frame)
+        # Kept like any answer (section 8): a caller that lost its connection
+        # meanwhile gets it when it sends the request again after its resume.
+        config = self._config
+        member.remember(ticket.request_id, frame, config.replay_buffer, config.replay_buffer_bytes)
+        if member.conn is not None:
+            out.send(member.conn, frame)
 
     def media_done(
         self,

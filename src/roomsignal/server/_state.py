@@ -298,6 +298,16 @@ class Member:
     # (docs/protocol.md section 8, "Requests across a drop"); made at the first.
     answered: dict[int | str, str] | None = None
     answered_bytes: int = 0
+    # Ids of this seat's requests whose answer waits on the media node (a
+    # ``Ticket``): one sent again meanwhile is answered once, when it is ready.
+    waiting: set[int | str] | None = None
+
+    def ticket(self, request_id: int | str, method: str) -> Ticket:
+        """A ``Ticket`` for a request answered later; its id counts as in flight."""
+        if self.waiting is None:
+            self.waiting = set()
+        self.waiting.add(request_id)
+        return Ticket(self.id, request_id, method)
 
     def wire(self) -> Participant:
         if self.cached is not None:

@@ -27,20 +27,30 @@ import contextlib
 import itertools
 import logging
 import secrets
+import ssl as _ssl
 import time
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from roomsignal.catalog import ErrorCode
 from roomsignal.protocol import SUBPROTOCOL
 from roomsignal.server._config import ServerConfig
 from roomsignal.server._frames import BadFrame, parse_request, ping_answer
 from roomsignal.server._janus import JanusNode
+from roomsignal.server._metrics import (
+    INSTALL_HINT,
+    METRICS_PATH,
+    Counts,
+    exposition,
+    make_registry,
+)
 from roomsignal.server._outbox import YIELD_AFTER, Link, Outbox
 from roomsignal.server._rooms import (
     Abort,
@@ -52,7 +62,7 @@ from roomsignal.server._rooms import (
     internal_error_frame,
 )
 from roomsignal.server._state import MediaFailure, MediaOp
-from roomsignal.server._web import WebRoutes
+from roomsignal.server._web import WebRoutes, http_response
 
 if TYPE_CHECKING:
     from roomsignal.server._cluster import Cluster
@@ -80,11 +90,7 @@ def _select_subprotocol(
     return None
 
 
-def _process_request(connection: ServerConnection, request: Request) -> Response | None:
-    """Answer ``GET /healthz`` over plain HTTP; let everything else upgrade."""
-    if request.path.split("?", 1)[0] == "/healthz":
-        return connection.respond(200, "ok\n")
-    return None
+_HEALTH_PATHS = ("/healthz", "/readyz")
 
 
 _Link = Link  # the name benchmarks/profile_server.py patches
@@ -111,7 +117,12 @@ class SignalingServer:
     at ``/media/``), see docs/web.md. ``media_node`` (``ws://host:port`` of a
     Janus server, with ``media_node_secret`` its API secret) routes media
     through it (PROTOCOL.md section 10, docs/media.md); each request to it
-    gets ``media_node_timeout`` seconds. Not thread-safe: use it from one event loop.
+    gets ``media_node_timeout`` seconds.
+    at ``/media/``), see docs/web.md; ``metrics`` (answer ``GET /metrics`` in
+    Prometheus' text format; needs the ``metrics`` extra, else ``/metrics`` is
+    404 and a warning is logged) and ``ssl`` (an ``ssl.SSLContext`` for the
+    server side: ``wss://`` and ``https://`` on the same port), see
+    docs/operations.md. Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -152,6 +163,8 @@ class SignalingServer:
         media_node: str | None = None,
         media_node_secret: str | None = None,
         media_node_timeout: float = 5.0,
+        metrics: bool = False,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -193,7 +206,7 @@ class SignalingServer:
         self._wake = asyncio.Event()
         self._armed: float | None = None
         self._closing = False
-        self._sent = 0  # frames written, for pacing each sender's fan-out
+        self._sent: int = 0  # frames written, for pacing each sender's fan-out
         self._slow: list[int] = []  # connections closed as slow, seats not yet detached
         self._outbox = Outbox(self._write_now, self._evict_slow)  # large fan-outs (_outbox.py)
         # Plain HTTP beside the endpoint: the page, /dev/token, /media (docs/web.md).
@@ -206,6 +219,17 @@ class SignalingServer:
         self._media_node_secret = media_node_secret
         self._media_node_timeout = media_node_timeout
         self.media_node: JanusNode | None = None  # while serving with a media node
+        self.ssl = ssl
+        self.counts: Counts = Counts()
+        """What the server counted (plain ints), read by ``GET /metrics`` (_metrics.py)."""
+        self.draining: bool = False
+        """Set while a cluster node drains (``Cluster.drain``): /healthz and /readyz 503."""
+        self._registry: Any = None
+        if metrics:
+            try:
+                self._registry = make_registry(self)
+            except ImportError:
+                logger.warning("GET /metrics needs the metrics extra: %s", INSTALL_HINT)
 
     # --- life cycle -------------------------------------------------------------
 
@@ -216,9 +240,14 @@ class SignalingServer:
 
     @property
     def url(self) -> str:
-        """``ws://host:port`` of this server."""
+        """``ws://host:port`` of this server (``wss://`` when it serves TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self._port}"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self._port}"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether ``GET /metrics`` answers (``metrics=True`` and the extra installed)."""
+        return self._registry is not None
 
     @property
     def rooms(self) -> Rooms:
@@ -243,6 +272,8 @@ class SignalingServer:
             raise RuntimeError("the server is already running")
         cluster = self.cluster
         self._rooms = cluster.make_rooms() if cluster else Rooms(self.secret, self.config)
+        self._rooms.counts = self.counts
+        self.draining = False
         self._outbox = Outbox(self._write_now, self._evict_slow)
         self._closing = False
         self._wake = asyncio.Event()
@@ -259,6 +290,7 @@ class SignalingServer:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_timeout,
             close_timeout=self._close_timeout,
+            ssl=self.ssl,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._deadlines = asyncio.create_task(self._run_deadlines(self._rooms))
@@ -338,15 +370,30 @@ class SignalingServer:
     # --- connections ------------------------------------------------------------
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """``_process_request``, then refuse the handshake with 503 at ``max_connections``."""
-        response = _process_request(connection, request)
-        if response is not None and self.cluster is not None and not self.cluster.healthy:
-            return connection.respond(503, "redis unreachable\n")
-        if response is not None and self.media_node is not None and not self.media_node.healthy:
-            return connection.respond(503, "media node unreachable\n")
+        """Health, readiness and metrics; then refuse the handshake with 503 when full.
+
+        ``/healthz`` and ``/readyz`` answer 200, or 503 while the node drains
+        or (in a cluster) Redis is, or the media node is, unreachable; ``/metrics`` the Prometheus
+        exposition (404 unless enabled). A WebSocket handshake is refused
+        with 503 at ``max_connections`` and while draining.
+        """
+        path = request.path.split("?", 1)[0]
+        if path in _HEALTH_PATHS:
+            if self.draining:
+                return connection.respond(503, "draining\n")
+            if self.cluster is not None and not self.cluster.healthy:
+                return connection.respond(503, "redis unreachable\n")
+            if self.media_node is not None and not self.media_node.healthy:
+                return connection.respond(503, "media node unreachable\n")
+            return connection.respond(200, "ok\n")
+        if path == METRICS_PATH:
+            return self._metrics(connection)
+        if self.draining and "websocket" in request.headers.get("Upgrade", "").lower():
+            self.counts.refused += 1
+            return connection.respond(503, "draining\n")
         cap = self.config.max_connections
         server = self._server
-        if response is None and cap and server is not None and len(server.all_connections) >= cap:
+        if cap and server is not None and len(server.all_connections) >= cap:
             # At most one line a second: a flood of refusals must not flood the log.
             now = time.monotonic()
             self._refused += 1
@@ -355,8 +402,16 @@ class SignalingServer:
                     "refused %d connection(s): max_connections (%d) reached", self._refused, cap
                 )
                 self._refused, self._refused_logged = 0, now
+            self.counts.refused += 1
             return connection.respond(503, "too many connections\n")
-        return response
+        return None
+
+    def _metrics(self, connection: ServerConnection) -> Response:
+        registry = self._registry
+        if registry is None:
+            return connection.respond(404, "not found\n")
+        body, content_type = exposition(registry)
+        return http_response(connection, HTTPStatus.OK, body, content_type)
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         rooms = self._rooms
@@ -366,7 +421,7 @@ class SignalingServer:
         if self.cluster is not None:  # held for its journal (_commit)
             link = self.cluster.local_link(ws, conn)
         else:
-            link = _Link(ws, config.max_send_queue_bytes, self._close_timeout)
+            link = _Link(ws, config.max_send_queue_bytes, self._close_timeout, self.counts)
         self._links[conn] = link
         join_by: float | None = asyncio.get_running_loop().time() + config.join_timeout
         batch = 0  # frames made since this handler last yielded
@@ -437,19 +492,25 @@ class SignalingServer:
         try:
             answer = ping_answer(raw, time.time())
             if answer is not None:  # the hot path of round trips
+                self.counts.pings += 1
                 self._write(conn, answer)
                 self._evict_slow()
                 return None
             parsed = parse_request(raw, allow_simulation=rooms.config.allow_simulation)
             if isinstance(parsed, BadFrame):
+                self.counts.error(parsed.code, "answer")
                 self._write(conn, parsed.frame())
                 self._evict_slow()
                 return None
             request = parsed
-            return self._apply(rooms.handle(conn, request, time.time()))
+            started = time.perf_counter()
+            burst = self._apply(rooms.handle(conn, request, time.time()))
+            self.counts.timed(request.method, time.perf_counter() - started)
+            return burst
         except Exception:
             logger.exception("internal error while handling a frame")
             if request is not None:
+                self.counts.error(ErrorCode.SESSION_GENERIC_ERROR_CODE, "answer")
                 self._write(conn, internal_error_frame(request.id, request.method))
             return None
 

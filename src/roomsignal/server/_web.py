@@ -33,7 +33,7 @@ from websockets.http11 import Request, Response
 
 from roomsignal.tokens import mint
 
-__all__ = ["DEV_TOKEN_PATH", "ROLES", "WebRoutes"]
+__all__ = ["DEV_TOKEN_PATH", "ROLES", "WebRoutes", "http_response"]
 
 logger = logging.getLogger("roomsignal.server.web")
 
@@ -195,6 +195,9 @@ def _bytes(
     response.headers = headers
     response.body = body
     return response
+
+
+http_response = _bytes  # for the transport's own routes (/metrics)
 
 
 def _text(connection: ServerConnection, status: HTTPStatus, text: str) -> Response:

@@ -237,7 +237,9 @@ async function startCamera() {
 }
 
 async function fill() {
-  $("server-url").value = query.get("url") || `ws://${location.host}`;
+  // Over https:// the page talks wss:// to the same port (serve --tls-cert).
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  $("server-url").value = query.get("url") || `${scheme}://${location.host}`;
   $("name").value = query.get("name") || `guest-${Math.random().toString(36).slice(2, 7)}`;
   $("token").value = query.get("token") || "";
   const sessionId = query.get("session");

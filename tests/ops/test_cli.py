@@ -1,0 +1,80 @@
+"""``serve --tls-cert/--tls-key --metrics --log-format json`` and ``join --ca-file`` as processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from .conftest import SECRET, body_of, http_get, spawn
+
+
+async def test_serve_over_tls_with_metrics_and_json_logs(tls_files: dict[str, Path]) -> None:
+    from roomsignal.server._tls import client_context
+    from roomsignal.tokens import mint
+
+    args = ["serve", "--port", "0", "--metrics", "--log-format", "json", "--log-level", "info"]
+    args += ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["key"])]
+    async with spawn(*args) as server:
+        line = await server.line(lambda line: line.startswith("listening on"))
+        url = line.split()[2]
+        assert url.startswith("wss://127.0.0.1:")
+        assert "health: https://" in line
+        port = int(url.rsplit(":", 1)[1])
+        metrics = await http_get(port, "/metrics", context=client_context(tls_files["ca"]))
+        assert metrics.startswith(b"HTTP/1.1 200")
+        assert b"roomsignal_connections" in body_of(metrics)
+
+        join = ["join", f"wss://localhost:{port}", "--token", mint(SECRET, "room")]
+        join += ["--name", "alice", "--json", "--ca-file", str(tls_files["ca"])]
+        async with spawn(*join) as client:
+            joined = await client.line(lambda line: '"connected"' in line)
+            assert "room" in joined
+            record = await server.line(lambda line: "joined session room" in line, stderr=True)
+            client.process.send_signal(signal.SIGTERM)
+            assert await client.wait() == 0
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.wait() == 0
+    lines = [json.loads(line) for line in server.stderr]  # every line is one JSON object
+    joined_record = json.loads(record)
+    assert joined_record["level"] == "INFO"
+    assert joined_record["logger"] == "roomsignal.server"
+    assert joined_record["session"] == "room"
+    assert joined_record["participant"].startswith("p_")
+    assert {"time", "level", "logger", "message"} <= set(lines[-1])
+
+
+async def test_join_with_a_wrong_ca_is_one_clear_line(tls_files: dict[str, Path]) -> None:
+    from roomsignal.tokens import mint
+
+    args = ["serve", "--port", "0", "--log-level", "warning"]
+    args += ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["key"])]
+    async with spawn(*args) as server:
+        url = (await server.line(lambda line: line.startswith("listening on"))).split()[2]
+        port = int(url.rsplit(":", 1)[1])
+        join = ["join", f"wss://localhost:{port}", "--token", mint(SECRET, "room")]
+        join += ["--name", "alice", "--no-reconnect", "--ca-file", str(tls_files["other_ca"])]
+        async with spawn(*join) as client:
+            code = await client.wait()
+        assert code != 0
+        text = "\n".join(client.stdout + client.stderr)
+        assert "Traceback" not in text
+        assert "901" in text and "CERTIFICATE_VERIFY_FAILED" in text, text
+
+
+async def test_serve_with_bad_tls_files_says_which(tls_files: dict[str, Path]) -> None:
+    for args, expected in (
+        (["--tls-cert", str(tls_files["cert"])], "--tls-cert and --tls-key go together"),
+        (
+            ["--tls-cert", str(tls_files["cert"]), "--tls-key", "/nonexistent.pem"],
+            "TLS key file not found: /nonexistent.pem",
+        ),
+        (
+            ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["ca"])],
+            "cannot load the TLS certificate",
+        ),
+    ):
+        async with spawn("serve", "--port", "0", *args) as server:
+            assert await server.wait() != 0
+        lines = [line for line in server.stderr if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], server.stderr
