@@ -136,12 +136,12 @@ def run_errors(args: argparse.Namespace) -> int:
         raise UsageError(f"--json and --format {args.format} say two different things")
     form = "json" if args.json else (args.format or "table")
     if args.code is None:
-        render = {
-            "table": catalog_table,
-            "json": catalog_json,
-            "markdown": lambda: render_markdown(note=False),
-        }
-        sys.stdout.write(render[form]())
+        if form == "json":
+            sys.stdout.write(catalog_json())
+        elif form == "markdown":
+            sys.stdout.write(render_markdown(note=False))
+        else:
+            sys.stdout.write(catalog_table())
         return 0
     entry = find_entry(args.code)
     if form == "json":
