@@ -8,6 +8,7 @@ and a test fails when they differ. It imports nothing else from roomsignal.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -427,21 +428,30 @@ def lookup(code: int) -> CatalogEntry:
     )
 
 
-def render_markdown() -> str:
-    """The catalog as the Markdown table of ``docs/errors.md``."""
-    lines = [
-        "# Error catalog",
-        "",
-        "Generated from `roomsignal.catalog` by `python scripts/gen_docs.py`;",
-        "do not edit by hand (a test compares the two).",
-        "",
+def render_markdown(*, codes: Iterable[int] | None = None, note: bool = True) -> str:
+    """The catalog as the Markdown table of ``docs/errors.md``.
+
+    ``codes`` keeps only those rows (in catalog order); ``note=False`` leaves
+    out the comment for the project's maintainers (how the page is generated).
+    """
+    lines = ["# Error catalog", ""]
+    if note:  # a comment: the page's readers never see it
+        lines += [
+            "<!-- Generated from roomsignal.catalog by `python scripts/gen_docs.py`;",
+            "do not edit by hand (a test compares the two). -->",
+            "",
+        ]
+    lines += [
         "Codes 902-905 are found by the client itself and never sent on the wire. A code",
         "not listed here is kept by number with category `unknown`.",
         "",
         "| code | name | category | retryable | description | causes |",
         "|---:|---|---|---|---|---|",
     ]
+    wanted = None if codes is None else set(codes)
     for entry in _ENTRIES:
+        if wanted is not None and entry.code not in wanted:
+            continue
         causes = "; ".join(entry.causes).replace("|", "\\|")
         lines.append(
             f"| {entry.code} | `{entry.name}` | {entry.category} | "

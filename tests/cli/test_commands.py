@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from roomsignal.catalog import entries, render_markdown
+from roomsignal.catalog import CatalogEntry, entries, render_markdown
 from roomsignal.cli import main
 from roomsignal.tokens import verify
 
@@ -29,28 +29,92 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
         assert command in out
 
 
-def test_errors_table_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:
+def _in_code_order() -> list[CatalogEntry]:
+    return sorted(entries(), key=lambda entry: entry.code)
+
+
+@pytest.mark.parametrize("columns", [80, 140])
+def test_errors_table_lists_every_code_in_order_within_the_terminal(
+    columns: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
     assert main(["errors"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["CODE", "NAME", "CATEGORY"]
+    assert lines[0].split()[:4] == ["CODE", "NAME", "CATEGORY", "RETRY"]
     assert len(lines) == 1 + len(entries())
-    for line, entry in zip(lines[1:], entries(), strict=True):
+    assert max(len(line) for line in lines) <= columns
+    for line, entry in zip(lines[1:], _in_code_order(), strict=True):
         code, name, category = line.split()[:3]
         assert (int(code), name, category) == (entry.code, entry.name, entry.category)
+    codes = [int(line.split()[0]) for line in lines[1:]]
+    assert codes == sorted(codes)
+    if columns >= 120:  # room for the descriptions (shortened when long)
+        assert "DESCRIPTION" in lines[0]
+        assert "The session was closed." in "\n".join(lines)
 
 
 def test_errors_json_is_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["errors", "--format", "json"]) == 0
-    items = json.loads(capsys.readouterr().out)
-    assert [(i["code"], i["name"], i["category"], i["retryable"]) for i in items] == [
-        (e.code, e.name, e.category, e.retryable) for e in entries()
-    ]
-    assert all(i["description"] and isinstance(i["causes"], list) for i in items)
+    for flags in (["--format", "json"], ["--json"]):
+        assert main(["errors", *flags]) == 0
+        items = json.loads(capsys.readouterr().out)
+        assert [(i["code"], i["name"], i["category"], i["retryable"]) for i in items] == [
+            (e.code, e.name, e.category, e.retryable) for e in _in_code_order()
+        ]
+        assert all(i["description"] and isinstance(i["causes"], list) for i in items)
 
 
-def test_errors_markdown_is_the_generated_docs_table(capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_markdown_is_the_docs_table_without_the_maintainers_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["errors", "--format", "markdown"]) == 0
-    assert capsys.readouterr().out == render_markdown()
+    out = capsys.readouterr().out
+    assert out == render_markdown(note=False)
+    assert "gen_docs" not in out and "do not edit" not in out
+    table = [line for line in render_markdown().splitlines() if line.startswith("|")]
+    assert [line for line in out.splitlines() if line.startswith("|")] == table
+
+
+@pytest.mark.parametrize(
+    "query", ["206", "SESSION_IS_FULL_ERROR_CODE", "session_is_full_error_code"]
+)
+def test_errors_looks_one_code_up(query: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["errors", query]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "206 SESSION_IS_FULL_ERROR_CODE"
+    assert "category:  session" in out and "causes:" in out
+    assert "max_streaming_participants" in out  # a cause, in full
+    assert main(["errors", query, "--json"]) == 0
+    item = json.loads(capsys.readouterr().out)
+    assert (item["code"], item["name"], item["retryable"]) == (
+        206,
+        "SESSION_IS_FULL_ERROR_CODE",
+        False,
+    )
+    assert main(["errors", query, "--format", "markdown"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2")]
+    assert len(rows) == 1 and rows[0].startswith("| 206 | `SESSION_IS_FULL_ERROR_CODE`")
+
+
+def test_errors_negative_codes_are_found(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["errors", "-32602"]) == 0
+    assert capsys.readouterr().out.startswith("-32602 INVALID_PARAMS\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["errors", "777"], 1, "777 is not in the catalog"),
+        (["errors", "NO_SUCH_ERROR"], 1, "no error named 'NO_SUCH_ERROR'"),
+        (["errors", "--json", "--format", "table"], 2, "--json and --format table"),
+    ],
+)
+def test_errors_refusals_are_one_line(
+    argv: list[str], status: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == status
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1 and message in captured.err
 
 
 def test_token_mints_what_was_asked(capsys: pytest.CaptureFixture[str]) -> None:

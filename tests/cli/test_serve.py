@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import subprocess
+import sys
+
+import pytest
 
 from roomsignal import Session, SessionError, SessionErrorException
+from roomsignal.cli._options import bind_host
 from roomsignal.protocol import SessionClosedParams
 from roomsignal.tokens import mint
 
-from .conftest import SECRET, spawn
+from .conftest import ROOT, SECRET, cli_env, spawn
 
 
 async def _healthz(port: int) -> bytes:
@@ -78,3 +84,54 @@ async def test_serve_dev_generates_a_secret_and_stops_on_sigint() -> None:
         proc.process.send_signal(signal.SIGINT)
         assert await proc.wait() == 0
         assert proc.stderr == []  # warning level: nothing to say
+
+
+_AUDIT = """
+import sys
+seen = []
+def hook(event, args):
+    if event.startswith(("socket.getaddrinfo", "socket.gethostbyname", "socket.connect")):
+        seen.append(event)
+sys.addaudithook(hook)
+from roomsignal.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exc:
+    status = exc.code
+print("LOOKUPS:" + ",".join(seen), file=sys.stderr)
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("host", ["256.1.1.1", "example.invalid", "1.2.3", "", "localhost.example"])
+def test_a_host_that_is_no_address_of_ours_is_refused_before_any_lookup(host: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _AUDIT, "serve", "--host", host, "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=cli_env(ROOMSIGNAL_SECRET=SECRET),
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "LOOKUPS:"  # nothing resolved, nothing dialled
+    assert "Traceback" not in result.stderr
+    assert f"not an IP address nor a name of this machine: {host!r}" in lines[-2]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "localhost", "LOCALHOST"])
+async def test_addresses_and_names_of_this_machine_are_served(host: str) -> None:
+    async with spawn("serve", "--host", host, "--port", "0", ROOMSIGNAL_SECRET=SECRET) as proc:
+        line = await proc.line(lambda line: line.startswith("listening on ws://"))
+        _, port = _url(line)
+        proc.process.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+    assert port > 0
+
+
+def test_bind_host_takes_this_machines_own_name() -> None:
+    assert bind_host(socket.gethostname()) == socket.gethostname()
+    assert bind_host(" 0.0.0.0 ") == "0.0.0.0" and bind_host("[::]") == "::"

@@ -145,6 +145,10 @@ async def _run(args: argparse.Namespace) -> int:
     _require_av()
     from roomsignal.media import Publisher, TestPatternTrack  # needs aiortc: after the check
 
+    # First: a Ctrl-C while the server and bots start stops them once they are up
+    # (a KeyboardInterrupt in the middle of a start would tear it apart).
+    stop = asyncio.Event()
+    install_stop_signals(stop)
     with tempfile.TemporaryDirectory(prefix="roomsignal-demo-") as media:
         make_clip(Path(media) / CLIP)
         secret = secrets.token_urlsafe(32)
@@ -186,8 +190,6 @@ async def _run(args: argparse.Namespace) -> int:
                     " Ctrl-C stops)",
                     flush=True,
                 )
-                stop = asyncio.Event()
-                install_stop_signals(stop)
                 waiting = asyncio.ensure_future(stop.wait())
                 try:
                     await asyncio.wait(

@@ -1,18 +1,25 @@
 """``roomsignal join``: join a session, print every event as it arrives, and talk.
 
 One line per event (or one JSON object per line with ``--json``) on stdout,
-until Ctrl-C or SIGTERM, when the session is left cleanly; or until the
-server closes the session (exit 0) or the connection is lost for good
-(exit 1). Each line typed on stdin is sent as chat to everyone else;
-``/to NAME text`` sends ``text`` to the participant named NAME only. The end
-of stdin stops the talking, not the session.
+participants shown by name. Each line typed on stdin is sent as chat to
+everyone else, and printed once the server took it; ``/to NAME text`` sends
+``text`` to the participant named NAME only (``//`` starts a line that
+begins with ``/``). It runs until one of these, with this exit status:
+
+- 0: you left: Ctrl-C, SIGTERM, or the end of stdin (Ctrl-D, the end of a
+  pipe or file; with stdin on ``/dev/null`` it only watches); the session is
+  left cleanly, the last line is ``left``;
+- 0: the server ended the session: a moderator closed it, or the server shut
+  down (``session_closed`` says which, in ``reason``);
+- 1: the join was refused, or the connection was lost for good (one line on
+  stderr says which);
+- 2: bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import os
 import stat
@@ -29,11 +36,12 @@ from roomsignal.cli._options import (
     non_negative_int,
     positive_float,
 )
-from roomsignal.cli._render import EVENTS, clock, event_json, event_line
+from roomsignal.cli._render import EVENTS, Names, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
 from roomsignal.cli._tls import add_ca_option, client_ssl
-from roomsignal.client import Disconnected, ReconnectPolicy, Session
-from roomsignal.errors import SessionErrorException
+from roomsignal.client import Connected, Disconnected, ReconnectPolicy, Session
+from roomsignal.errors import SessionError, SessionErrorException
+from roomsignal.protocol import ParticipantJoinedParams
 
 __all__ = ["add_join_command"]
 
@@ -46,7 +54,11 @@ def add_join_command(commands: Any) -> None:
         "join",
         help="join a session and print every event",
         description="Join a session and print every event and error as it arrives, "
-        "until Ctrl-C or SIGTERM; then leave cleanly.",
+        "until Ctrl-C, SIGTERM or the end of stdin; then leave cleanly. Each line of "
+        "stdin is sent as chat; '/to NAME text' sends text to NAME only.",
+        epilog="Exit status: 0 when you left (Ctrl-C, SIGTERM, end of stdin) or the "
+        "server ended the session (a moderator closed it, or the server shut down); "
+        "1 when the join was refused or the connection was lost for good; 2 on bad usage.",
     )
     parser.add_argument("url", help="the server, e.g. ws://127.0.0.1:8765")
     parser.add_argument("--token", required=True, help="a token (see 'roomsignal token')")
@@ -81,26 +93,39 @@ def add_join_command(commands: Any) -> None:
 
 
 class _Printer:
-    """Prints each event as one line, and notices when the session is over."""
+    """Prints each event as one line, keeps the names of ids, notices the end of the session."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, name: str) -> None:
         self.as_json = as_json
+        self.name = name
         self.over = asyncio.Event()
-        self.lost = False
+        self.joined = False
+        self.closed_by_server = False
+        self.names: dict[str, str] = {}  # never forgotten: a left member keeps its name
 
     def emit(self, event: str, payload: Any) -> None:
+        names: Names = self.names
         if self.as_json:
-            line = event_json(event, payload)
+            line = event_json(event, payload, names=names)
         else:
-            line = f"{clock()} {event_line(event, payload)}"
+            line = f"{clock()} {event_line(event, payload, names)}"
         print(line, flush=True)
 
     def on_event(self, event: str, payload: Any) -> None:
+        if isinstance(payload, Connected):
+            self.joined = True
+            self.names[payload.participant_id] = self.name
+            self.names.update((p.participant_id, p.name) for p in payload.participants)
+        elif isinstance(payload, ParticipantJoinedParams):
+            self.names[payload.participant.participant_id] = payload.participant.name
+        elif isinstance(payload, SessionError) and payload.method == "join" and not self.joined:
+            return  # the refusal of the first join: said once, on stderr, by run_join
+        elif event == "session_closed":
+            self.closed_by_server = True
         self.emit(event, payload)
         # After sessionClosed the server closes the connection: wait for that
         # (``disconnected``) rather than leave on a connection that is closing.
         if isinstance(payload, Disconnected) and not payload.will_reconnect:
-            self.lost = payload.code != 1000
             self.over.set()
 
 
@@ -118,7 +143,7 @@ def run_join(args: argparse.Namespace) -> int:
 
 
 async def _join(args: argparse.Namespace) -> int:
-    printer = _Printer(args.json)
+    printer = _Printer(args.json, args.name)
     session = Session(
         args.url,
         token=args.token,
@@ -141,26 +166,35 @@ async def _join(args: argparse.Namespace) -> int:
     try:
         try:
             if not await _first(session.connect(), stop.wait()):
-                return 130  # interrupted while joining (connect() is safe to cancel)
+                return 0  # you stopped it while it joined: nothing to leave
         except SessionErrorException as exc:
             error = exc.error
             raise CommandError(
                 f"cannot join {args.url} as {args.name!r}: "
                 f"{error.code} {error.name}: {error.message}"
             ) from None
-        talker = asyncio.ensure_future(_talk(session))
+        talker = asyncio.ensure_future(_talk(session, printer))
+        waiters = {
+            talker,
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(printer.over.wait()),
+        }
         try:
-            await _first(stop.wait(), printer.over.wait())
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            talker.cancel()
-            await asyncio.gather(talker, return_exceptions=True)
-        interrupted = stop.is_set()
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        failure = None if talker.cancelled() else talker.exception()
+        if failure is not None:
+            raise failure  # a bug: main prints it as one line
+        left = not printer.over.is_set()  # a signal or the end of stdin: we leave
     finally:
         await session.close()
-    if interrupted:
+    if left:
         printer.emit("left", {"name": args.name})
         return 0
-    if printer.lost:
+    if not printer.closed_by_server:
         print("roomsignal join: the connection was lost for good", file=sys.stderr, flush=True)
         return 1
     return 0
@@ -191,25 +225,57 @@ async def _stdin_lines() -> AsyncIterator[str]:
         transport.close()
 
 
-async def _talk(session: Session) -> None:
-    """Send what is typed on stdin as chat; ``/to NAME text`` privately."""
+def _usage(why: str) -> None:
+    print(f"roomsignal join: {why}", file=sys.stderr, flush=True)
+
+
+async def _talk(session: Session, printer: _Printer) -> None:
+    """Send what is typed on stdin as chat (``/to NAME text`` privately); ends at its end.
+
+    With nothing to read (stdin on ``/dev/null``, or none) it never ends.
+    """
+    if not _readable_stdin():
+        await asyncio.Future()  # nothing to say: watch until stopped
     async for line in _stdin_lines():
         if not line.strip():
             continue
         to: list[str] | None = None
         text = line
-        if line.startswith("/to "):
-            _, _, rest = line.partition(" ")
-            name, _, text = rest.strip().partition(" ")
-            ids = [p.participant_id for p in session.participants.values() if p.name == name]
-            if not ids or not text.strip():
-                why = "usage: /to NAME text" if ids else f"no participant named {name!r}"
-                print(f"roomsignal join: {why}", file=sys.stderr, flush=True)
+        if line.startswith("//"):  # a line that begins with "/", escaped
+            text = line[1:]
+        elif line.startswith("/"):
+            command, _, rest = line[1:].partition(" ")
+            if command != "to":
+                _usage(f"unknown command /{command} (only /to NAME text; // sends a '/')")
                 continue
-            to = ids
-        # a refused message is already printed by the session_error listener
-        with contextlib.suppress(SessionErrorException):
+            name, _, text = rest.strip().partition(" ")
+            if not name or not text.strip():
+                _usage("usage: /to NAME text")
+                continue
+            to = [p.participant_id for p in session.participants.values() if p.name == name]
+            if not to:
+                _usage(f"no participant named {name!r}")
+                continue
+        try:
             await session.send_message(text, to=to)
+        except SessionErrorException:
+            continue  # the refusal is already printed by the session_error listener
+        echo: dict[str, Any] = {"from": session.participant_id, "text": text}
+        echo["private"] = to is not None
+        if to is not None:
+            echo["to"] = to
+        printer.emit("message", echo)
+
+
+def _readable_stdin() -> bool:
+    """Whether stdin is something one types or pipes into (not /dev/null, not closed)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+        return (
+            sys.stdin.isatty() or stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        )
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 async def _first(main: Awaitable[Any], other: Awaitable[Any]) -> bool:

@@ -8,13 +8,16 @@ the user can act on (a port in use), printed the same way, exit 1.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import socket
 
 __all__ = [
     "SECRET_ENV",
     "CommandError",
     "UsageError",
     "add_secret_option",
+    "bind_host",
     "non_negative_float",
     "non_negative_int",
     "port_number",
@@ -91,3 +94,26 @@ def port_number(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
     return value
+
+
+def bind_host(text: str) -> str:
+    """argparse type: an address to bind, decided without asking DNS.
+
+    An IP address (``127.0.0.1``, ``0.0.0.0``, ``::1``, ``[::]``), or a name
+    this machine gives itself (``localhost``, its host name); anything else
+    (``256.1.1.1``, another machine's name) is refused before any lookup,
+    so no query leaves the machine.
+    """
+    host = text.strip()
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(literal))
+    except ValueError:
+        pass
+    own = {"localhost", socket.gethostname().lower()}  # gethostname asks the kernel only
+    if host.lower() in own:
+        return host
+    raise argparse.ArgumentTypeError(
+        f"not an IP address nor a name of this machine: {text!r} "
+        f"(give an address such as 127.0.0.1, 0.0.0.0 or ::1, or one of: {', '.join(sorted(own))})"
+    )

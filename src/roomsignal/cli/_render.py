@@ -1,13 +1,16 @@
-"""How the CLI shows events and errors: one line of text, or one JSON object.
+"""How ``join`` shows events and errors: one line of text, or one JSON object.
 
-Shared by ``join`` (every event as it arrives) and ``demo`` (errors as the
-bots' listeners receive them).
+One format for every event: ``EVENT  key=value ...`` with the wire's camelCase
+keys, a participant shown by name wherever the name is known (``from=alice``,
+``participant=alice``), the notification's ``#seq`` last. Errors are the
+``session_error`` event, shown as ``code NAME [category] message``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,7 +18,14 @@ from pydantic.alias_generators import to_camel
 
 from roomsignal.errors import SessionError
 
-__all__ = ["EVENTS", "clock", "error_line", "event_json", "event_line"]
+__all__ = ["EVENTS", "Names", "clock", "error_line", "event_json", "event_line"]
+
+Names = Mapping[str, str]
+"""Participant id -> name, for the ids an event carries."""
+
+# Keys whose value is a participant id (or a list of them), and the key each
+# becomes in text, where the id is replaced by the name when known.
+_ID_KEYS = {"participantId": "participant", "from": "from", "target": "target", "to": "to"}
 
 # Every event a ``Session`` emits, by the suffix of its ``on_<event>`` method.
 EVENTS = (
@@ -86,32 +96,52 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def event_line(event: str, payload: Any) -> str:
-    """One human-readable line for an event (no timestamp)."""
+def _name(value: Any, names: Names) -> Any:
+    if isinstance(value, list):
+        return [_name(item, names) for item in value]
+    return names.get(value, value) if isinstance(value, str) else value
+
+
+def event_line(event: str, payload: Any, names: Names | None = None) -> str:
+    """One human-readable line for an event (no timestamp); ids shown as ``names`` say."""
+    names = names or {}
     if isinstance(payload, SessionError):
-        return f"{'error':<19} {error_line(payload)}"
+        return f"{event:<19} {error_line(payload)}"
     data = _payload(payload)
     seq = data.pop("seq", None)
-    participant = data.pop("participant", None)
     parts = []
-    if isinstance(participant, dict):
-        parts.append(
-            f"{participant.get('participantId')} {participant.get('name')!r} "
-            f"({participant.get('participantType')})"
-        )
+    participant = data.pop("participant", None)
+    if isinstance(participant, dict):  # participant_joined: the member, flattened
+        parts.append(f"participant={participant.get('name')}")
+        parts.append(f"type={participant.get('participantType')}")
+        data.pop("participantId", None)
     participants = data.pop("participants", None)
     for key, value in data.items():
+        if key in _ID_KEYS:
+            key, value = _ID_KEYS[key], _name(value, names)
         parts.append(f"{key}={_short(value)}")
     if isinstance(participants, list):
-        names = ",".join(str(p.get("name")) for p in participants if isinstance(p, dict))
-        parts.append(f"others=[{names}]")
+        others = ",".join(str(p.get("name")) for p in participants if isinstance(p, dict))
+        parts.append(f"others=[{others}]")
     if seq is not None:
         parts.append(f"#{seq}")
     return f"{event:<19} {' '.join(parts)}".rstrip()
 
 
-def event_json(event: str, payload: Any, at: float | None = None) -> str:
-    """One JSON object for an event: ``{"event": ..., "time": ..., <payload fields>}``."""
+def event_json(
+    event: str, payload: Any, at: float | None = None, names: Names | None = None
+) -> str:
+    """One JSON object for an event: ``{"event": ..., "time": ..., <payload fields>}``.
+
+    Each id that ``names`` knows gets its name beside it: ``fromName``,
+    ``participantName``, ``targetName``, ``toNames``.
+    """
     data = _payload(payload)
+    for key in _ID_KEYS:
+        value = data.get(key)
+        if names and value is not None:
+            named = _name(value, names)
+            if named != value:
+                data["toNames" if key == "to" else f"{_ID_KEYS[key]}Name"] = named
     stamp = round(time.time() if at is None else at, 3)
     return json.dumps({"event": event, "time": stamp, **data})

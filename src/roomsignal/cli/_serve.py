@@ -28,6 +28,7 @@ from roomsignal.cli._options import (
     CommandError,
     UsageError,
     add_secret_option,
+    bind_host,
     non_negative_float,
     non_negative_int,
     port_number,
@@ -51,7 +52,13 @@ def add_serve_command(commands: Any) -> None:
         description="Run the reference signaling server (WebSocket, JSON-RPC 2.0, "
         "subprotocol roomsignal.v1; GET /healthz answers 200 ok) until SIGINT or SIGTERM.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        type=bind_host,
+        default="127.0.0.1",
+        help="address to bind: an IP address, localhost or this machine's name "
+        "(default: 127.0.0.1)",
+    )
     parser.add_argument(
         "--port", type=port_number, default=8765, help="port to bind, 0 for any (default: 8765)"
     )
