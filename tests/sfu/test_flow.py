@@ -8,8 +8,19 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import VideoFrame
 
 from roomsignal.media import Publisher, Subscriber, TestPatternTrack, default_configuration
+from roomsignal.server import SignalingServer
+from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import WAIT, H, Heard, SessionFactory, W, candidate_addresses, own_addresses
+from .conftest import (
+    WAIT,
+    H,
+    Heard,
+    SessionFactory,
+    W,
+    candidate_addresses,
+    janus_rooms,
+    own_addresses,
+)
 
 
 async def test_three_subscribers_decode_frames_from_one_upstream(join: SessionFactory) -> None:
@@ -91,7 +102,9 @@ async def test_a_subscribe_before_the_upstream_is_up_is_held(join: SessionFactor
         await receiver.close()
 
 
-async def test_republish_and_unpublish_end_the_subscriptions(join: SessionFactory) -> None:
+async def test_republish_and_unpublish_end_the_subscriptions(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
     studio, viewer = await join("studio"), await join("viewer")
     seen = Heard(viewer)
     async with (
@@ -125,3 +138,9 @@ async def test_republish_and_unpublish_end_the_subscriptions(join: SessionFactor
         assert ended.reason == "unpublished"
         await seen.wait("stream_unpublished")
         await publisher.wait_for_exchanges(0, timeout=WAIT)
+        await subscriber.close()
+        # The session's room on Janus went with its last exchange.
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_idle()
+        assert await janus_rooms(janus.url) == []
