@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +59,10 @@ async def test_a_killed_serve_janus_leaves_no_janus_behind() -> None:
         line = await proc.line(lambda line: line.startswith("media node: a private Janus"))
         found = re.search(r"\(pid (\d+)\)", line)
         assert found is not None
-        pidfd = os.pidfd_open(int(found.group(1)))  # readable once that process has exited
+        pid = int(found.group(1))
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")  # noqa: ASYNC240
+        folder = argv[argv.index("-F") + 1]  # its private config folder: ours to remove
+        pidfd = os.pidfd_open(pid)  # readable once that process has exited
         try:
             exited = asyncio.Event()
             loop.add_reader(pidfd, exited.set)
@@ -67,3 +72,4 @@ async def test_a_killed_serve_janus_leaves_no_janus_behind() -> None:
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
+            shutil.rmtree(folder, ignore_errors=True)
