@@ -144,3 +144,21 @@ async def test_republish_and_unpublish_end_the_subscriptions(
         async with asyncio.timeout(WAIT):
             await server.media_node.wait_idle()
         assert await janus_rooms(janus.url) == []
+
+
+async def test_two_publishers_in_one_room_and_a_viewer_of_both(join: SessionFactory) -> None:
+    a, b, viewer = await join("a"), await join("b"), await join("viewer")
+    async with (
+        Publisher(a, video=TestPatternTrack(W, H)) as pub_a,
+        Publisher(b, video=TestPatternTrack(W // 2, H // 2)) as pub_b,
+        Subscriber(viewer) as subscriber,
+    ):
+        await pub_a.wait_for_connected(1, timeout=WAIT)
+        await pub_b.wait_for_connected(1, timeout=WAIT)
+        from_a, from_b = await asyncio.gather(
+            subscriber.subscribe(a.participant_id or "", timeout=WAIT),
+            subscriber.subscribe(b.participant_id or "", timeout=WAIT),
+        )
+        counts_a = await from_a.wait_for_frames(3, timeout=WAIT)
+        counts_b = await from_b.wait_for_frames(3, timeout=WAIT)
+        assert (counts_a.width, counts_b.width) == (W, W // 2)  # each its own feed

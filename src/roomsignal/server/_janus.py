@@ -43,7 +43,7 @@ _PLUGIN = "janus.plugin.videoroom"
 # Janus codes that mean "this SDP is unusable": core 464 (unknown jsep type),
 # 465 (invalid SDP), VideoRoom 431 (invalid SDP type), 437 (invalid SDP).
 _SDP_REFUSED = frozenset({464, 465, 431, 437})
-_MAX_PUBLISHERS = 1000  # never the limit: the server's max_streaming_participants is
+_MAX_PUBLISHERS = 1 << 20  # never the limit: the server's own limits are
 
 
 class MediaSink(Protocol):
