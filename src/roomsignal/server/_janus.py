@@ -412,9 +412,7 @@ class JanusNode:
     def submit(self, op: MediaOp) -> None:
         """Queue ``op`` behind the ops of its exchange; its outcome reaches the sink."""
         key = self._keys.get(op.key)
-        if key is None:
-            if op.kind == "hangup":
-                return  # nothing of it on Janus
+        if key is None:  # (a hangup too: its exchange may still count in its room)
             key = self._keys[op.key] = _Key(room=op.room)
         key.ops.append(op)
         if key.worker is None or key.worker.done():
