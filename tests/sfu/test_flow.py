@@ -162,3 +162,26 @@ async def test_two_publishers_in_one_room_and_a_viewer_of_both(join: SessionFact
         counts_a = await from_a.wait_for_frames(3, timeout=WAIT)
         counts_b = await from_b.wait_for_frames(3, timeout=WAIT)
         assert (counts_a.width, counts_b.width) == (W, W // 2)  # each its own feed
+
+
+async def test_a_hangup_by_janus_ends_the_exchange(join: SessionFactory) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscription = await subscriber.subscribe(studio.participant_id or "", timeout=WAIT)
+        await subscription.wait_for_frames(3, timeout=WAIT)
+        # The viewer's peer connection closes (DTLS close_notify): Janus hangs up.
+        await subscription.pc.close()
+        ended = await seen.wait("subscription_ended")
+        assert ended.exchange_id == subscription.exchange_id
+        assert ended.reason == "mediaNodeHangup"
+        # The publisher's own closes: its upstream ends as by unpublish.
+        upstream = publisher.upstream_exchange_id
+        assert upstream is not None
+        await publisher.connections[upstream].close()
+        await seen.wait("stream_unpublished")
+        assert heard.of("subscription_ended") == []
