@@ -73,7 +73,8 @@ async def join(server: SignalingServer) -> AsyncIterator[SessionFactory]:
     async def make(name: str, url: str | None = None, **options: Any) -> Session:
         options.setdefault("reconnect", FAST)
         options.setdefault("close_timeout", 0.5)
-        session = Session(url or server.url, token=token(), name=name, **options)
+        options.setdefault("token", token())
+        session = Session(url or server.url, name=name, **options)
         opened.append(session)
         await session.connect()
         return session

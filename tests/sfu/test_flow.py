@@ -185,3 +185,29 @@ async def test_a_hangup_by_janus_ends_the_exchange(join: SessionFactory) -> None
         await publisher.connections[upstream].close()
         await seen.wait("stream_unpublished")
         assert heard.of("subscription_ended") == []
+
+
+async def test_close_session_hangs_up_everything_on_janus(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
+    from roomsignal.tokens import mint
+
+    from .conftest import SECRET
+
+    host = await join("host", token=mint(SECRET, "room", roles=["moderator"]))
+    viewer = await join("viewer")
+    async with (
+        Publisher(host, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscription = await subscriber.subscribe(host.participant_id or "", timeout=WAIT)
+        await subscription.wait_for_frames(3, timeout=WAIT)
+        assert await janus_rooms(janus.url) != []
+        await host.close_session()
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_idle()
+        assert await janus_rooms(janus.url) == []
+        assert server.rooms.stats()["exchanges"] == 0
+        assert server.rooms._upstreams == {}

@@ -329,6 +329,12 @@ class MediaRules(ExchangeRules):
                 )
         self._end_upstream(out, upstream, "left", unpublish=False)
 
+    def _end_media(self, out: Out, member: Member) -> None:
+        for exchange in [x for x in member.exchanges.values() if x.upstream is not None]:
+            self._end_subscription(out, exchange)
+        if member.upstream is not None:
+            self._end_upstream(out, member.upstream, None, unpublish=False)
+
     def _sfu_time_out(self, out: Out, exchange: Exchange) -> None:
         """A subscription whose offer or answer did not come within ``sdp_timeout``."""
         subscriber = exchange.subscriber
