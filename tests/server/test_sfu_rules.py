@@ -152,3 +152,16 @@ def test_a_publisher_leaving_ends_its_subscriptions_as_peer_to_peer() -> None:
     (error,) = notes(effects, 2, "sessionError")
     assert error["code"] == 103 and error["data"]["exchangeId"] == op.key
     assert driver.rooms.stats()["exchanges"] == 0
+
+
+def test_unknown_exchanges_are_refused_as_peer_to_peer() -> None:
+    driver = sfu()
+    driver.join(1, "studio")
+    for method, params in (
+        ("iceCandidate", {"candidate": "c"}),
+        ("sdpOffer", {"sdp": "v=0"}),
+    ):
+        error = frames(driver.request(1, method, exchangeId="x_nope", **params), 1)[0]["error"]
+        assert error["code"] == 101, method
+    error = frames(driver.request(1, "sdpAnswer", exchangeId="x_nope", sdp="v=0"), 1)[0]["error"]
+    assert error["code"] == 105

@@ -232,7 +232,7 @@ class MediaRules(ExchangeRules):
         if upstream is not None and upstream.id == params.exchange_id:
             key = upstream.id
         else:
-            key = self._exchange_of(member, params.exchange_id, "subscriber").id
+            key = self._exchange_of(member, params.exchange_id, "either").id
         self._need_media_node()
         op = MediaOp(
             "trickle",
