@@ -73,7 +73,8 @@ async def join(server: SignalingServer) -> AsyncIterator[SessionFactory]:
     async def make(name: str, url: str | None = None, **options: Any) -> Session:
         options.setdefault("reconnect", FAST)
         options.setdefault("close_timeout", 0.5)
-        session = Session(url or server.url, token=token(), name=name, **options)
+        options.setdefault("token", token())
+        session = Session(url or server.url, name=name, **options)
         opened.append(session)
         await session.connect()
         return session
@@ -188,3 +189,37 @@ async def healthz(server: SignalingServer) -> tuple[int, str]:
         writer.close()
     head, _, body = raw.decode().partition("\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def janus_rooms(url: str) -> list[int]:
+    """The VideoRoom rooms Janus holds, asked over a connection of the test's own."""
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    async with connect(url, subprotocols=[Subprotocol("janus-protocol")]) as ws:
+
+        async def call(message: dict[str, Any]) -> dict[str, Any]:
+            await ws.send(json.dumps(dict(message, transaction="t")))
+            while True:
+                answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+                if answer.get("janus") != "ack":
+                    return answer
+
+        session = (await call({"janus": "create"}))["data"]["id"]
+        handle = (
+            await call(
+                {"janus": "attach", "session_id": session, "plugin": "janus.plugin.videoroom"}
+            )
+        )["data"]["id"]
+        answer = await call(
+            {
+                "janus": "message",
+                "session_id": session,
+                "handle_id": handle,
+                "body": {"request": "list"},
+            }
+        )
+        await call({"janus": "destroy", "session_id": session})
+        return [room["room"] for room in answer["plugindata"]["data"]["list"]]

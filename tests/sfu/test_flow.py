@@ -8,8 +8,19 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import VideoFrame
 
 from roomsignal.media import Publisher, Subscriber, TestPatternTrack, default_configuration
+from roomsignal.server import SignalingServer
+from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import WAIT, H, Heard, SessionFactory, W, candidate_addresses, own_addresses
+from .conftest import (
+    WAIT,
+    H,
+    Heard,
+    SessionFactory,
+    W,
+    candidate_addresses,
+    janus_rooms,
+    own_addresses,
+)
 
 
 async def test_three_subscribers_decode_frames_from_one_upstream(join: SessionFactory) -> None:
@@ -91,7 +102,9 @@ async def test_a_subscribe_before_the_upstream_is_up_is_held(join: SessionFactor
         await receiver.close()
 
 
-async def test_republish_and_unpublish_end_the_subscriptions(join: SessionFactory) -> None:
+async def test_republish_and_unpublish_end_the_subscriptions(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
     studio, viewer = await join("studio"), await join("viewer")
     seen = Heard(viewer)
     async with (
@@ -125,3 +138,76 @@ async def test_republish_and_unpublish_end_the_subscriptions(join: SessionFactor
         assert ended.reason == "unpublished"
         await seen.wait("stream_unpublished")
         await publisher.wait_for_exchanges(0, timeout=WAIT)
+        await subscriber.close()
+        # The session's room on Janus went with its last exchange.
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_idle()
+        assert await janus_rooms(janus.url) == []
+
+
+async def test_two_publishers_in_one_room_and_a_viewer_of_both(join: SessionFactory) -> None:
+    a, b, viewer = await join("a"), await join("b"), await join("viewer")
+    async with (
+        Publisher(a, video=TestPatternTrack(W, H)) as pub_a,
+        Publisher(b, video=TestPatternTrack(W // 2, H // 2)) as pub_b,
+        Subscriber(viewer) as subscriber,
+    ):
+        await pub_a.wait_for_connected(1, timeout=WAIT)
+        await pub_b.wait_for_connected(1, timeout=WAIT)
+        from_a, from_b = await asyncio.gather(
+            subscriber.subscribe(a.participant_id or "", timeout=WAIT),
+            subscriber.subscribe(b.participant_id or "", timeout=WAIT),
+        )
+        counts_a = await from_a.wait_for_frames(3, timeout=WAIT)
+        counts_b = await from_b.wait_for_frames(3, timeout=WAIT)
+        assert (counts_a.width, counts_b.width) == (W, W // 2)  # each its own feed
+
+
+async def test_a_hangup_by_janus_ends_the_exchange(join: SessionFactory) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscription = await subscriber.subscribe(studio.participant_id or "", timeout=WAIT)
+        await subscription.wait_for_frames(3, timeout=WAIT)
+        # The viewer's peer connection closes (DTLS close_notify): Janus hangs up.
+        await subscription.pc.close()
+        ended = await seen.wait("subscription_ended")
+        assert ended.exchange_id == subscription.exchange_id
+        assert ended.reason == "mediaNodeHangup"
+        # The publisher's own closes: its upstream ends as by unpublish.
+        upstream = publisher.upstream_exchange_id
+        assert upstream is not None
+        await publisher.connections[upstream].close()
+        await seen.wait("stream_unpublished")
+        assert heard.of("subscription_ended") == []
+
+
+async def test_close_session_hangs_up_everything_on_janus(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
+    from roomsignal.tokens import mint
+
+    from .conftest import SECRET
+
+    host = await join("host", token=mint(SECRET, "room", roles=["moderator"]))
+    viewer = await join("viewer")
+    async with (
+        Publisher(host, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscription = await subscriber.subscribe(host.participant_id or "", timeout=WAIT)
+        await subscription.wait_for_frames(3, timeout=WAIT)
+        assert await janus_rooms(janus.url) != []
+        await host.close_session()
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_idle()
+        assert await janus_rooms(janus.url) == []
+        assert server.rooms.stats()["exchanges"] == 0
+        assert server.rooms._upstreams == {}

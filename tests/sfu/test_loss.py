@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
 import pytest
 
@@ -13,7 +14,7 @@ from roomsignal.media import Publisher, Subscriber, TestPatternTrack
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import SECRET, WAIT, H, Heard, SessionFactory, W, healthz, token
+from .conftest import SECRET, WAIT, H, Heard, ServerFactory, SessionFactory, W, healthz, token
 
 
 async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
@@ -115,3 +116,30 @@ async def test_nothing_is_left_running_after_close() -> None:
         os.kill(pid, 0)
     assert open_peer_connections() == []
     assert udp_sockets() == baseline
+
+
+async def test_a_missed_keepalive_counts_as_losing_the_media_node(
+    janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
+) -> None:
+    server = await make_server(
+        media_node=janus.url, media_node_timeout=0.3, media_node_keepalive=0.2
+    )
+    studio, viewer = await dial(server, "studio"), await dial(server, "viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    async with Publisher(studio, video=TestPatternTrack(W, H)) as publisher:
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published")
+        assert janus.pid is not None
+        os.kill(janus.pid, signal.SIGSTOP)  # alive, connected, and silent
+        try:
+            lost = await heard.wait("session_error", lambda e: e.method is None)
+            assert lost.code == 801 and lost.data["reason"] == "mediaNodeLost"
+            await seen.wait("stream_unpublished")
+            assert (await healthz(server))[0] == 503
+        finally:
+            os.kill(janus.pid, signal.SIGCONT)
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_healthy()
+        await publisher.start()  # a new upstream on the new session
+        await publisher.wait_for_connected(1, timeout=WAIT)

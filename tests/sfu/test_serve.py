@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +51,25 @@ async def test_serve_media_node_drives_an_existing_janus_with_its_api_secret() -
             assert "unreachable" in await proc.line(lambda line: line.startswith("  media:"))
             proc.process.send_signal(signal.SIGTERM)
             assert await proc.wait() == 0
+
+
+async def test_a_killed_serve_janus_leaves_no_janus_behind() -> None:
+    loop = asyncio.get_running_loop()
+    async with spawn("serve", "--port", "0", "--janus", ROOMSIGNAL_SECRET=SECRET) as proc:
+        line = await proc.line(lambda line: line.startswith("media node: a private Janus"))
+        found = re.search(r"\(pid (\d+)\)", line)
+        assert found is not None
+        pid = int(found.group(1))
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")  # noqa: ASYNC240
+        folder = argv[argv.index("-F") + 1]  # its private config folder: ours to remove
+        pidfd = os.pidfd_open(pid)  # readable once that process has exited
+        try:
+            exited = asyncio.Event()
+            loop.add_reader(pidfd, exited.set)
+            proc.process.kill()  # no chance to stop Janus itself
+            await proc.wait()
+            await asyncio.wait_for(exited.wait(), 10)
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            shutil.rmtree(folder, ignore_errors=True)
