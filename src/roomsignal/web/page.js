@@ -237,7 +237,7 @@ async function startCamera() {
 }
 
 async function fill() {
-  // Over https:// the page talks wss:// to the same port (serve --tls-cert).
+  // Over TLS the page talks secure WebSockets to the same port (serve --tls-cert).
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   $("server-url").value = query.get("url") || `${scheme}://${location.host}`;
   $("name").value = query.get("name") || `guest-${Math.random().toString(36).slice(2, 7)}`;
