@@ -160,6 +160,19 @@ def _drop_frames(loop: Any, inbox: queue.Queue[Any], outbox: Any, error: Any) ->
         pass
 
 
+async def _count_packet(receiver: Any, packet: Any, arrival_time_ms: int) -> None:
+    """aiortc's RTP handling of a receiver, replaced: count the (decrypted) packet, no more."""
+    receiver.packets_counted = getattr(receiver, "packets_counted", 0) + 1
+
+
+def counting_only() -> None:
+    """Make this process's aiortc receivers count packets instead of reassembling and decoding."""
+    import aiortc.rtcrtpreceiver
+
+    aiortc.rtcrtpreceiver.decoder_worker = _drop_frames  # type: ignore[assignment]
+    aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = _count_packet  # type: ignore[method-assign]
+
+
 async def counting_viewers(url: str, secret: str, target: str, k: int, tag: str) -> Any:
     """``k`` viewer sessions subscribed to ``target`` (no decoding); returns (close, count)."""
     sessions = [
@@ -190,14 +203,11 @@ async def counting_viewers(url: str, secret: str, target: str, k: int, tag: str)
     )
 
     async def received() -> list[int]:
-        counts = []
-        for subscription in subscriptions:
-            got = 0
-            for stats in (await subscription.get_stats()).values():
-                if getattr(stats, "type", None) == "inbound-rtp":
-                    got += int(getattr(stats, "packetsReceived", 0) or 0)
-            counts.append(got)
-        return counts
+        # Read at once, with no await: counts read one by one would drift apart in time.
+        return [
+            sum(getattr(r, "packets_counted", 0) for r in s.pc.getReceivers())
+            for s in subscriptions
+        ]
 
     async def close() -> None:
         for subscriber in subscribers:
@@ -210,9 +220,7 @@ async def counting_viewers(url: str, secret: str, target: str, k: int, tag: str)
 
 async def viewer_worker(url: str, secret: str, target: str, k: int, tag: str) -> None:
     """A subscribers process: ``count`` lines on stdin answer the packets each one received."""
-    import aiortc.rtcrtpreceiver
-
-    aiortc.rtcrtpreceiver.decoder_worker = _drop_frames  # type: ignore[assignment]
+    counting_only()
     close, received = await counting_viewers(url, secret, target, k, tag)
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
@@ -250,6 +258,10 @@ class Viewers:
             if line.strip() != b"READY":
                 raise RuntimeError(f"a viewers process did not start ({line!r})")
         return self
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the subscribers' processes."""
+        return sum(proc_cpu_s(p.pid) for p in self.processes)
 
     async def received(self) -> list[int]:
         counts: list[int] = []
@@ -312,11 +324,16 @@ async def capacity(janus: JanusProcess, steps: list[int], window: float, procs: 
                 async with Viewers(server.url, secret, bot.participant_id, k, procs) as viewers:
                     setup = time.perf_counter() - started
                     await asyncio.sleep(1.0)
-                    sent0, got0 = await bot.packets_sent(), await viewers.received()
+                    # Both ends read at once, each time: the window is the same for both.
+                    sent0, got0 = await asyncio.gather(bot.packets_sent(), viewers.received())
                     cpu0, t0 = proc_cpu_s(bot.pid), time.perf_counter()
+                    node0, viewers0 = proc_cpu_s(janus.pid), viewers.cpu_s()
                     await asyncio.sleep(window)
-                    sent1, got1 = await bot.packets_sent(), await viewers.received()
-                    cpu = (proc_cpu_s(bot.pid) - cpu0) / (time.perf_counter() - t0)
+                    sent1, got1 = await asyncio.gather(bot.packets_sent(), viewers.received())
+                    elapsed = time.perf_counter() - t0
+                    cpu = (proc_cpu_s(bot.pid) - cpu0) / elapsed
+                    node_cpu = (proc_cpu_s(janus.pid) - node0) / elapsed
+                    viewers_cpu = (viewers.cpu_s() - viewers0) / elapsed
             except (RuntimeError, TimeoutError) as exc:
                 log(f"{k} subscribers: could not set up ({exc!r})")
                 rows.append({"subscribers": k, "sustained": False, "error": repr(exc)})
@@ -330,14 +347,17 @@ async def capacity(janus: JanusProcess, steps: list[int], window: float, procs: 
                 "min_share": min(shares),
                 "median_share": statistics.median(shares),
                 "publisher_cpu": cpu,
+                "janus_cpu": node_cpu,
+                "subscribers_cpu": viewers_cpu,
                 "load_average": os.getloadavg()[0],
                 "sustained": min(shares) >= 0.95,
             }
             rows.append(row)
             log(
                 f"{k} subscribers: every one got >= {row['min_share']:.1%} of "
-                f"{sent} packets (median {row['median_share']:.1%}); publisher CPU {cpu:.0%}; "
-                f"set up in {setup:.1f} s"
+                f"{sent} packets (median {row['median_share']:.1%}); CPU: publisher {cpu:.0%}, "
+                f"Janus {node_cpu:.0%}, subscribers {viewers_cpu:.0%}; set up in {setup:.1f} s; "
+                f"load average {row['load_average']:.1f}"
             )
             if not row["sustained"]:
                 break
