@@ -439,7 +439,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             None if value is None else (value <= threshold if op == "<=" else value >= threshold)
         )
         targets[key] = {"target": f"{op} {threshold:g}", "value": value, "pass": passed}
-    results["targets"] = targets
+    results["sfu_targets"] = targets
     return results
 
 
