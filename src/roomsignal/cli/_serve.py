@@ -123,6 +123,25 @@ def add_serve_command(commands: Any) -> None:
         help="notifications kept per participant for a resume (default: 1024)",
     )
     add_hardening_flags(limits)
+    media = parser.add_argument_group("media node (docs/media.md)")
+    node = media.add_mutually_exclusive_group()
+    node.add_argument(
+        "--media-node",
+        metavar="URL",
+        help="route media through this Janus server (ws://HOST:PORT, its WebSocket API): "
+        "one upload per publisher, whatever the viewers (default: peer to peer)",
+    )
+    node.add_argument(
+        "--janus",
+        action="store_true",
+        help="start a private Janus on 127.0.0.1 (/usr/bin/janus) as the media node, "
+        "and stop it on exit",
+    )
+    media.add_argument(
+        "--media-node-secret",
+        metavar="SECRET",
+        help="the media node's API secret (Janus's api_secret), if it has one",
+    )
     add_cluster_flags(parser)
     parser.add_argument(
         "--log-level",
@@ -199,8 +218,32 @@ def serve_logging(level: str) -> Iterator[None]:
 
 
 async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
+    if not args.janus:
+        return await _serve_with(args, secret, generated, args.media_node)
+    from roomsignal.server._janus_process import JanusProcess, janus_binary
+
+    if janus_binary() is None:
+        raise CommandError("--janus needs Janus (/usr/bin/janus): apt-get install janus")
+    janus = JanusProcess(api_secret=args.media_node_secret)
+    try:
+        await janus.start()
+    except (OSError, RuntimeError) as exc:
+        await janus.stop()
+        raise CommandError(f"cannot start Janus: {exc}") from None
+    try:
+        print(f"media node: a private Janus on {janus.url} (pid {janus.pid})", flush=True)
+        return await _serve_with(args, secret, generated, janus.url)
+    finally:
+        await janus.stop()
+
+
+async def _serve_with(
+    args: argparse.Namespace, secret: str, generated: bool, media_node: str | None
+) -> int:
     from roomsignal.server import SignalingServer
 
+    if media_node is not None and not media_node.startswith(("ws://", "wss://")):
+        raise UsageError(f"--media-node must be a ws:// or wss:// URL, not {media_node!r}")
     try:
         server = SignalingServer(
             host=args.host,
@@ -217,6 +260,8 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             **hardening_kwargs(args),
             web=args.web,
             dev_tokens=args.dev,
+            media_node=media_node,
+            media_node_secret=args.media_node_secret,
         )
     except ValueError as exc:  # a limit no server can run with (e.g. --max-frame-bytes 10)
         raise UsageError(str(exc)) from None
@@ -242,6 +287,10 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
             f"resume_window {args.resume_window:g}s)",
             flush=True,
         )
+        if media_node is not None:
+            up = server.media_node is not None and server.media_node.healthy
+            state = "connected" if up else "unreachable for now, retrying"
+            print(f"  media: through the media node {media_node} ({state})", flush=True)
         if args.web:
             print(f"  the page: http://{host_port}/", flush=True)
         if args.dev:

@@ -124,6 +124,7 @@ class ChatRules(RoomsCore):
                 out.close(member.conn, CLOSE_NORMAL, "sessionClosed" if remember else reason)
                 del self._conns[member.conn]
                 member.conn = None
+            self._end_media(out, member)
             for exchange in list(member.exchanges.values()):
                 self._end_exchange(exchange)
             del self._members[member.id]

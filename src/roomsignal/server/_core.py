@@ -78,6 +78,9 @@ class RoomsCore:
             raise RoomError(Denial.UNKNOWN_PARTICIPANT, participant_id=participant_id)
         return member
 
+    def _end_media(self, out: Out, member: Member) -> None:
+        """End, quietly, what ``member`` has through a media node (its session is closing)."""
+
     @staticmethod
     def _check_publish(member: Member, audio: bool, video: bool) -> None:
         """Refuse a ``publish`` this member may not make."""

@@ -43,7 +43,7 @@ _PLUGIN = "janus.plugin.videoroom"
 # Janus codes that mean "this SDP is unusable": core 464 (unknown jsep type),
 # 465 (invalid SDP), VideoRoom 431 (invalid SDP type), 437 (invalid SDP).
 _SDP_REFUSED = frozenset({464, 465, 431, 437})
-_MAX_PUBLISHERS = 1000  # never the limit: the server's max_streaming_participants is
+_MAX_PUBLISHERS = 1 << 20  # never the limit: the server's own limits are
 
 
 class MediaSink(Protocol):
@@ -154,17 +154,44 @@ class JanusNode:
         self._pending: dict[str, _Pending] = {}
         self._keys: dict[str, _Key] = {}
         self._by_handle: dict[int, str] = {}
-        self._rooms: dict[str, int] = {}  # session id -> Janus room
+        self._rooms: dict[str, asyncio.Future[int]] = {}  # session id -> its Janus room
+        self._room_keys: dict[str, set[str]] = {}  # session id -> exchanges in its room
         self._feeds: dict[str, int] = {}  # upstream id -> Janus feed id
         self._room_ids = itertools.count(random.randint(1, 2**40))
         self._runner: asyncio.Task[None] | None = None
+        self._closer: asyncio.Future[None] | None = None  # a close started by a Janus event
         self._first = asyncio.Event()
+        self._up = asyncio.Event()  # set while a Janus session is open
+        self._sent = asyncio.Event()  # set at each request sent (``wait_in_flight``)
         self._closing = False
 
     @property
     def healthy(self) -> bool:
         """Whether a Janus session is open (requests can be made)."""
         return self._session is not None
+
+    @property
+    def in_flight(self) -> int:
+        """How many requests wait for Janus's answer."""
+        return len(self._pending)
+
+    async def wait_idle(self) -> None:
+        """Return once every op submitted so far has been carried out (for tests)."""
+        while True:
+            workers = [k.worker for k in self._keys.values() if k.worker and not k.worker.done()]
+            if not workers:
+                return
+            await asyncio.wait(workers)
+
+    async def wait_healthy(self) -> None:
+        """Return once a Janus session is open (at once if it is)."""
+        await self._up.wait()
+
+    async def wait_in_flight(self) -> None:
+        """Return once a request waits for Janus's answer (for tests)."""
+        while not self._pending:
+            self._sent.clear()
+            await self._sent.wait()
 
     async def start(self) -> None:
         """Connect (waiting at most ``timeout`` for the first attempt), then stay connected."""
@@ -185,9 +212,23 @@ class JanusNode:
                 await task
         ws, session = self._ws, self._session
         if ws is not None and session is not None:
+            # Rooms outlive the session in Janus: destroy ours, then the session.
+            rooms = [
+                f.result()
+                for f in self._rooms.values()
+                if f.done() and not f.cancelled() and f.exception() is None
+            ]
+            self._rooms.clear()
+            self._room_keys.clear()
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(2.0):
+                    for room in rooms:
+                        await self._destroy_room(room)
                     await self._request({"janus": "destroy"}, timeout=1.0)
+        if self._closer is not None:
+            with contextlib.suppress(Exception):
+                await self._closer
+            self._closer = None
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -219,9 +260,11 @@ class JanusNode:
                             raise JanusError(failure_of(answer, carries_sdp=False))
                         self._session = int(data["id"])
                         self._rooms.clear()
+                        self._room_keys.clear()
                         self._feeds.clear()
                         logger.info("media node %s: session %d", self.url, self._session)
                         self._sink.media_back()
+                        self._up.set()
                         self._first.set()
                         delay = 0.05
                         await self._keep_alive(reader)
@@ -259,6 +302,7 @@ class JanusNode:
         """The connection is gone: fail what is in flight, drop every handle, tell the rooms."""
         had_session = self._session is not None
         self._session = None
+        self._up.clear()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             if not entry.future.done():
@@ -301,6 +345,12 @@ class JanusNode:
 
     def _event(self, message: dict[str, Any]) -> None:
         kind = message.get("janus")
+        if kind == "timeout" and message.get("session_id") == self._session:
+            # Janus ended our session (keepalives missed): start again.
+            logger.warning("media node %s timed our session out", self.url)
+            if self._ws is not None:
+                self._closer = asyncio.ensure_future(self._ws.close())
+            return
         sender = message.get("sender")
         key = self._by_handle.get(sender) if isinstance(sender, int) else None
         if key is None:
@@ -347,6 +397,7 @@ class JanusNode:
         self._pending[transaction] = _Pending(future, ack_final)
         try:
             await ws.send(json.dumps(message))
+            self._sent.set()
             async with asyncio.timeout(timeout or self._timeout):
                 return await future
         except ConnectionClosed:
@@ -361,9 +412,7 @@ class JanusNode:
     def submit(self, op: MediaOp) -> None:
         """Queue ``op`` behind the ops of its exchange; its outcome reaches the sink."""
         key = self._keys.get(op.key)
-        if key is None:
-            if op.kind == "hangup":
-                return  # nothing of it on Janus
+        if key is None:  # (a hangup too: its exchange may still count in its room)
             key = self._keys[op.key] = _Key(room=op.room)
         key.ops.append(op)
         if key.worker is None or key.worker.done():
@@ -395,6 +444,8 @@ class JanusNode:
     async def _carry_out(self, op: MediaOp, key: _Key) -> str | None:
         if op.kind == "hangup":
             await self._detach(key)
+            self._feeds.pop(op.key, None)
+            await self._release_room(op.room, op.key)
             return None
         if op.kind == "trickle":
             if key.handle is None:
@@ -410,7 +461,7 @@ class JanusNode:
             await self._handle_request(key, {"janus": "trickle", "candidate": candidate}, True)
             return None
         if op.kind == "publish":
-            room = await self._room(op.room)
+            room = await self._room(op.room, op.key)
             await self._attach(op.key, key)
             feed = self._feeds.setdefault(op.key, random.randint(1, 2**40))
             await self._message(
@@ -428,7 +479,7 @@ class JanusNode:
             return answer
         if op.kind == "subscribe":
             assert op.feed is not None
-            room = await self._room(op.room)
+            room = await self._room(op.room, op.key)
             fed_by = self._feeds.get(op.feed)
             if fed_by is None:
                 raise JanusError(MediaFailure(Denial.MEDIA_NODE_RESPONSE))
@@ -451,46 +502,82 @@ class JanusNode:
             return None
         raise ValueError(f"unknown media op {op.kind!r}")
 
-    async def _room(self, session_id: str) -> int:
-        """The Janus room of a session (made on first use, big enough for any session)."""
-        known = self._rooms.get(session_id)
-        if known is not None:
-            return known
+    async def _room(self, session_id: str, name: str) -> int:
+        """The Janus room of a session, made on first use (by one op; the others wait)."""
+        self._room_keys.setdefault(session_id, set()).add(name)
+        pending = self._rooms.get(session_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.get_running_loop().create_future()
+        self._rooms[session_id] = pending
+        try:
+            room = await self._create_room()
+        except BaseException as exc:
+            if self._rooms.get(session_id) is pending:
+                del self._rooms[session_id]
+            if isinstance(exc, JanusError):
+                pending.set_exception(exc)
+                pending.exception()  # (retrieved: no one else may be waiting)
+            else:
+                pending.cancel()
+            raise
+        pending.set_result(room)
+        return room
+
+    async def _create_room(self) -> int:
+        """A new VideoRoom, big enough never to refuse a publisher the server admitted."""
         room = next(self._room_ids)
-        self._rooms[session_id] = room
+        answer = await self._one_shot(
+            {
+                "request": "create",
+                "room": room,
+                "permanent": False,
+                "publishers": _MAX_PUBLISHERS,
+                "audiocodec": "opus",
+                "videocodec": "vp8,h264",
+                "notify_joining": False,
+            }
+        )
+        data = _plugin_data(answer)
+        if answer.get("janus") != "success" or data is None or data.get("videoroom") != "created":
+            raise JanusError(failure_of(answer, carries_sdp=False))
+        logger.debug("media node room %d created", room)
+        return room
+
+    async def _release_room(self, session_id: str, name: str) -> None:
+        """``name`` no longer uses its session's room: destroy the room when no one does."""
+        users = self._room_keys.get(session_id)
+        if users is None:
+            return
+        users.discard(name)
+        if users:
+            return
+        del self._room_keys[session_id]
+        pending = self._rooms.pop(session_id, None)
+        if pending is None or not pending.done() or pending.cancelled() or pending.exception():
+            return
+        await self._destroy_room(pending.result())
+
+    async def _destroy_room(self, room: int) -> None:
+        try:
+            answer = await self._one_shot({"request": "destroy", "room": room})
+        except JanusError as exc:
+            logger.info("media node room %d not destroyed: %s", room, exc)
+            return
+        data = _plugin_data(answer)
+        if data is None or data.get("videoroom") != "destroyed":
+            logger.info("media node room %d not destroyed: %s", room, data)
+        else:
+            logger.debug("media node room %d destroyed", room)
+
+    async def _one_shot(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A synchronous VideoRoom request on a handle of its own (create, destroy)."""
         key = _Key()
         await self._attach(None, key)
         try:
-            answer = await self._handle_request(
-                key,
-                {
-                    "janus": "message",
-                    "body": {
-                        "request": "create",
-                        "room": room,
-                        "permanent": False,
-                        "publishers": _MAX_PUBLISHERS,
-                        "audiocodec": "opus",
-                        "videocodec": "vp8,h264",
-                        "notify_joining": False,
-                    },
-                },
-                False,
-            )
-            data = _plugin_data(answer)
-            if (
-                answer.get("janus") != "success"
-                or data is None
-                or data.get("videoroom") != "created"
-            ):
-                self._rooms.pop(session_id, None)
-                raise JanusError(failure_of(answer, carries_sdp=False))
-        except JanusError:
-            self._rooms.pop(session_id, None)
-            raise
+            return await self._handle_request(key, {"janus": "message", "body": body}, False)
         finally:
             await self._detach(key)
-        return room
 
     async def _attach(self, name: str | None, key: _Key) -> None:
         if key.handle is not None:

@@ -8,13 +8,15 @@ candidates are this machine's own addresses (Janus never offers loopback
 ones), so nothing leaves the machine. It waits for Janus to answer
 ``{"janus":"info"}``, and stops it by the pid it started: SIGTERM, then
 SIGKILL after ``stop_timeout`` (Janus 1.1.2 can deadlock in its SIGTERM
-handler).
+handler). On Linux Janus also gets SIGKILL if the process that started it
+dies first, so a killed ``roomsignal serve --janus`` leaves no Janus behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +54,20 @@ def _libdir() -> Path:
         if Path(base, "plugins", "libjanus_videoroom.so").exists():
             return Path(base)
     raise FileNotFoundError("Janus's libjanus_videoroom.so was not found (is janus installed?)")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (Linux), so no Janus outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
@@ -191,6 +208,7 @@ class JanusProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             async with asyncio.timeout(self._start_timeout):

@@ -203,6 +203,9 @@ class JournaledRooms(Rooms):
                     self._on_dirty(exchange.publisher.session.id)
         return super().expire(now)
 
+    def _streams_changed(self, session_id: str) -> None:
+        self._on_dirty(session_id)
+
     def session_errors(
         self, participant_id: str, code: int, count: int
     ) -> tuple[int | None, list[str]]:
@@ -442,6 +445,8 @@ class Journal:
         record.shapes = {m.id: (m.streams, m.stream_id) for m in session.members.values()}
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
+        if rooms.config.media_node:  # its media was on the old home's media node
+            rooms.media_moved(room)
         # members in the hash but not seated: delete them at the next write
         for name in fields:
             if name.startswith("m:") and name[2:] not in record.seqs:

@@ -76,6 +76,9 @@ class MediaRules(ExchangeRules):
 
     _media_available = True  # set by media_lost / media_back
 
+    def _streams_changed(self, session_id: str) -> None:
+        """A media node input changed a member's streams (a cluster journals the room)."""
+
     def _init_media(self) -> None:
         # Through a media node, requests that need it wait for its first session.
         self._media_available = not self._config.media_node
@@ -229,7 +232,7 @@ class MediaRules(ExchangeRules):
         if upstream is not None and upstream.id == params.exchange_id:
             key = upstream.id
         else:
-            key = self._exchange_of(member, params.exchange_id, "subscriber").id
+            key = self._exchange_of(member, params.exchange_id, "either").id
         self._need_media_node()
         op = MediaOp(
             "trickle",
@@ -296,6 +299,7 @@ class MediaRules(ExchangeRules):
             out.effects.append(MediaOp("hangup", upstream.id, member.session.id))
         if unpublish and member.streams is not None:
             member.set_streams(None)
+            self._streams_changed(member.session.id)
             if member.session.members.get(member.id) is member:
                 out.notify(
                     others(member.session, member),
@@ -324,6 +328,12 @@ class MediaRules(ExchangeRules):
                     exchange_id=exchange.id,
                 )
         self._end_upstream(out, upstream, "left", unpublish=False)
+
+    def _end_media(self, out: Out, member: Member) -> None:
+        for exchange in [x for x in member.exchanges.values() if x.upstream is not None]:
+            self._end_subscription(out, exchange)
+        if member.upstream is not None:
+            self._end_upstream(out, member.upstream, None, unpublish=False)
 
     def _sfu_time_out(self, out: Out, exchange: Exchange) -> None:
         """A subscription whose offer or answer did not come within ``sdp_timeout``."""
@@ -491,6 +501,7 @@ class MediaRules(ExchangeRules):
         member = upstream.member
         streams = upstream.streams
         member.set_streams(streams)
+        self._streams_changed(member.session.id)
         logger.info("upstream %s of %s is up", upstream.id, member.id)
         out.notify(
             others(member.session, member),
@@ -580,6 +591,33 @@ class MediaRules(ExchangeRules):
             self._end_upstream(out, upstream, None, hangup=False)
             upstream.member.stream_id = None
         logger.warning("media node lost: %d participants told", len(touched))
+        return out.effects
+
+    def media_moved(self, session_id: str) -> list[Effect]:
+        """Session ``session_id`` was taken over from another node (docs/scaling.md).
+
+        Its media was on the old home's media node, which this node cannot
+        reach: each publisher counts as not publishing (others get
+        ``streamUnpublished``) and gets ``sessionError`` 801 ``mediaNodeLost``,
+        to publish again here. Its subscriptions were not journaled: their
+        subscribers hear it from ``streamUnpublished``.
+        """
+        out = Out()
+        session = self._sessions.get(session_id)
+        if session is None:
+            return out.effects
+        for member in list(session.members.values()):
+            if member.streams is None:
+                continue
+            member.set_streams(None)
+            member.stream_id = None
+            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            out.notify(
+                others(session, member),
+                StreamUnpublishedNotification(
+                    params=StreamUnpublishedParams(seq=0, participant_id=member.id)
+                ),
+            )
         return out.effects
 
     def media_back(self, now: float) -> list[Effect]:

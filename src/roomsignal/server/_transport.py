@@ -111,7 +111,8 @@ class SignalingServer:
     at ``/media/``), see docs/web.md. ``media_node`` (``ws://host:port`` of a
     Janus server, with ``media_node_secret`` its API secret) routes media
     through it (PROTOCOL.md section 10, docs/media.md); each request to it
-    gets ``media_node_timeout`` seconds. Not thread-safe: use it from one event loop.
+    gets ``media_node_timeout`` seconds, and a keepalive goes every
+    ``media_node_keepalive`` seconds (a missed one counts as losing it). Not thread-safe: use it from one event loop.
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class SignalingServer:
         media_node: str | None = None,
         media_node_secret: str | None = None,
         media_node_timeout: float = 5.0,
+        media_node_keepalive: float = 25.0,
     ) -> None:
         self.config = ServerConfig(
             max_streaming_participants=max_streaming_participants,
@@ -205,6 +207,7 @@ class SignalingServer:
         self.media_node_url = media_node
         self._media_node_secret = media_node_secret
         self._media_node_timeout = media_node_timeout
+        self._media_node_keepalive = media_node_keepalive
         self.media_node: JanusNode | None = None  # while serving with a media node
 
     # --- life cycle -------------------------------------------------------------
@@ -268,6 +271,7 @@ class SignalingServer:
                 self,
                 api_secret=self._media_node_secret,
                 timeout=self._media_node_timeout,
+                keepalive=self._media_node_keepalive,
             )
             await self.media_node.start()
         logger.debug("serving on %s", self.url)

@@ -1,0 +1,80 @@
+"""A room's media on its home's media node, and what a takeover does to it (docs/scaling.md).
+
+Two ``roomsignal serve --redis --janus`` nodes (each with a private Janus of
+its own) on a real redis-server; ``kill -9`` of the room's home kills its
+Janus with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cluster.conftest import (  # the cluster tests' real redis-server and node processes
+    Node,
+    RedisServer,
+    home_of,
+    redis,  # noqa: F401 (a fixture)
+    session,
+    sessions,  # noqa: F401 (a fixture)
+    start_node,
+)
+from roomsignal import ErrorCode, ReconnectPolicy
+from roomsignal.media import Publisher, Subscriber, TestPatternTrack
+from roomsignal.testing import CutProxy
+
+from .conftest import WAIT, H, Heard, W
+
+pytestmark = pytest.mark.timeout(90)
+
+PATIENT = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, jitter=False, max_attempts=200)
+
+
+async def test_a_takeover_ends_the_media_and_it_flows_again_on_the_new_home(
+    redis: RedisServer,  # noqa: F811
+    sessions: list[Any],  # noqa: F811
+) -> None:
+    started: list[Node] = list(
+        await asyncio.gather(*(start_node(redis, f"m{i}", "--janus") for i in (1, 2)))
+    )
+    try:
+        by_id = {node.node_id: node for node in started}
+        async with CutProxy(started[0].port) as proxy:
+            host = session(sessions, proxy.url, "show", "host", reconnect=PATIENT)
+            await host.connect()
+            dead = by_id[await home_of(redis, "show")]
+            (edge,) = [node for node in started if node is not dead]
+            if proxy.target_port == dead.port:  # the host sat on the home: it redials the edge
+                proxy.target_port = edge.port
+            viewer = session(sessions, edge.url, "show", "viewer", reconnect=PATIENT)
+            await viewer.connect()
+            heard, seen = Heard(host), Heard(viewer)
+            target = host.participant_id or ""
+            async with Subscriber(viewer) as subscriber:
+                publisher = Publisher(host, video=TestPatternTrack(W, H))
+                await publisher.start()
+                await publisher.wait_for_connected(1, timeout=WAIT)
+                first = await subscriber.subscribe(target, timeout=WAIT)
+                await first.wait_for_frames(5, timeout=WAIT)
+                # The home dies, and its Janus with it: the room moves to the edge.
+                dead.kill()
+                lost = await heard.wait("session_error", lambda e: e.method is None, timeout=30)
+                assert lost.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE
+                assert lost.data["reason"] == "mediaNodeLost"
+                await seen.wait("stream_unpublished", timeout=30)
+                assert await home_of(redis, "show") == edge.node_id
+                assert host.participant_id == target  # resumed, not reset
+                await publisher.close()
+                # Publishing again goes to the new home's media node.
+                async with Publisher(host, video=TestPatternTrack(W, H)) as again:
+                    await again.wait_for_connected(1, timeout=WAIT)
+                    await seen.wait(
+                        "stream_published", lambda e: len(seen.of("stream_published")) >= 2
+                    )
+                    second = await subscriber.subscribe(target, timeout=WAIT)
+                    assert second.exchange_id != first.exchange_id
+                    await second.wait_for_frames(5, timeout=WAIT)
+    finally:
+        await asyncio.gather(*(node.stop() for node in started))

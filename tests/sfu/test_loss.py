@@ -1,0 +1,145 @@
+"""Losing the media node (kill -9 of Janus) and getting it back; a resume keeps media; leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from media.conftest import open_peer_connections, udp_sockets
+from roomsignal import ErrorCode, MediaError, Session, SessionStateError
+from roomsignal.media import Publisher, Subscriber, TestPatternTrack
+from roomsignal.server import SignalingServer
+from roomsignal.server._janus_process import JanusProcess
+
+from .conftest import SECRET, WAIT, H, Heard, ServerFactory, SessionFactory, W, healthz, token
+
+
+async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
+    studio, alice, bob = await join("studio"), await join("alice"), await join("bob")
+    heard = {s.participant_id: Heard(s) for s in (studio, alice, bob)}
+    target = studio.participant_id or ""
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(alice) as sub_a,
+        Subscriber(bob) as sub_b,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscriptions = [await s.subscribe(target, timeout=WAIT) for s in (sub_a, sub_b)]
+        upstream = publisher.upstream_exchange_id
+        janus.kill()
+        await janus.wait_stopped()
+        for session, mine in (
+            (studio, [upstream]),
+            (alice, [subscriptions[0].exchange_id]),
+            (bob, [subscriptions[1].exchange_id]),
+        ):
+            seen = heard[session.participant_id]
+            ended = await seen.wait("subscription_ended")
+            assert [e.exchange_id for e in seen.of("subscription_ended")] == mine
+            assert ended.reason == "mediaNodeLost"
+            lost = [e for e in seen.of("session_error") if e.method is None]
+            assert [(e.code, e.data["reason"]) for e in lost] == [(801, "mediaNodeLost")]
+        # The publisher counts as not publishing; signaling goes on.
+        for seen in (heard[alice.participant_id], heard[bob.participant_id]):
+            await seen.wait("stream_unpublished")
+        assert (await healthz(server)) == (503, "media node unreachable\n")
+        await alice.send_message("still here")
+        assert (await bob.get_state()).participants
+        with pytest.raises(MediaError) as raised:
+            await studio.publish(video=True, audio=False)
+        assert raised.value.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE
+        await publisher.wait_for_exchanges(0, timeout=WAIT)
+        # Janus back (same port): the server reconnects by itself, media flows again.
+        await janus.start()
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_healthy()
+        assert await healthz(server) == (200, "ok\n")
+        await publisher.start()
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        again = await sub_a.subscribe(target, timeout=WAIT)
+        await again.wait_for_frames(5, timeout=WAIT)
+
+
+async def test_a_resume_keeps_media_flowing(server: SignalingServer, join: SessionFactory) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        subscription = await subscriber.subscribe(studio.participant_id or "", timeout=WAIT)
+        before = (await subscription.wait_for_frames(3, timeout=WAIT)).video_frames
+        resumed = asyncio.get_running_loop().create_future()
+        viewer.on_reconnected(lambda event: resumed.done() or resumed.set_result(event))
+        with pytest.raises(SessionStateError):  # 901: dropped without an answer
+            await viewer.simulate_scenario("connectionDrop")
+        event = await asyncio.wait_for(resumed, WAIT)
+        assert event.resumed and not event.state_reset
+        counts = await subscription.wait_for_frames(before + 15, timeout=WAIT)
+        assert counts.video_frames >= before + 15
+        assert not subscription.closed and subscription.pc.connectionState == "connected"
+        assert server.rooms.exchange_state(subscription.exchange_id) is not None
+
+
+async def test_nothing_is_left_running_after_close() -> None:
+    baseline = udp_sockets()
+    process = JanusProcess()
+    await process.start()
+    pid = process.pid
+    assert pid is not None
+    try:
+        async with SignalingServer(secret=SECRET, media_node=process.url) as server:
+            studio = Session(server.url, token=token(), name="studio", close_timeout=0.5)
+            viewer = Session(server.url, token=token(), name="viewer", close_timeout=0.5)
+            async with (
+                studio,
+                viewer,
+                Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+                Subscriber(viewer) as subscriber,
+            ):
+                await publisher.wait_for_connected(1, timeout=WAIT)
+                subscription = await subscriber.subscribe(studio.participant_id or "")
+                await subscription.wait_for_frames(3, timeout=WAIT)
+                assert udp_sockets() > baseline
+            media_node = server.media_node
+            assert media_node is not None
+        assert media_node.in_flight == 0 and not media_node.healthy
+    finally:
+        await process.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert open_peer_connections() == []
+    assert udp_sockets() == baseline
+
+
+async def test_a_missed_keepalive_counts_as_losing_the_media_node(
+    janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
+) -> None:
+    server = await make_server(
+        media_node=janus.url, media_node_timeout=0.3, media_node_keepalive=0.2
+    )
+    studio, viewer = await dial(server, "studio"), await dial(server, "viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    async with Publisher(studio, video=TestPatternTrack(W, H)) as publisher:
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published")
+        assert janus.pid is not None
+        os.kill(janus.pid, signal.SIGSTOP)  # alive, connected, and silent
+        try:
+            lost = await heard.wait("session_error", lambda e: e.method is None)
+            assert lost.code == 801 and lost.data["reason"] == "mediaNodeLost"
+            await seen.wait("stream_unpublished")
+            assert (await healthz(server))[0] == 503
+        finally:
+            os.kill(janus.pid, signal.SIGCONT)
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_healthy()
+        await publisher.start()  # a new upstream on the new session
+        await publisher.wait_for_connected(1, timeout=WAIT)
