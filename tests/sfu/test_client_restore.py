@@ -112,3 +112,21 @@ async def _closed(subscription: Subscription) -> None:
         await subscription.wait_for_frames(10**9)
     except Exception:
         return
+
+
+async def test_a_publisher_closed_while_the_media_node_is_away_leaves_no_task(
+    janus: JanusProcess, join: SessionFactory
+) -> None:
+    studio = await join("studio")
+    publisher = Publisher(studio, video=TestPatternTrack(W, H))
+    await publisher.start()
+    await publisher.wait_for_connected(1, timeout=WAIT)
+    tried = asyncio.Event()  # the Republisher's publish, answered 801: no media node yet
+    studio.on_session_error(lambda error: tried.set() if error.method == "publish" else None)
+    janus.kill()
+    await janus.wait_stopped()
+    await asyncio.wait_for(tried.wait(), WAIT)
+    assert publisher._republisher.restoring  # and it goes on trying
+    await publisher.close()
+    assert not publisher._republisher.restoring
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("republish")]
