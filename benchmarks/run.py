@@ -463,7 +463,7 @@ def run(
     if wanted("sfu"):  # docs/benchmarks.md: through a private Janus (needs janus)
         sfu_args = [
             "--json",
-            *(("--quick", "--steps", "100,200", "--window", "10") if quick else ()),
+            *(("--quick", "--steps", "100,150,200", "--window", "10") if quick else ()),
         ]
         step(results, "sfu", lambda: run_media(sfu_args, timeout * 10, "sfu.py"))
     if wanted("cluster"):  # docs/scaling.md: three nodes on a redis-server
