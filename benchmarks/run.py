@@ -88,6 +88,20 @@ TARGETS: list[tuple[str, str, float, str]] = [
     *server_bench.TARGETS,
     ("media_first_frame_ratio_p50", "<=", 1.2, "first video frame: signaling / direct (p50)"),
     ("latency_ratio_p50", "<=", 6.0, "cluster: notification latency across nodes / one node (p50)"),
+    # The media node (issue 20), benchmarks/sfu.py: a private Janus.
+    (
+        "sfu_publisher_cpu_ratio",
+        "<=",
+        1.2,
+        "publisher CPU with 50 subscribers / with 1, through Janus",
+    ),
+    (
+        "sfu_subscribers_sustained",
+        ">=",
+        200,
+        "subscribers of one publisher through Janus, each >= 95 % of its packets",
+    ),
+    ("sfu_first_frame_ratio", "<=", 1.5, "first video frame: through Janus / direct (p50)"),
 ]
 
 
@@ -446,6 +460,12 @@ def run(
     if wanted("media"):
         media_args = ["--json", *(("--runs", "20", "--steps", "1,4,8,12,16") if quick else ())]
         step(results, "media", lambda: run_media(media_args, timeout * 5))
+    if wanted("sfu"):  # docs/benchmarks.md: through a private Janus (needs janus)
+        sfu_args = [
+            "--json",
+            *(("--quick", "--steps", "100,150,200", "--window", "10") if quick else ()),
+        ]
+        step(results, "sfu", lambda: run_media(sfu_args, timeout * 10, "sfu.py"))
     if wanted("cluster"):  # docs/scaling.md: three nodes on a redis-server
         cluster_args = ["--json", *(("--messages", "200", "--joins", "100") if quick else ())]
         step(results, "cluster", lambda: run_media(cluster_args, timeout * 3, "cluster.py"))
@@ -550,6 +570,10 @@ def table(results: dict[str, Any]) -> str:
         ("first video frame p50, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p50")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p50")), fmt(g("media_first_frame_ratio_p50")), "media_first_frame_ratio_p50"),
         ("first video frame p99, ms", fmt((g("media_first_frame_ms") or {}).get("signaling_p99")), "direct aiortc pair", fmt((g("media_first_frame_ms") or {}).get("direct_p99")), fmt((g("media_first_frame_ratio") or {}).get("p99")), None),
         ("subscribers per publisher bot at 30 fps", fmt((g("media_capacity") or {}).get("max_sustained_subscribers")), "", "", "", None),
+        ("publisher CPU through Janus, 50 subs / 1", fmt((g("sfu_publisher_cpu") or {}).get("50")), "1 subscriber", fmt((g("sfu_publisher_cpu") or {}).get("1")), fmt(g("sfu_publisher_cpu_ratio")), "sfu_publisher_cpu_ratio"),
+        (f"  peer to peer, {g('p2p_subscribers') or '-'} subs / 1", fmt((g("p2p_publisher_cpu") or {}).get(str(g("p2p_subscribers")))), "1 subscriber", fmt((g("p2p_publisher_cpu") or {}).get("1")), fmt(g("p2p_publisher_cpu_ratio")), None),
+        ("subscribers sustained through Janus", fmt(g("sfu_subscribers_sustained")), "", "", "", "sfu_subscribers_sustained"),
+        ("first video frame through Janus p50, ms", fmt((g("sfu_first_frame_ms") or {}).get("janus_p50")), "direct aiortc pair", fmt((g("sfu_first_frame_ms") or {}).get("direct_p50")), fmt(g("sfu_first_frame_ratio")), "sfu_first_frame_ratio"),
         ("cluster: note latency across nodes p50, us", fmt(g("latency_across_nodes_p50_us")), "one node", fmt(g("latency_one_node_p50_us")), fmt(g("latency_ratio_p50")), "latency_ratio_p50"),
         ("cluster: joins/s per node, 3 at once", fmt(min(g("joins_per_s_per_node_three_at_once") or [0]) or None), "one node alone", fmt(g("joins_per_s_one_node")), "", None),
         ("cluster: Redis commands per relayed request", fmt(g("redis_calls_per_relayed_request")), "", "", "", None),
@@ -591,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,media,server",
+        help="comma-separated subset: events,stub,socketio,rtt,latency,sessions,media,server,"
+        "cluster,sfu",
     )
     parser.add_argument("--sessions", type=int, default=None, help="override N sessions")
     parser.add_argument(

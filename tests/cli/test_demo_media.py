@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ pytest.importorskip("aiortc", reason="the media extra is not installed")
 
 from roomsignal.cli import main
 from roomsignal.cli._demo_media import FRAMES
+from roomsignal.server._janus_process import janus_binary
 
 from .conftest import ROOT, cli_env, one_clear_line, run_cli
 
@@ -69,3 +71,44 @@ def test_demo_media_without_the_extra_is_one_line() -> None:
     assert line == (
         "roomsignal demo: demo --media needs the media extra: pip install 'roomsignal[media]'"
     )
+
+
+def _require_janus() -> None:
+    if janus_binary() is not None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("janus is not installed (.ci/run installs it)")
+    pytest.skip("janus is not installed (/usr/bin/janus)")
+
+
+def test_demo_media_sfu_json_one_upstream_four_subscribers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _require_janus()
+    assert main(["demo", "--media", "--sfu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ok"] is True and summary["failure"] is None
+    assert summary["media"] == "sfu"
+    assert summary["upstreams"] == 1 and summary["subscribe_requests"] == 0
+    assert set(summary["subscribers"]) == {"alice", "bob", "carol", "dave"}
+    for result in summary["subscribers"].values():
+        assert result["frames"] >= FRAMES
+        assert (result["width"], result["height"]) == (320, 240)
+
+
+def test_demo_media_sfu_in_a_terminal_leaves_no_janus() -> None:
+    _require_janus()
+    result = run_cli("demo", "--media", "--sfu", timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.startswith("roomsignal demo --media --sfu: reference server on ws://127.0.0.1:")
+    pid = int(out.split("(pid ", 1)[1].split(")", 1)[0])
+    assert "studio  sent 1 upstream(s) to the media node for 4 subscribers" in out
+    assert "got 0 subscribeRequest(s)" in out
+    assert out.splitlines()[-1].startswith("4/4 subscribers decoded >= 30 video frames in ")
+    assert not os.path.exists(f"/proc/{pid}")  # the private Janus was stopped
+
+
+def test_sfu_without_media_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--sfu"]) == 2
+    assert "--sfu goes with --media" in capsys.readouterr().err

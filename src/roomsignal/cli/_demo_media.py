@@ -103,7 +103,8 @@ async def _run(args: argparse.Namespace) -> int:
             **({"media_node": node.url} if sfu else {}),
         )
         async with server:
-            say(f"roomsignal demo --media: reference server on {server.url}")
+            title = "roomsignal demo --media --sfu" if sfu else "roomsignal demo --media"
+            say(f"{title}: reference server on {server.url}")
             if sfu:
                 say(f"  media node: a private Janus on {node.url} (pid {node.pid})")
             failure, upstreams, mode = await _show(
@@ -114,7 +115,7 @@ async def _run(args: argparse.Namespace) -> int:
     if sfu and failure is None and (mode != "sfu" or upstreams != 1 or requests):
         ok = False
         failure = (
-            f"through the media node: join said media={mode!r}, {upstreams} upstream(s), "
+            f"through the media node: media={mode!r}, {upstreams} upstream(s), "
             f"{len(requests)} subscribeRequest(s) (expected sfu, 1, 0)"
         )
     summary = {
@@ -166,7 +167,8 @@ async def _show(
             session("studio") as studio,
             Publisher(studio, video=TestPatternTrack(*SIZE), audio=ToneTrack()) as publisher,
         ):
-            mode = str(getattr(studio, "media", None) or "p2p")
+            # Through a media node, publish answered an upstream exchange (section 10).
+            mode = "sfu" if publisher.upstream_exchange_id is not None else "p2p"
             studio.on_subscribe_request(lambda event: requests.append(event.exchange_id))
             say(
                 f"  studio  publishes a {SIZE[0]}x{SIZE[1]} test pattern and a 440 Hz "

@@ -9,8 +9,8 @@ decoded per second and the bitrate received (``bytesReceived`` of each peer
 connection's transport stats). Imported only with ``--media``: nothing
 else of load-test needs aiortc.
 
-Against a server with a media node (``media: "sfu"`` in the join result,
-PROTOCOL.md section 10) it works the same; the report then also says how
+Against a server with a media node (``publish`` answers an upstream
+exchange, PROTOCOL.md section 10) it works the same; the report then also says how
 many upstreams the publishers sent. In both modes it gives the subscribers
 sustained (still open at the end of the chat phase and decoding at least
 90 % of the publisher's frame rate over it) and the frames delivered.
@@ -49,13 +49,15 @@ class MediaLoad:
         self._marks: dict[int, int] = {}  # frames of each subscription (by id) at chat start
         self._sustained: int | None = None
         self._mode = "p2p"
+        self._upstreams: int | None = None  # open at the end of the chat phase
 
     async def publish(self, session: Session) -> None:
         """Publish a test pattern on ``session`` (raises as ``Publisher.start`` does)."""
         publisher = Publisher(session, video=TestPatternTrack(WIDTH, HEIGHT, FPS))
         self._publishers.append(publisher)
-        self._mode = str(getattr(session, "media", None) or "p2p")
         await publisher.start()
+        if publisher.upstream_exchange_id is not None:  # publish answered an upstream
+            self._mode = "sfu"
 
     async def subscribe(self, key: int, session: Session, target: str) -> None:
         """Subscribe ``session`` (bot ``key``) to ``target``; a failure is counted, not raised."""
@@ -99,6 +101,8 @@ class MediaLoad:
         began, frames0, received0 = self._mark
         seconds = time.perf_counter() - began
         self._span = (seconds, frames - frames0, received - received0)
+        if self._mode == "sfu":
+            self._upstreams = sum(len(p.connections) for p in self._publishers)
         need = SUSTAINED * FPS * seconds
         self._sustained = sum(
             1
@@ -121,9 +125,7 @@ class MediaLoad:
         count = len(self._subscriptions)
         return {
             "mode": self._mode,
-            "upstreams": (
-                sum(len(p.connections) for p in self._publishers) if self._mode == "sfu" else None
-            ),
+            "upstreams": self._upstreams,
             "subscribers_sustained": self._sustained,
             "frames_delivered": frames,
             "publishers": len(self._publishers),

@@ -3,9 +3,11 @@
 Needs the ``media`` extra (``pip install 'roomsignal[media]'``); ``import
 roomsignal`` alone never imports aiortc. Built on the public ``Session`` API
 only: a ``Publisher`` answers every ``subscribeRequest`` with its own peer
-connection, a ``Subscriber`` subscribes and receives. Peer connections use
-no ICE servers unless given an ``RTCConfiguration`` with some. See
-docs/media.md.
+connection (through a media node: one upstream), a ``Subscriber`` subscribes
+and receives (``auto_subscribe``: every stream published in the room). After
+the server lost its media node both get their media back by themselves
+(``on_restored``). Peer connections use no ICE servers unless given an
+``RTCConfiguration`` with some. See docs/media.md.
 """
 
 try:

@@ -18,14 +18,16 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import SessionError, SessionErrorException
+from roomsignal.protocol import SubscriptionEndedParams
 
 if TYPE_CHECKING:
+    from roomsignal.media._publisher import Publisher
     from roomsignal.media._subscriber import Subscription
 
 __all__ = [
@@ -43,6 +45,18 @@ MEDIA_NODE_LOST = "mediaNodeLost"
 """The ``data.reason`` of the 801 and the ``reason`` of the ``subscriptionEnded`` of a loss."""
 
 RestoredListener = Callable[["MediaRestored"], Any]
+
+# Codes of a publish after the loss that mean "not yet": 801 until the server has its
+# media node back; the rest while our own connection is down.
+_NOT_BACK_YET = frozenset(
+    {
+        ErrorCode.TRANSPORT_REQUEST_ERROR_CODE,
+        ErrorCode.GENERIC_CONNECTION_ERROR,
+        ErrorCode.REQUEST_TIMEOUT_ERROR_CODE,
+        ErrorCode.NOT_CONNECTED_ERROR_CODE,
+    }
+)
+_CONNECT_TIMEOUT = 15.0  # for the new upstream's ICE and DTLS
 
 
 def is_media_node_lost(error: SessionError) -> bool:
@@ -94,35 +108,40 @@ def backoff_delays(first: float = 0.2, most: float = 5.0) -> Iterator[float]:
 
 
 class Republisher:
-    """Publishes again after the media node was lost, for its owner (a ``Publisher``).
+    """Publishes again after the media node was lost, for a ``Publisher`` it belongs to.
 
-    ``lost(exchange_ids)`` starts one task (or adds to the running one's
-    list) that calls ``publish()`` with backoff while it raises 801, then
-    ``restored(event)``. Any other refusal ends it (logged). ``close()``
+    It listens on the publisher's session by itself: a ``subscriptionEnded``
+    with reason ``mediaNodeLost`` for the publisher's upstream starts one
+    task (or adds to the running one's list) that calls ``publisher.start()``
+    with backoff while it raises 801 (or the connection is down), then waits
+    for the new upstream to connect and calls the ``on_restored`` listeners.
+    Any other refusal ends it (logged). ``close()`` stops listening and
     cancels and awaits the task; it is safe to call in every state.
     """
 
     def __init__(
-        self,
-        publish: Callable[[], Awaitable[tuple[str, str | None]]],
-        still_wanted: Callable[[], bool],
-        restored: Callable[[MediaRestored], Awaitable[None]],
-        *,
-        first_delay: float = 0.2,
-        most_delay: float = 5.0,
+        self, publisher: Publisher, *, first_delay: float = 0.2, most_delay: float = 5.0
     ) -> None:
-        self._publish = publish
-        self._wanted = still_wanted
-        self._restored = restored
+        self._publisher = publisher
         self._first = first_delay
         self._most = most_delay
         self._lost: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self.listeners: list[RestoredListener] = []
+        self._session = publisher.session
+        self._session.on_subscription_ended(self._on_subscription_ended)
 
     @property
     def restoring(self) -> bool:
         """Whether a publish after a loss is still being tried."""
         return self._task is not None and not self._task.done()
+
+    def _on_subscription_ended(self, event: SubscriptionEndedParams) -> None:
+        publisher = self._publisher
+        if event.reason != MEDIA_NODE_LOST or event.exchange_id != publisher._upstream:
+            return
+        if publisher.publishing and not publisher._closed:
+            self.lost([event.exchange_id])
 
     def lost(self, exchange_ids: list[str]) -> None:
         """The media node was lost with these upstream exchanges: publish again (once)."""
@@ -133,32 +152,36 @@ class Republisher:
             )
 
     async def _run(self) -> None:
+        publisher = self._publisher
         for delay in backoff_delays(self._first, self._most):
             await asyncio.sleep(delay)
-            if not self._wanted():
+            if not publisher.publishing or publisher._closed:
                 return
             try:
-                participant_id, exchange_id = await self._publish()
+                await publisher.start()
             except SessionErrorException as exc:
-                if exc.code in (
-                    ErrorCode.TRANSPORT_REQUEST_ERROR_CODE,
-                    ErrorCode.GENERIC_CONNECTION_ERROR,
-                    ErrorCode.REQUEST_TIMEOUT_ERROR_CODE,
-                    ErrorCode.NOT_CONNECTED_ERROR_CODE,
-                ):
+                if exc.code in _NOT_BACK_YET:
                     continue  # the node (or our connection) is not back yet
                 logger.warning("could not publish again after the media node was lost: %s", exc)
                 return
             except RuntimeError as exc:  # the publisher was closed meanwhile
                 logger.info("not publishing again: %s", exc)
                 return
+            exchange_id = publisher._upstream
+            try:
+                await publisher.wait_for_connected(1, timeout=_CONNECT_TIMEOUT)
+            except TimeoutError:
+                logger.warning("the new upstream %s did not connect; trying again", exchange_id)
+                continue
             lost, self._lost = tuple(self._lost), []
             logger.info("published again after the media node was lost (%s)", exchange_id)
-            await self._restored(MediaRestored(MEDIA_NODE_LOST, lost, participant_id, exchange_id))
+            event = MediaRestored(MEDIA_NODE_LOST, lost, self._session.participant_id, exchange_id)
+            await notify_restored(self.listeners, event)
             return
 
     async def close(self) -> None:
-        """Stop trying; idempotent."""
+        """Stop listening and trying; idempotent."""
+        self._session.off_subscription_ended(self._on_subscription_ended)
         task, self._task = self._task, None
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()

@@ -27,6 +27,7 @@ from aiortc.contrib.media import MediaRelay
 from roomsignal.catalog import ErrorCode
 from roomsignal.client import Disconnected, Reconnected, Session
 from roomsignal.errors import SessionError, SessionErrorException
+from roomsignal.media._node import Republisher, RestoredListener
 from roomsignal.media._peer import (
     MediaReset,
     Peer,
@@ -97,6 +98,7 @@ class Publisher(SessionListeners):
         self._changed = asyncio.Event()
         self._upstream: str | None = None  # through a media node
         self.stream_id: str | None = None
+        self._republisher = Republisher(self)  # publishes again after a lost media node
 
     # -- what it holds ---------------------------------------------------------------
 
@@ -117,6 +119,11 @@ class Publisher(SessionListeners):
     def on_reset(self, fn: ResetListener) -> ResetListener:
         """Call ``fn(MediaReset)`` (sync or async) after a state reset closed the connections."""
         self._reset_listeners.append(fn)
+        return fn
+
+    def on_restored(self, fn: RestoredListener) -> RestoredListener:
+        """Call ``fn(MediaRestored)`` (sync or async) once published again after a lost media node."""
+        self._republisher.listeners.append(fn)
         return fn
 
     async def wait_for_connected(self, count: int = 1, *, timeout: float | None = None) -> None:
@@ -204,6 +211,7 @@ class Publisher(SessionListeners):
             return
         self._closed = True
         self._unlisten()
+        await self._republisher.close()
         if self._publishing and self.session.state == "joined":
             with contextlib.suppress(SessionErrorException, TimeoutError):
                 await self.session.unpublish()

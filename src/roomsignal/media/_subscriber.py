@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar
 
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCStatsReport
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    RTCStatsReport,
+)
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
@@ -270,7 +276,7 @@ class Subscription:
         try:
             await peer.set_remote(sdp, "offer")
             self._kinds = {t.kind for t in peer.pc.getTransceivers()}
-            await peer.pc.setLocalDescription(await peer.pc.createAnswer())
+            await peer.pc.setLocalDescription(passive(await peer.pc.createAnswer()))
             await peer.send_local("answer")
         except SessionErrorException as exc:  # 103 or 303: the exchange is over
             await self._fail(exc.error)
@@ -320,6 +326,20 @@ class Subscription:
                 if self._first_audio is None:
                     self._first_audio = time.perf_counter()
             self._progress()
+
+
+def passive(answer: RTCSessionDescription) -> RTCSessionDescription:
+    """``answer`` taking the DTLS server's side (``a=setup:passive``) where it took the client's.
+
+    The offerer (the publisher, or the media node) is then the DTLS client, as
+    it is the ICE controlling side: it sends its ClientHello once it has
+    nominated a pair, when the answerer is ready for it. Answering ``active``
+    (aiortc's choice), our ClientHello could reach Janus before its ICE was
+    up: dropped, and resent by DTLS only a second later (docs/benchmarks.md,
+    ``sfu_first_frame_ratio``).
+    """
+    sdp = answer.sdp.replace("a=setup:active\r\n", "a=setup:passive\r\n")
+    return RTCSessionDescription(sdp=sdp, type=answer.type)
 
 
 class Subscriber(SessionListeners):

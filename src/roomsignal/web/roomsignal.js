@@ -347,6 +347,7 @@ export class Session {
     this._incoming.clear();
     this._subscribed.clear();
     this._lost.clear();
+    this._subscribing.clear();
     this._republishing = null;
   }
 
@@ -908,6 +909,8 @@ export class Session {
       sub.reject(new Error("the subscription ended"));
       this._incoming.delete(exchangeId);
       this._subscribed.delete(sub.target);
+      // Now, not when the rejection settles: a subscribe on this turn must make a new one.
+      this._subscribing.delete(sub.target);
     }
   }
 
@@ -918,6 +921,7 @@ export class Session {
     this._publishing = null;
     this._republishing = null;
     this._lost.clear(); // the old participant ids are gone
+    this._subscribing.clear(); // requests of the old seat: they fail
   }
 
   /** A subscriptionEnded: end the exchange; after a lost media node, get the media back. */

@@ -1,0 +1,132 @@
+"""roomsignal.media through a real Janus: auto_subscribe, and media back by itself after Janus dies.
+
+After ``kill -9`` of Janus and its restart, the ``Publisher`` publishes again
+and the ``Subscriber`` subscribes again with no call from the app, and both
+say so (``on_restored``); frames flow again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from roomsignal import SessionError
+from roomsignal.media import (
+    MEDIA_NODE_LOST,
+    MediaRestored,
+    Publisher,
+    Subscriber,
+    Subscription,
+    TestPatternTrack,
+    is_media_node_lost,
+)
+from roomsignal.server._janus_process import JanusProcess
+
+from .conftest import WAIT, H, SessionFactory, W
+
+
+async def test_auto_subscribe_viewers_get_every_stream_from_one_upstream_each(
+    join: SessionFactory,
+) -> None:
+    host, guest = await join("host"), await join("guest")
+    requests: list[object] = []
+    host.on_subscribe_request(requests.append)
+    guest.on_subscribe_request(requests.append)
+    async with Publisher(host, video=TestPatternTrack(W, H)) as first:
+        viewers = [await join(f"viewer-{n}") for n in range(3)]
+        subscribers = [Subscriber(v, auto_subscribe=True) for v in viewers]
+        try:
+            for subscriber in subscribers:
+                await subscriber.start()
+            for subscriber in subscribers:
+                got = await subscriber.wait_for_subscription(host.participant_id, timeout=WAIT)
+                await got.wait_for_frames(5, timeout=WAIT)
+            # A second publisher comes: every viewer gets it too, by itself.
+            async with Publisher(guest, video=TestPatternTrack(W, H)) as second:
+                for subscriber in subscribers:
+                    got = await subscriber.wait_for_subscription(guest.participant_id, timeout=WAIT)
+                    await got.wait_for_frames(5, timeout=WAIT)
+                # One upstream each, whatever the number of viewers; no subscribeRequest.
+                assert list(first.connections) == [first.upstream_exchange_id]
+                assert list(second.connections) == [second.upstream_exchange_id]
+                assert requests == []
+        finally:
+            for subscriber in subscribers:
+                await subscriber.close()
+
+
+async def test_after_kill_9_of_janus_media_comes_back_with_no_app_code(
+    janus: JanusProcess, join: SessionFactory
+) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    losses: list[SessionError] = []
+    viewer.on_session_error(
+        lambda error: losses.append(error) if is_media_node_lost(error) else None
+    )
+    published: list[MediaRestored] = []
+    subscribed: list[MediaRestored] = []
+    republished = asyncio.Event()
+
+    def on_published(event: MediaRestored) -> None:
+        published.append(event)
+        republished.set()
+
+    async with (
+        Publisher(studio, video=TestPatternTrack(W, H)) as publisher,
+        Subscriber(viewer) as subscriber,
+    ):
+        publisher.on_restored(on_published)
+        subscriber.on_restored(subscribed.append)
+        target = studio.participant_id
+        before = await subscriber.subscribe(target, timeout=WAIT)  # the app's only subscribe
+        await before.wait_for_frames(5, timeout=WAIT)
+        old_upstream = publisher.upstream_exchange_id
+
+        janus.kill()
+        await janus.wait_stopped()
+        # The server tells everyone; the subscription ends, the upstream too.
+        await asyncio.wait_for(_closed(before), WAIT)
+        assert before.close_reason == MEDIA_NODE_LOST
+        await janus.start()  # same port: the server reconnects by itself
+
+        after = await subscriber.wait_for_subscription(target, timeout=3 * WAIT)
+        counts = await after.wait_for_frames(10, timeout=WAIT)
+        assert counts.video_frames >= 10
+        assert after is not before and after.exchange_id != before.exchange_id
+        await asyncio.wait_for(republished.wait(), WAIT)
+        assert losses and losses[0].data["reason"] == MEDIA_NODE_LOST
+        (again,) = published
+        assert again.reason == MEDIA_NODE_LOST
+        assert again.exchange_ids == (old_upstream,)
+        assert again.participant_id == target
+        assert again.exchange_id == publisher.upstream_exchange_id != old_upstream
+        (back,) = subscribed
+        assert back.reason == MEDIA_NODE_LOST and back.participant_id == target
+        assert back.exchange_ids == (before.exchange_id,)
+        assert back.subscription is after and back.exchange_id == after.exchange_id
+        assert list(publisher.connections) == [publisher.upstream_exchange_id]
+
+
+async def _closed(subscription: Subscription) -> None:
+    """Return once ``subscription`` has ended (whatever the reason)."""
+    try:
+        await subscription.wait_for_frames(10**9)
+    except Exception:
+        return
+
+
+async def test_a_publisher_closed_while_the_media_node_is_away_leaves_no_task(
+    janus: JanusProcess, join: SessionFactory
+) -> None:
+    studio = await join("studio")
+    publisher = Publisher(studio, video=TestPatternTrack(W, H))
+    await publisher.start()
+    await publisher.wait_for_connected(1, timeout=WAIT)
+    tried = asyncio.Event()  # the Republisher's publish, answered 801: no media node yet
+    studio.on_session_error(lambda error: tried.set() if error.method == "publish" else None)
+    janus.kill()
+    await janus.wait_stopped()
+    await asyncio.wait_for(tried.wait(), WAIT)
+    assert publisher._republisher.restoring  # and it goes on trying
+    await publisher.close()
+    assert not publisher._republisher.restoring
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("republish")]
