@@ -294,7 +294,8 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             '(`data.reason: "unreachable"`), the connection closed while the request was in '
             'flight (`"connectionClosed"`), no answer within the media node timeout '
             '(`"timeout"`)',
-            "the server lost its media node (its connection closed, or a keepalive unanswered): "
+            "the server lost its media node (its connection closed, or a keepalive unanswered), "
+            "or took the room over from a cluster node whose media node carried it: "
             "`sessionError` to each publisher and subscriber of an exchange through it, then "
             '`subscriptionEnded` per exchange (`data.reason: "mediaNodeLost"`)',
         ),
