@@ -46,7 +46,8 @@ class ErrorCode(enum.IntEnum):
     MEDIA_ENDPOINT_ERROR_CODE = 303
     TOKEN_EXPIRED = 1100
     TOKEN_DATA_IS_NOT_VALID = 1101
-    # The vendor's mobile-SDK codes: decoded by name, not emitted by our server.
+    # The vendor's mobile-SDK codes, decoded by name: our server emits only 801 and 802,
+    # through a media node (PROTOCOL.md section 10); the client itself reports 901.
     UNKNOWN_ERROR = -1
     MEDIA_AUDIO_PERMISSION_ERROR_CODE = 308
     MEDIA_VIDEO_PERMISSION_ERROR_CODE = 309
@@ -235,6 +236,12 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             "`subscribe` to a participant already subscribed to",
             "a new exchange while one with the same pair is in progress",
             "an SDP exchange not completed within `sdp_timeout` (to both parties as `sessionError`)",
+            "through a media node: it refused the participant's own SDP (answering the "
+            "`sdpOffer` or `sdpAnswer` that carried it, with `data.mediaNodeCode` and "
+            "`data.mediaNodeReason`)",
+            "through a media node: an upstream offer not sent within `sdp_timeout` of `publish`, "
+            "or a subscriber's answer not sent within `sdp_timeout` of the offer (to the party "
+            "that owes it, as `sessionError`)",
         ),
         True,
     ),
@@ -280,15 +287,29 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
     _e(
         ErrorCode.TRANSPORT_REQUEST_ERROR_CODE,
         "media",
-        "Failed to make a request to the media node (vendor code).",
-        ("failed to make a request to the media node",),
+        "Failed to make a request to the media node.",
+        (
+            "`publish`, `subscribe`, `sdpOffer`, `sdpAnswer` or `iceCandidate` when the server "
+            "cannot make the request to its media node: none reachable "
+            '(`data.reason: "unreachable"`), the connection closed while the request was in '
+            'flight (`"connectionClosed"`), no answer within the media node timeout '
+            '(`"timeout"`)',
+            "the server lost its media node (its connection closed, or a keepalive unanswered), "
+            "or took the room over from a cluster node whose media node carried it: "
+            "`sessionError` to each publisher and subscriber of an exchange through it, then "
+            '`subscriptionEnded` per exchange (`data.reason: "mediaNodeLost"`)',
+        ),
         True,
     ),
     _e(
         ErrorCode.TRANSPORT_RESPONSE_ERROR_CODE,
         "media",
-        "Invalid response from the media node (vendor code).",
-        ("invalid response from the media node",),
+        "Invalid response from the media node.",
+        (
+            "the media node answered something the server cannot use: not its protocol, an "
+            "unexpected message, or an error the server does not map (`data.mediaNodeCode` and "
+            "`data.mediaNodeReason` carry what it said, when it said anything)",
+        ),
         True,
     ),
     _e(

@@ -22,7 +22,7 @@ from cluster.conftest import (  # the cluster tests' real redis-server and node 
     start_node,
 )
 from roomsignal import ErrorCode, ReconnectPolicy
-from roomsignal.media import Publisher, Subscriber, TestPatternTrack
+from roomsignal.media import Publisher, Subscriber, SubscriptionClosed, TestPatternTrack
 from roomsignal.testing import CutProxy
 
 from .conftest import WAIT, H, Heard, W
@@ -59,22 +59,38 @@ async def test_a_takeover_ends_the_media_and_it_flows_again_on_the_new_home(
                 first = await subscriber.subscribe(target, timeout=WAIT)
                 await first.wait_for_frames(5, timeout=WAIT)
                 # The home dies, and its Janus with it: the room moves to the edge.
+                upstream = publisher.upstream_exchange_id
                 dead.kill()
-                lost = await heard.wait("session_error", lambda e: e.method is None, timeout=30)
-                assert lost.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE
-                assert lost.data["reason"] == "mediaNodeLost"
+                # Section 10's rule for a lost media node, to each party of an
+                # exchange through it: 801 mediaNodeLost, then subscriptionEnded.
+                for who, mine in ((heard, upstream), (seen, first.exchange_id)):
+                    lost = await who.wait("session_error", lambda e: e.method is None, timeout=30)
+                    assert lost.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE
+                    assert lost.data["reason"] == "mediaNodeLost"
+                    ended = await who.wait("subscription_ended", timeout=30)
+                    assert (ended.exchange_id, ended.participant_id) == (mine, target)
+                    assert ended.reason == "mediaNodeLost"
+                    assert who.events.index(("session_error", lost)) < who.events.index(
+                        ("subscription_ended", ended)
+                    )
                 await seen.wait("stream_unpublished", timeout=30)
                 assert await home_of(redis, "show") == edge.node_id
                 assert host.participant_id == target  # resumed, not reset
+                with pytest.raises(SubscriptionClosed) as closed:  # its peer connection went
+                    await first.wait_for_frames(10**9, timeout=WAIT)
+                assert closed.value.reason == "mediaNodeLost"
                 await publisher.close()
-                # Publishing again goes to the new home's media node.
+                # Publishing again goes to the new home's media node, and the
+                # Subscriber makes the ended subscription again by itself.
                 async with Publisher(host, video=TestPatternTrack(W, H)) as again:
                     await again.wait_for_connected(1, timeout=WAIT)
-                    await seen.wait(
-                        "stream_published", lambda e: len(seen.of("stream_published")) >= 2
-                    )
-                    second = await subscriber.subscribe(target, timeout=WAIT)
+                    second = await subscriber.wait_for_subscription(target, timeout=WAIT)
                     assert second.exchange_id != first.exchange_id
                     await second.wait_for_frames(5, timeout=WAIT)
+                    # Each ended once: nothing more since the takeover's notice.
+                    assert [e.exchange_id for e in heard.of("subscription_ended")] == [upstream]
+                    assert [e.exchange_id for e in seen.of("subscription_ended")] == [
+                        first.exchange_id
+                    ]
     finally:
         await asyncio.gather(*(node.stop() for node in started))

@@ -131,7 +131,9 @@ async def test_republish_and_unpublish_end_the_subscriptions(
         await publisher.start()
         await publisher.wait_for_connected(1, timeout=WAIT)
         await seen.wait("stream_published", lambda e: len(seen.of("stream_published")) >= 2)
-        again = await subscriber.subscribe(target, timeout=WAIT)
+        # the Subscriber makes again, by itself, what a republish ended
+        again = await subscriber.wait_for_subscription(target, timeout=WAIT)
+        assert again.exchange_id != subscription.exchange_id
         await again.wait_for_frames(3, timeout=WAIT)
         await publisher.unpublish()
         ended = await seen.wait("subscription_ended", lambda e: e.exchange_id == again.exchange_id)

@@ -12,6 +12,10 @@ The home keeps, per room it homes, what a resume needs (docs/scaling.md,
   template (``_frames.template``), trimmed with ``XTRIM MINID`` to what
   the home's own replay buffer holds (so both bounds, count and bytes).
 
+A seat's record also names its exchanges through a media node (``mx``), so
+that the new home ends each of them (PROTOCOL.md section 10's rule for a lost
+media node: the old home's media node is out of its reach).
+
 Writes are one ``JOURNAL`` script per changed room, put in the cluster
 writer's pipeline *before* that batch's relay messages, so whatever a client
 on another node was sent is in Redis first. The script is fenced: it writes
@@ -133,23 +137,62 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(member: Member) -> str:
-    """A member's seat as JSON (everything but its seq, connection and exchanges)."""
+Shape = tuple[Streams | None, str | None, tuple[tuple[str, str], ...]]
+
+
+def _media(member: Member) -> tuple[tuple[str, str], ...]:
+    """A member's exchanges through a media node: ``(exchange id, publisher id)`` pairs.
+
+    Its upstream first (its own id as the publisher), then its subscriptions.
+    Journaled so that a takeover can end each of them (docs/scaling.md).
+    """
+    ids = []
+    upstream = member.upstream
+    if upstream is not None:
+        ids.append((upstream.id, member.id))
+    for exchange in member.exchanges.values():
+        if exchange.upstream is not None:
+            ids.append((exchange.id, exchange.publisher.id))
+    return tuple(ids)
+
+
+def _shape(member: Member) -> Shape:
+    """What of a member's seat changes while it is seated (rewritten when it does)."""
+    return member.streams, member.stream_id, _media(member)
+
+
+def _record(member: Member, media: tuple[tuple[str, str], ...]) -> str:
+    """A member's seat as JSON (everything but its seq and connection).
+
+    Its exchanges through a media node (``mx``) are kept only by id: a new
+    home cannot take them over, it ends them.
+    """
     streams = member.streams
-    return json.dumps(
-        {
-            "n": member.name,
-            "t": member.type,
-            "r": list(member.roles),
-            "g": [member.grants.audio, member.grants.video, member.grants.create],
-            "md": member.metadata,
-            "s": member.secret,
-            "st": None if streams is None else [streams.audio, streams.video],
-            "si": member.stream_id,
-            "mb": member.metadata_bytes,
-        },
-        separators=(",", ":"),
-    )
+    record: dict[str, Any] = {
+        "n": member.name,
+        "t": member.type,
+        "r": list(member.roles),
+        "g": [member.grants.audio, member.grants.video, member.grants.create],
+        "md": member.metadata,
+        "s": member.secret,
+        "st": None if streams is None else [streams.audio, streams.video],
+        "si": member.stream_id,
+        "mb": member.metadata_bytes,
+    }
+    if media:
+        record["mx"] = [list(pair) for pair in media]
+    return json.dumps(record, separators=(",", ":"))
+
+
+def _journaled_media(fields: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """Each journaled member's exchanges through a media node (``mx``), by member id."""
+    media: dict[str, list[tuple[str, str]]] = {}
+    for name, raw in fields.items():
+        if name.startswith("m:"):
+            pairs = json.loads(raw).get("mx") or []
+            if pairs:
+                media[name[2:]] = [(str(x), str(p)) for x, p in pairs]
+    return media
 
 
 def _meta(session: Session) -> str:
@@ -317,7 +360,7 @@ class _Room:
 
     epoch: str
     seqs: dict[str, int] = field(default_factory=dict)  # member -> last seq written
-    shapes: dict[str, tuple[Streams | None, str | None]] = field(default_factory=dict)
+    shapes: dict[str, Shape] = field(default_factory=dict)
     sync: Any = _UNSET
     max_streaming: int | None = None
     touched: float = 0.0
@@ -441,12 +484,18 @@ class Journal:
             record.reset = True  # held here already: write what we hold
             return
         session = rooms._sessions[room]
+        media = _journaled_media(fields)
         record.seqs = dict(seqs)
-        record.shapes = {m.id: (m.streams, m.stream_id) for m in session.members.values()}
+        # As Redis holds them: a seat whose media ends below is rewritten.
+        record.shapes = {
+            m.id: (m.streams, m.stream_id, tuple(media.get(m.id, ())))
+            for m in session.members.values()
+        }
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
         if rooms.config.media_node:  # its media was on the old home's media node
-            rooms.media_moved(room)
+            # (nobody is connected yet: what it tells them waits in their replay)
+            rooms.media_moved(room, media)
         # members in the hash but not seated: delete them at the next write
         for name in fields:
             if name.startswith("m:") and name[2:] not in record.seqs:
@@ -535,9 +584,9 @@ class Journal:
         for member in session.members.values():
             member_id = member.id
             written = seqs.get(member_id)
-            shape = (member.streams, member.stream_id)
+            shape = _shape(member)
             if written is None or shapes.get(member_id) != shape:
-                hset += ["m:" + member_id, _record(member)]
+                hset += ["m:" + member_id, _record(member, shape[2])]
                 shapes[member_id] = shape
             if written is not None and member.seq == written:
                 continue

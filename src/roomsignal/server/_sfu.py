@@ -77,7 +77,7 @@ class MediaRules(ExchangeRules):
     _media_available = True  # set by media_lost / media_back
 
     def _streams_changed(self, session_id: str) -> None:
-        """A media node input changed a member's streams (a cluster journals the room)."""
+        """A member's streams or media node exchanges changed (a cluster journals the room)."""
 
     def _init_media(self) -> None:
         # Through a media node, requests that need it wait for its first session.
@@ -257,6 +257,7 @@ class MediaRules(ExchangeRules):
     ) -> None:
         """End a subscription through the media node; ``reason`` tells the subscriber."""
         self._end_exchange(exchange)
+        self._streams_changed(exchange.subscriber.session.id)
         if exchange.upstream is not None:
             exchange.upstream.subscriptions.pop(exchange.id, None)
         if hangup:
@@ -292,6 +293,7 @@ class MediaRules(ExchangeRules):
         for exchange in list(upstream.subscriptions.values()):
             self._end_subscription(out, exchange, reason, hangup=hangup)
         self._upstreams.pop(upstream.id, None)
+        self._streams_changed(member.session.id)
         upstream.deadline = None
         if member.upstream is upstream:
             member.upstream = None
@@ -299,7 +301,6 @@ class MediaRules(ExchangeRules):
             out.effects.append(MediaOp("hangup", upstream.id, member.session.id))
         if unpublish and member.streams is not None:
             member.set_streams(None)
-            self._streams_changed(member.session.id)
             if member.session.members.get(member.id) is member:
                 out.notify(
                     others(member.session, member),
@@ -601,30 +602,59 @@ class MediaRules(ExchangeRules):
         logger.warning("media node lost: %d participants told", len(touched))
         return out.effects
 
-    def media_moved(self, session_id: str) -> list[Effect]:
+    def media_moved(self, session_id: str, media: dict[str, list[tuple[str, str]]]) -> list[Effect]:
         """Session ``session_id`` was taken over from another node (docs/scaling.md).
 
         Its media was on the old home's media node, which this node cannot
-        reach: each publisher counts as not publishing (others get
-        ``streamUnpublished``) and gets ``sessionError`` 801 ``mediaNodeLost``,
-        to publish again here. Its subscriptions were not journaled: their
-        subscribers hear it from ``streamUnpublished``.
+        reach: as for a lost media node (section 10), each member with an
+        exchange through it gets ``sessionError`` 801 ``mediaNodeLost``, then
+        ``subscriptionEnded`` (reason ``mediaNodeLost``) per exchange, the
+        upstream included; publishers count as not publishing (others get
+        ``streamUnpublished``). ``media`` is what the old home journaled: each
+        member's ``(exchange id, publisher id)`` pairs.
         """
         out = Out()
         session = self._sessions.get(session_id)
         if session is None:
             return out.effects
+        told = 0
         for member in list(session.members.values()):
-            if member.streams is None:
+            ended = media.get(member.id, [])
+            if not ended and member.streams is None:
                 continue
+            told += 1
+            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            for exchange_id, publisher_id in ended:
+                out.notify(
+                    [member],
+                    SubscriptionEndedNotification(
+                        params=SubscriptionEndedParams(
+                            seq=0,
+                            exchange_id=exchange_id,
+                            participant_id=publisher_id,
+                            reason="mediaNodeLost",
+                        )
+                    ),
+                )
+        for member in list(session.members.values()):
+            if member.streams is None and member.stream_id is None:
+                continue
+            published = member.streams is not None
             member.set_streams(None)
             member.stream_id = None
-            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
-            out.notify(
-                others(session, member),
-                StreamUnpublishedNotification(
-                    params=StreamUnpublishedParams(seq=0, participant_id=member.id)
-                ),
+            if published:
+                out.notify(
+                    others(session, member),
+                    StreamUnpublishedNotification(
+                        params=StreamUnpublishedParams(seq=0, participant_id=member.id)
+                    ),
+                )
+        if told:
+            logger.warning(
+                "session %s taken over: its media was on the old home's media node "
+                "(%d participants told)",
+                session_id,
+                told,
             )
         return out.effects
 
