@@ -72,6 +72,7 @@ from roomsignal.server._limits import check_sizes, json_size, too_large
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     CLOSE_REPLACED,
+    EMPTY_ANSWER,
     IN_PROGRESS,
     PARTICIPANT_TYPES,
     STREAMING_TYPES,
@@ -191,6 +192,7 @@ class Rooms(ExchangeRules, ChatRules):
         if member is not None and member.answered is not None:
             again = member.answered.get(request.id)
             if again is not None:
+                again = again or response_frame(request.id, EmptyResult())
                 logger.info(
                     "participant %s sent %s %r again: answered as before",
                     member.id,
@@ -198,7 +200,7 @@ class Rooms(ExchangeRules, ChatRules):
                     request.id,
                 )
                 return [Send(conn, again)]
-        frame = None
+        frame = kept = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -208,18 +210,19 @@ class Rooms(ExchangeRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             logger.info("%s refused with %s: %s", method, exc.code, exc.message)
-            frame = error_frame(request.id, exc.code, exc.message, data)
+            frame = kept = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
-            frame = internal_error_frame(request.id, method)
+            frame = kept = internal_error_frame(request.id, method)
         else:
             if result is not None:
                 frame = response_frame(request.id, result)
+                kept = EMPTY_ANSWER if type(result) is EmptyResult else frame
         if frame is not None:
             out.first(Send(conn, frame))
-            if member is not None:
+            if member is not None and kept is not None:
                 config = self._config
-                member.remember(request.id, frame, config.replay_buffer, config.replay_buffer_bytes)
+                member.remember(request.id, kept, config.replay_buffer, config.replay_buffer_bytes)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -567,10 +570,7 @@ class Rooms(ExchangeRules, ChatRules):
             # (handled once: it must not drop the new connection too).
             config = self._config
             member.remember(
-                request.id,
-                response_frame(request.id, EmptyResult()),
-                config.replay_buffer,
-                config.replay_buffer_bytes,
+                request.id, EMPTY_ANSWER, config.replay_buffer, config.replay_buffer_bytes
             )
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)
