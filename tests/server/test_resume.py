@@ -259,6 +259,19 @@ async def test_a_request_sent_again_after_a_resume_is_answered_once(
     assert (await alice.note("messageReceived"))["text"] == "new"
 
 
+async def test_read_only_answers_are_not_kept(server: SignalingServer, make_peer: MakePeer) -> None:
+    """getSessionState and ping change nothing: answered afresh, never held per seat."""
+    alice, bob = await pair(server, make_peer)
+    await send(bob, 800, "getSessionState")
+    await send(bob, 801, "ping")
+    member = server.rooms._members[bob.participant_id or ""]
+    assert not member.answered
+    await alice.call("publish", audio=True, video=False)
+    state = (await send(bob, 800, "getSessionState"))["result"]  # the state of now
+    streams = {p["participantId"]: p["streams"] for p in state["participants"]}
+    assert streams[alice.participant_id] == {"audio": True, "video": False}
+
+
 async def test_a_connection_drop_sent_again_does_not_drop_twice(
     server: SignalingServer, make_peer: MakePeer
 ) -> None:
@@ -306,8 +319,8 @@ async def test_the_answers_kept_are_bounded_in_bytes(
 ) -> None:
     server = await make_server(replay_buffer_bytes=4096)
     _alice, bob = await pair(server, make_peer)
-    for n in range(200):
-        await send(bob, 1000 + n, "getSessionState")
+    for n in range(200):  # refused (no such target): each answer a ~150-byte error
+        await send(bob, 1000 + n, "subscribe", target=f"p_nobody{n}")
     member = server.rooms._members[bob.participant_id or ""]
     assert member.answered is not None
     assert 0 < member.answered_bytes <= 4096

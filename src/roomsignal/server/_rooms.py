@@ -111,7 +111,9 @@ __all__ = [
 logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
-_NOT_KEPT = frozenset({"join", "ping"})  # requests whose answers are not kept per seat
+# Requests whose answers are not kept per seat: a join is never answered from them;
+# the others change nothing, and a room's state can be large (2000 members).
+_NOT_KEPT = frozenset({"join", "ping", "getSessionState"})
 
 
 class Rooms(ExchangeRules, ChatRules):
@@ -187,7 +189,7 @@ class Rooms(ExchangeRules, ChatRules):
         method = request.method
         # Requests across a drop (docs/protocol.md section 8): a seat's request
         # whose id was answered already gets that answer again, and is not
-        # handled twice. A join is never looked up; a ping changes nothing.
+        # handled twice. A join is never looked up; see _NOT_KEPT.
         member = self._conns.get(conn) if method not in _NOT_KEPT else None
         if member is not None and member.answered is not None:
             again = member.answered.get(request.id)
