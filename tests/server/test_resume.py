@@ -231,7 +231,7 @@ async def test_frames_queued_behind_a_connection_drop_are_not_handled(
     await bob.quiet()  # no participantJoined for a ghost
 
 
-async def send(peer: Peer, request_id: int, method: str, **params: Any) -> dict[str, Any]:
+async def send(peer: Peer, request_id: int | str, method: str, **params: Any) -> dict[str, Any]:
     """A request with the id the caller chose (a client re-sending after a resume)."""
     frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
     await peer.send_raw(json.dumps(frame))
@@ -326,3 +326,18 @@ async def test_the_answers_kept_are_bounded_in_bytes(
     assert 0 < member.answered_bytes <= 4096
     assert member.answered_bytes == sum(len(f) for f in member.answered.values())
     assert 1199 in member.answered and 1000 not in member.answered
+
+
+async def test_long_string_ids_count_toward_the_byte_bound(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    """A {} answer is kept as a marker, but its id is held too: it counts."""
+    server = await make_server(replay_buffer_bytes=64 * 1024)
+    alice, bob = await pair(server, make_peer)
+    for n in range(8):
+        request_id = f"{n:04d}" + "x" * 20_000
+        assert (await send(bob, request_id, "sendMessage", text="m"))["result"] == {}
+        await alice.note("messageReceived")
+    member = server.rooms._members[bob.participant_id or ""]
+    assert member.answered is not None and len(member.answered) == 3  # 3 x 20 KB fit in 64 KB
+    assert member.answered_bytes <= 64 * 1024

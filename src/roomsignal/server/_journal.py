@@ -7,7 +7,8 @@ The home keeps, per room it homes, what a resume needs (docs/scaling.md,
   (JSON: the streaming limit and the sync state), ``m:PID`` (a member's
   seat as JSON: name, type, roles, grants, metadata, secret, streams),
   ``q:PID`` (its last ``seq``) and ``a:PID`` (JSON: the answers to its last
-  ``ANSWERS_KEPT`` requests, ``[[id, frame], ...]``, so that a request sent
+  ``ANSWERS_KEPT`` requests, at most ``ANSWERS_KEPT_BYTES``, as
+  ``[[id, frame], ...]`` with ``""`` for a ``{}`` result, so that a request sent
   again after a takeover is answered, not handled twice: docs/protocol.md
   section 8);
 - ``P:replay:SID:PID`` -- a stream: the participant's numbered
@@ -132,6 +133,7 @@ _READ_ONLY = frozenset({"ping", "getSessionState"})
 # Answers journaled per seat: a client re-sends only what was in flight when
 # its connection died (at most ``max_queue`` requests unread by the server).
 ANSWERS_KEPT = 64
+ANSWERS_KEPT_BYTES = 65536  # and at most this much of them (ids and frames)
 _UNSET: Any = object()  # a sync state never written
 
 
@@ -161,7 +163,15 @@ def _record(member: Member) -> str:
 def _answers(member: Member) -> str:
     """The member's last answers as JSON (``a:PID``)."""
     answered = member.answered or {}
-    items = list(answered.items())[-ANSWERS_KEPT:]
+    items: list[tuple[int | str, str]] = []
+    budget = ANSWERS_KEPT_BYTES
+    for request_id in reversed(answered):
+        frame = answered[request_id]
+        budget -= len(frame) + (len(request_id) if isinstance(request_id, str) else 8)
+        if budget < 0 or len(items) == ANSWERS_KEPT:
+            break
+        items.append((request_id, frame))
+    items.reverse()
     return json.dumps(items, separators=(",", ":"))
 
 

@@ -159,8 +159,11 @@ def _size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _answer_size(frame: str) -> int:
-    return _size(frame) if frame else _EMPTY_ANSWER_SIZE
+def _answer_size(request_id: int | str, frame: str) -> int:
+    """What a kept answer costs for the byte bound: its frame (with the id in it)."""
+    if frame:
+        return _size(frame)
+    return _EMPTY_ANSWER_SIZE + (_size(request_id) if type(request_id) is str else 0)
 
 
 _STAMP = 9  # what ``stamp`` adds to a template besides the digits: ,"seq": and }}
@@ -267,11 +270,12 @@ class Member:
             answered = self.answered = {}
         old = answered.pop(request_id, None)
         if old is not None:
-            self.answered_bytes -= _answer_size(old)
+            self.answered_bytes -= _answer_size(request_id, old)
         answered[request_id] = frame
-        total = self.answered_bytes + _answer_size(frame)
+        total = self.answered_bytes + _answer_size(request_id, frame)
         while answered and (total > max_bytes or len(answered) > max_count):
-            total -= _answer_size(answered.pop(next(iter(answered))))
+            oldest = next(iter(answered))
+            total -= _answer_size(oldest, answered.pop(oldest))
         self.answered_bytes = total
 
     def tombstone(self, exchange_id: str, denial: Denial, other_id: str) -> None:
