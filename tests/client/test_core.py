@@ -352,7 +352,8 @@ def test_close_codes_and_what_they_mean() -> None:
 
 
 def test_failed_rejoin_verdicts() -> None:
-    verdict = ClientCore.failed_rejoin
+    core: ClientCore[Waiter] = ClientCore()
+    verdict = core.failed_rejoin
     assert verdict(106, "X", resuming=True, rejoin_on_reset=True)[0] == "fresh"
     assert verdict(106, "X", resuming=True, rejoin_on_reset=False)[0] == "stop"
     assert verdict(106, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
@@ -360,6 +361,10 @@ def test_failed_rejoin_verdicts() -> None:
     for code in (206, 104, 1101):
         assert verdict(code, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
     assert verdict(201, "X", resuming=True, rejoin_on_reset=True)[0] == "retry"
+    # Once we had a seat, a fresh rejoin's 104 is our own old seat not let go yet.
+    core.participant_secret = "s_old"
+    assert verdict(104, "X", resuming=False, rejoin_on_reset=True)[0] == "retry"
+    assert verdict(206, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
 
 
 def test_the_core_imports_neither_asyncio_nor_websockets() -> None:
@@ -554,3 +559,19 @@ async def test_flag_wakes_every_waiter_even_if_cleared_at_once() -> None:
     assert flag._waiters == []  # a cancelled wait leaves nothing behind
     flag.set()
     await asyncio.wait_for(flag.wait(), 5)  # set: returns at once
+
+
+def test_requests_in_flight_are_kept_for_the_resume_with_their_ids() -> None:
+    """A drop keeps what can be sent again; a join cannot; ids go on counting."""
+    core: ClientCore[Waiter] = ClientCore()
+    join, chat, ping = Waiter(), Waiter(), Waiter()
+    core.request("join", lambda i: PingRequest(id=i), join, resend=False)
+    _, chat_frame = core.request("sendMessage", lambda i: PingRequest(id=i), chat)
+    _, ping_frame = core.request("ping", lambda i: PingRequest(id=i), ping)
+    assert core.take_pending(keep_resendable=True) == [("join", join)]
+    assert core.resend() == [chat_frame, ping_frame]  # oldest first, the same frames
+    ping.settled = True  # answered meanwhile: not sent again
+    assert core.resend() == [chat_frame]
+    assert core.request("ping", lambda i: PingRequest(id=i), Waiter())[0] == 4
+    assert [m for m, _ in core.take_pending()] == ["sendMessage", "ping", "ping"]
+    assert core.resend() == []

@@ -186,7 +186,9 @@ async def test_no_reconnect_policy_reports_903(proxy: Proxy, make_session: Sessi
 
 
 async def test_gives_up_after_max_attempts(proxy: Proxy, make_session: SessionFactory) -> None:
-    policy = ReconnectPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.002)
+    policy = ReconnectPolicy(
+        max_attempts=3, initial_delay=0.001, max_delay=0.002, outlast_seat=False
+    )
     session = make_session(url=proxy.url, reconnect=policy)
     errors, attempts, disconnected = Recorder(), Recorder(), Recorder()
     session.on_session_error(errors)
@@ -220,6 +222,19 @@ async def test_session_closed_by_moderator_is_final(make_session: SessionFactory
     assert not event.will_reconnect
     assert member.state is SessionState.CLOSED
     assert reconnecting.items == []
+
+
+def test_the_default_policy_outlasts_the_seat() -> None:
+    """Past max_attempts, it goes on while the server keeps the seat (resumeWindow)."""
+    policy = ReconnectPolicy()
+    assert not policy.gives_up(9, 100.0, 30.0)  # attempts left
+    assert not policy.gives_up(10, 12.0, 30.0)  # the seat still waits: go on
+    assert policy.gives_up(10, 30.0 + policy.max_delay, 30.0)
+    assert policy.gives_up(10, 0.0, None)  # a server that does not say
+    assert policy.gives_up(10, 0.0, 0.0)  # no seat is kept at all
+    assert ReconnectPolicy(outlast_seat=False).gives_up(10, 0.0, 30.0)
+    # Attempts past max_attempts keep a bounded delay (no overflow at attempt 2000).
+    assert policy.delay(2000) <= policy.max_delay
 
 
 def test_backoff_policy_bounds() -> None:
@@ -290,7 +305,9 @@ async def test_a_replay_that_kills_every_connection_ends_in_903(
     make_session: SessionFactory,
 ) -> None:
     """A frame over the client's max_size sits in the replay: no endless resume loop."""
-    policy = ReconnectPolicy(max_attempts=4, initial_delay=0.001, max_delay=0.002)
+    policy = ReconnectPolicy(
+        max_attempts=4, initial_delay=0.001, max_delay=0.002, outlast_seat=False
+    )
     async with SignalingServer(
         secret=SECRET, max_frame_bytes=4 << 20, max_text_bytes=4 << 20, max_send_queue_bytes=8 << 20
     ) as big:

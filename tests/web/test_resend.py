@@ -19,7 +19,7 @@ from roomsignal.protocol import MessageReceivedParams
 from roomsignal.server import SignalingServer
 from roomsignal.testing import CutProxy
 
-from .conftest import WAIT, open_page, token
+from .conftest import SECRET, WAIT, open_page, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -112,3 +112,49 @@ async def test_a_request_cut_before_the_server_is_delivered_after_the_resume(
             assert await asyncio.wait_for(arrived.get(), WAIT) == expected
         assert texts == ["one", "two", "after"]  # once each, in order
         await page.evaluate("window.s.leave()")
+
+
+async def test_past_max_attempts_and_the_seat_a_refused_resume_joins_afresh(
+    context: Any,
+) -> None:
+    """maxAttempts 1, the server unreachable until the seat expired: not the end.
+
+    The page goes on while the seat waits (resumeWindow), then its resume is
+    refused with 106, flagged ``recovering``, and it joins afresh at once.
+    """
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.2) as short,
+        CutProxy(short.port) as proxy,
+    ):
+        page = await open_page(context, short)
+        witness = Session(short.url, token=token("reset"), name="witness", reconnect=None)
+        left: asyncio.Queue[str] = asyncio.Queue()
+        witness.on_participant_left(lambda e: left.put_nowait(e.participant_id))
+        async with witness:
+            await page.evaluate(
+                """async ([url, token]) => {
+                  const { Session } = await import("/roomsignal.js");
+                  const s = new Session(url, { token, name: "js", maxAttempts: 1 });
+                  window.s = s;
+                  window.reconnected = [];
+                  window.errors = [];
+                  s.onReconnected((e) => window.reconnected.push(e));
+                  s.onSessionError((e) => window.errors.push(e));
+                  await s.join();
+                }""",
+                [proxy.url, token("reset")],
+            )
+            old_id = await page.evaluate("window.s.participantId")
+            proxy.refuse = True
+            proxy.cut()
+            assert await asyncio.wait_for(left.get(), WAIT) == old_id  # the seat expired
+            await _until(page, "window.s._streak > 1")  # past maxAttempts, still trying
+            proxy.refuse = False
+            event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
+            assert event["stateReset"] is True and event["resumed"] is False
+            refused = await page.evaluate(
+                "window.errors.filter((e) => e.code === 106).map((e) => e.recovering)"
+            )
+            assert refused == [True]
+            assert await page.evaluate("window.s.state") == "joined"
+            await page.evaluate("window.s.leave()")

@@ -167,8 +167,10 @@ class ClientCore(Generic[W]):
         "participants",
         "replayed",
         "resume_window",
+        "resuming",
         "roles",
         "session_id",
+        "streak_since",
         "sync_state",
     )
 
@@ -185,6 +187,10 @@ class ClientCore(Generic[W]):
         self.last_seq = 0
         self.replayed = 0
         self.resume_window: float | None = None  # the server's, from the last join result
+        self.resuming = False  # whether the last join asked for the old seat
+        # When the shell's current run of reconnections began (its loop time):
+        # the first drop since the last stable connection.
+        self.streak_since = 0.0
         self.final: Final | None = None
         self.closed_by: SessionClosedParams | None = None  # the sessionClosed, if one came
         self.participant_id: str | None = None
@@ -263,6 +269,7 @@ class ClientCore(Generic[W]):
         resume: bool,
     ) -> JoinParams:
         """``join`` params; with ``resume``, asking for the old seat from ``last_seq`` on."""
+        self.resuming = resume
         return JoinParams(
             token=token,
             name=name,
@@ -417,15 +424,25 @@ class ClientCore(Generic[W]):
             )
         return None
 
-    @staticmethod
     def failed_rejoin(
-        code: int, name: str, *, resuming: bool, rejoin_on_reset: bool
+        self, code: int, name: str, *, resuming: bool, rejoin_on_reset: bool
     ) -> tuple[Rejoin, str]:
-        """What a rejoin that failed with ``code`` calls for, and why if it is the end."""
+        """What a rejoin that failed with ``code`` calls for, and why if it is the end.
+
+        A refused resume (106) joins afresh (a state reset). A fresh rejoin
+        refused with 104 is retried: the name is held by our own old seat,
+        which the server has not let go yet (a resume that raced its end).
+        """
         if code == ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE and resuming:
             if not rejoin_on_reset:
                 return "stop", "the resume was refused"
             return "fresh", "the resume was refused: joining afresh"
+        if (
+            code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+            and not resuming
+            and self.participant_secret is not None
+        ):
+            return "retry", "the name is still held by our old seat: trying again"
         if code == ErrorCode.TOKEN_EXPIRED or not lookup(code).retryable:
             return "stop", f"rejoining failed with {code} {name}"
         return "retry", f"rejoining failed with {code} {name}"

@@ -43,7 +43,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.client._connection import DirectConnection, Raw
@@ -63,7 +62,9 @@ from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
 from roomsignal.client._restore import Kept, Restore
 from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
+from roomsignal.client._urls import Urls, UrlSource
 from roomsignal.errors import (
+    SessionError,
     SessionErrorException,
     SessionStateError,
     exception_for,
@@ -124,7 +125,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
 
     def __init__(
         self,
-        url: str,
+        url: UrlSource,
         *,
         token: str,
         name: str,
@@ -149,6 +150,11 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
+        ``url`` is the server's ``ws://`` or ``wss://`` URL, or a list of
+        them (nodes of one cluster, or one server's addresses), or an async
+        callable returning such a list (service discovery, awaited at each
+        attempt). Each attempt dials them in turn until one answers; after a
+        drop it starts with the next one (docs/client.md, "Failover").
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
         ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
@@ -171,13 +177,13 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         without it the system's CAs are trusted. A certificate that does not
         verify fails the connection with 901, as any unreachable server.
         """
-        try:
-            secure = parse_uri(url).secure  # a malformed URL is the caller's bug: say so now
-        except (InvalidURI, ValueError) as exc:
-            raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
-        if ssl is not None and not secure:
-            raise ValueError(f"ssl is given for a ws:// URL: use wss:// ({url!r})")
-        self.url = url
+        self._urls = Urls(url)  # a malformed URL is the caller's bug: ValueError now
+        self.url = self._urls.first
+        """The URL of the current (or last) connection; the first one given before."""
+        if ssl is not None:
+            plain = [u for u in self._urls.fixed if not u.startswith("wss://")]
+            if plain:
+                raise ValueError(f"ssl is given for a ws:// URL: use wss:// ({plain[0]!r})")
         self.name = name
         self.participant_type = participant_type
         self.metadata = dict(metadata) if metadata is not None else None
@@ -711,26 +717,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         if unpressed is not None and not unpressed.is_set():
             # Listeners are behind: a new connection would only be held unread.
             await unpressed.wait()
-        try:
-            compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size, tls = (
-                self._connect_options
-            )
-            # Only when given: ssl=None on a wss:// URL would mean no TLS at all.
-            tls_option: dict[str, Any] = {"ssl": tls} if tls is not None else {}
-            ws = await connect(
-                self.url,
-                **tls_option,
-                compression=compression,
-                open_timeout=open_timeout,
-                close_timeout=close_timeout,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                max_size=max_size,
-                **_CONNECT_OPTIONS,
-            )
-        except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
-            why = str(exc) or type(exc).__name__
-            raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
+        ws = await self._dial()
         assert isinstance(ws, DirectConnection)
         ws.shed_handshake()
         ws.on_frames = self._on_frames
@@ -762,8 +749,52 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 return await self._join_new_connection(resume=resume, token_retry=False)
             raise
         except _NotSent:
+            self._urls.failed(self.url)
             raise DialFailed(f"the connection to {self.url} closed before joining") from None
         return self._result(JoinResult, result, "join")
+
+    async def _dial(self) -> ClientConnection:
+        """Open a connection to the first of the URLs that answers (``DialFailed`` if none)."""
+        urls = self._urls
+        try:
+            candidates = await urls.candidates()
+        except Exception as exc:  # the provider's failure, or a bad URL it gave
+            logger.warning("no URL to dial: %r", exc)
+            raise DialFailed(f"no URL to dial: {exc!r}") from exc
+        compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size, tls = (
+            self._connect_options
+        )
+        # Only when given: ssl=None on a wss:// URL would mean no TLS at all.
+        tls_option: dict[str, Any] = {"ssl": tls} if tls is not None else {}
+        failures: list[str] = []
+        last: BaseException | None = None
+        for url in candidates:
+            try:
+                ws = await connect(
+                    url,
+                    **tls_option,
+                    compression=compression,
+                    open_timeout=open_timeout,
+                    close_timeout=close_timeout,
+                    ping_interval=ping_interval,
+                    ping_timeout=ping_timeout,
+                    max_size=max_size,
+                    **_CONNECT_OPTIONS,
+                )
+            except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
+                failures.append(f"{url}: {str(exc) or type(exc).__name__}")
+                last = exc
+                if len(candidates) > 1:
+                    logger.info("cannot connect to %s (%s); trying the next URL", url, exc)
+                continue
+            urls.worked(url)
+            self.url = url
+            return ws
+        if len(failures) == 1:
+            raise DialFailed(f"cannot connect to {failures[0]}") from last
+        raise DialFailed(
+            f"cannot connect to any of {len(failures)} URLs ({'; '.join(failures)})"
+        ) from last
 
     async def _drop_connection(self) -> None:
         """Close the current connection (bounded) and await its reader."""
@@ -829,6 +860,21 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             return Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
         return Closed(None, "dropped without a close frame")
 
+    def _flag_recovery(self, error: SessionError) -> SessionError:
+        """A rejoin's refusal the supervisor recovers from by itself: ``recovering``."""
+        policy = self.reconnect_policy
+        core = self._core
+        if policy is None:
+            return error
+        verdict, _ = core.failed_rejoin(
+            error.code, error.name, resuming=core.resuming, rejoin_on_reset=policy.rejoin_on_reset
+        )
+        if verdict == "fresh" or (
+            verdict == "retry" and error.code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+        ):
+            return error.model_copy(update={"recovering": True})
+        return error
+
     def _on_pressure(self, pressed: bool) -> None:
         """The hub's backpressure: hold reading while a listener queue is at its bound."""
         unpressed = self._unpressed
@@ -881,6 +927,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         assert isinstance(out, Answer)
         waiter = out.waiter
         error = out.error
+        if error is not None and out.method == "join" and self._state is SessionState.RECONNECTING:
+            error = self._flag_recovery(error)
         if error is not None:
             self._hub.emit("session_error", error)  # listeners first, then the caller
             if waiter is not None and not waiter.done():

@@ -72,6 +72,7 @@ from roomsignal.server._sfu import MediaRules
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     CLOSE_REPLACED,
+    EMPTY_ANSWER,
     IN_PROGRESS,
     PARTICIPANT_TYPES,
     STREAMING_TYPES,
@@ -110,7 +111,9 @@ __all__ = [
 logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
-_NOT_KEPT = frozenset({"join", "ping"})  # requests whose answers are not kept per seat
+# Requests whose answers are not kept per seat: a join is never answered from them;
+# the others change nothing, and a room's state can be large (2000 members).
+_NOT_KEPT = frozenset({"join", "ping", "getSessionState"})
 
 
 class Rooms(MediaRules, ChatRules):
@@ -197,11 +200,12 @@ class Rooms(MediaRules, ChatRules):
         method = request.method
         # Requests across a drop (docs/protocol.md section 8): a seat's request
         # whose id was answered already gets that answer again, and is not
-        # handled twice. A join is never looked up; a ping changes nothing.
+        # handled twice. A join is never looked up; see _NOT_KEPT.
         member = self._conns.get(conn) if method not in _NOT_KEPT else None
         if member is not None and member.answered is not None:
             again = member.answered.get(request.id)
             if again is not None:
+                again = again or response_frame(request.id, EmptyResult())
                 logger.info(
                     "participant %s sent %s %r again: answered as before",
                     member.id,
@@ -217,7 +221,7 @@ class Rooms(MediaRules, ChatRules):
                 request.id,
             )
             return []
-        frame = None
+        frame = kept = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -234,19 +238,20 @@ class Rooms(MediaRules, ChatRules):
                 exc.message,
                 extra={"code": exc.code, "participant": participant_id},
             )
-            frame = error_frame(request.id, exc.code, exc.message, data)
+            frame = kept = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
             self.counts.error(ErrorCode.SESSION_GENERIC_ERROR_CODE, "answer")
-            frame = internal_error_frame(request.id, method)
+            frame = kept = internal_error_frame(request.id, method)
         else:
             if result is not None:
                 frame = response_frame(request.id, result)
+                kept = EMPTY_ANSWER if type(result) is EmptyResult else frame
         if frame is not None:
             out.first(Send(conn, frame))
-            if member is not None:
+            if member is not None and kept is not None:
                 config = self._config
-                member.remember(request.id, frame, config.replay_buffer, config.replay_buffer_bytes)
+                member.remember(request.id, kept, config.replay_buffer, config.replay_buffer_bytes)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -621,10 +626,7 @@ class Rooms(MediaRules, ChatRules):
             # (handled once: it must not drop the new connection too).
             config = self._config
             member.remember(
-                request.id,
-                response_frame(request.id, EmptyResult()),
-                config.replay_buffer,
-                config.replay_buffer_bytes,
+                request.id, EMPTY_ANSWER, config.replay_buffer, config.replay_buffer_bytes
             )
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)

@@ -208,6 +208,7 @@ export class Session {
     this._streak = 0;
     this._connectedAt = 0; // Date.now() of the last successful join
     this._progressMark = 0; // lastSeq right after that join
+    this._streakSince = 0; // Date.now() of the first drop since the last stable connection
     this._lostBy = null; // how the last connection ended: {why, closed}, for requests lost in a reset
     /** Seconds the server keeps our seat after a drop (the join result's resumeWindow), or null. */
     this.resumeWindow = null;
@@ -242,7 +243,7 @@ export class Session {
   }
 
   /** The seed's name for onSessionError's twin: every error, once, as it arrives. */
-  _error(code, message, data = {}, method = null, source = "server") {
+  _error(code, message, data = {}, method = null, source = "server", recovering = false) {
     const entry = lookup(code);
     // The client's own errors name their code in data, as the Python client's do.
     if (source === "client" && data?.name === undefined) data = { name: entry.name, ...data };
@@ -258,6 +259,7 @@ export class Session {
       sessionId: this.sessionId,
       participantId: this.participantId,
       receivedAt: Date.now() / 1000,
+      recovering,
     });
     this._emit("sessionError", error);
     return error;
@@ -461,18 +463,34 @@ export class Session {
     });
   }
 
+  // As the Python policy's outlast_seat: past maxAttempts, go on while the
+  // server still keeps the seat (the join result's resumeWindow, plus the
+  // longest backoff) since the first drop of this run of attempts.
+  _givesUp() {
+    if (this._streak < this.maxAttempts) return false;
+    const window = this.resumeWindow;
+    if (!(window > 0)) return true;
+    return Date.now() - this._streakSince >= window * 1000 + 5000;
+  }
+
   async _reconnectLoop() {
     let resume = this._secret !== null;
     const before = this.lastSeq;
-    while (this._streak < this.maxAttempts) {
-      const attempt = ++this._streak;
-      const delay = Math.random() * Math.min(5000, 100 * 2 ** (attempt - 1));
-      this._emit("reconnecting", { attempt, delay: delay / 1000 });
-      await new Promise((resolve) => {
-        this._wake = resolve; // leave() cuts the wait short
-        setTimeout(resolve, delay);
-      });
-      this._wake = null;
+    if (this._streak === 0) this._streakSince = Date.now();
+    let attempt = this._streak;
+    let atOnce = false; // a fresh join right after a refused resume: no wait, no attempt
+    while (atOnce || !this._givesUp()) {
+      if (!atOnce) {
+        attempt = ++this._streak;
+        const delay = Math.random() * Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 16));
+        this._emit("reconnecting", { attempt, delay: delay / 1000 });
+        await new Promise((resolve) => {
+          this._wake = resolve; // leave() cuts the wait short
+          setTimeout(resolve, delay);
+        });
+        this._wake = null;
+      }
+      atOnce = false;
       if (this.state !== "reconnecting") return;
       try {
         const result = await this._joinNewConnection(resume);
@@ -506,7 +524,10 @@ export class Session {
         this._dropSocket();
         const code = exc.error?.code;
         if (code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE && resume) {
-          resume = false; // the seat is gone: join afresh, telling the app state was reset
+          // The seat is gone: join afresh now, on any attempt (the last one too),
+          // telling the app state was reset; a state reset, not the end.
+          resume = false;
+          atOnce = true;
           continue;
         }
         if (code === ErrorCode.TOKEN_EXPIRED && this.tokenProvider) {
@@ -543,7 +564,8 @@ export class Session {
         this._pending.delete(id);
         reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${method} within ${timeout} ms`, method));
       }, timeout);
-      this._pending.set(id, { method, resolve, reject, timer, frame: resend ? frame : null });
+      const resuming = method === "join" && params.oldParticipantSecret !== undefined;
+      this._pending.set(id, { method, resolve, reject, timer, frame: resend ? frame : null, resuming });
       ws.send(frame);
     });
   }
@@ -599,7 +621,9 @@ export class Session {
       clearTimeout(p.timer);
       if (frame.error) {
         const e = frame.error;
-        p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method)));
+        // A refused resume on the way to a fresh seat is expected: flagged, still reported.
+        const recovering = p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE;
+        p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method, "server", recovering)));
       } else {
         p.resolve(frame.result ?? {});
       }
