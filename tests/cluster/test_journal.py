@@ -200,3 +200,28 @@ async def test_unreadable_data_in_redis_seats_nobody(client: Redis, caplog: Any)
     assert await b.flush() == [1]  # rewritten whole under b's epoch
     seats = await client.hgetall(key("room", "bad"))
     assert b"m:p_1" not in seats and len([f for f in seats if f.startswith(b"m:")]) == 1
+
+
+async def test_a_load_refused_serves_nothing_and_keeps_the_journal(client: Redis) -> None:
+    """A takeover whose load fails seats nobody and writes nothing; a later load resumes.
+
+    Once, a room whose load failed was served from scratch and its fresh
+    state written over the journal of every seat it had.
+    """
+    from roomsignal.server._journal import LoadRefused
+
+    a, b = Home(client, "a"), Home(client, "b")
+    await a.take("r")
+    p1 = a.join(1, "p1")
+    a.request(1, "sendMessage", text="kept")
+    assert await a.flush() == [1]
+    before = await client.hgetall(key("room", "r"))
+
+    with pytest.raises(LoadRefused):  # the lease is still a's: not b's to load
+        await b.journal.ensure(client, "r", b.rooms)
+    assert not b.journal.holds("r") and b.rooms.session_state("r") is None
+    assert await b.flush() == []
+    assert await client.hgetall(key("room", "r")) == {**before}
+
+    await b.take("r")  # now it is b's: the seat is there, with its seq
+    assert b.rooms.last_seq(p1["participantId"]) == a.rooms.last_seq(p1["participantId"])

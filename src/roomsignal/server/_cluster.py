@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
-from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
+from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms, LoadRefused
 from roomsignal.server._lease import BEAT, PLACE, RELEASE
 from roomsignal.server._relay import (
     ABORT,
@@ -325,6 +325,10 @@ class Cluster:
         if home == self.node_id:
             try:
                 await self._take_home(session_id, epoch=epoch)
+            except LoadRefused as exc:  # not served from scratch: the client comes back
+                logger.warning("cannot take room %s over: %s", session_id, exc)
+                link.close(CLOSE_TRY_LATER, "roomUnavailable")
+                return True
             except Exception as exc:
                 logger.warning("cannot load room %s: Redis: %s", session_id, exc)
                 self._set_health(False, exc)
@@ -412,16 +416,19 @@ class Cluster:
 
     # --- the home: messages from edges -----------------------------------------------
 
-    async def _take_home(self, room: str, again: bool = False, epoch: str | None = None) -> None:
+    async def _take_home(self, room: str, epoch: str | None = None) -> None:
         """Serve ``room`` here from now on; loads its seats from Redis first (a takeover).
 
         ``epoch``: the room was just placed with no journal, and this epoch
-        set for it (``PLACE``): nothing to load.
+        set for it (``PLACE``): nothing to load. Raises if the load failed:
+        the room is not served here until a later load succeeds.
         """
         journal, redis = self._journal, self._redis
         if epoch and journal is not None:
             journal.create(room, epoch)
-        elif (again or room not in self._homed) and journal is not None and redis is not None:
+        elif journal is not None and not journal.holds(room):
+            if redis is None:
+                raise LoadRefused(f"room {room}: the node is closing")
             rooms = self.server.rooms
             assert isinstance(rooms, JournaledRooms)
             async with asyncio.timeout(max(self.lease, 1.0)):
@@ -492,6 +499,14 @@ class Cluster:
                 outbox[at] = (node, message, encode_message(message))
                 return
 
+    def _refuse_open(self, message: dict[str, Any]) -> None:
+        """An edge's connection for a room that could not be loaded: closed with 1013."""
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            node, conn = str(message["n"]), int(message["c"])
+            self._send(
+                node, {"k": CLOSE, "c": conn, "code": CLOSE_TRY_LATER, "reason": "roomUnavailable"}
+            )
+
     def _drop_remote(self, key: tuple[str, int]) -> None:
         conn = self._remote.pop(key, None)
         if conn is not None:
@@ -530,9 +545,10 @@ class Cluster:
         if self._journal is not None:
             self._journal.forget(room)
         server = self.server
-        session = server.rooms._sessions.get(room)
-        for member in list(session.members.values()) if session is not None else ():
-            link = server._links.get(member.conn) if member.conn is not None else None
+        # forgotten here, or its stale seats would be written over the real
+        # home's journal if the room ever came back to this node
+        for conn in server.rooms.forget(room):
+            link = server._links.get(conn)
             if link is not None:
                 link.abort()
 
@@ -679,8 +695,12 @@ class Cluster:
                                 await self._take_home(
                                     room, epoch=epoch if isinstance(epoch, str) else None
                                 )
-                            except Exception as exc:  # served anyway; a beat loads it again
+                            except Exception as exc:
+                                # Not served from scratch (that would overwrite its
+                                # journal): the client is told to come back later.
                                 logger.error("cannot load room %s from Redis: %s", room, exc)
+                                self._refuse_open(message)
+                                continue
                         try:
                             self._on_message(message)
                         except Exception:
@@ -762,8 +782,3 @@ class Cluster:
                 self._drop_peer(peer)
         if self._journal is not None:
             self._journal.tick(now)
-            for room in [r for r in self._homed if not self._journal.holds(r)]:
-                try:  # its load failed when it came here (Redis was unreachable)
-                    await self._take_home(room, again=True)
-                except Exception as exc:
-                    logger.warning("cannot load room %s: Redis: %s", room, exc)

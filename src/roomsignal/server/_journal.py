@@ -37,13 +37,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roomsignal.protocol import JoinParams, JoinResult, Request, Streams, SyncState
+from roomsignal.protocol import JoinParams, JoinResult, Streams, SyncState
 from roomsignal.server._config import ServerConfig
 from roomsignal.server._rooms import Rooms
 from roomsignal.server._state import (
     _STAMP,
     STREAMING_TYPES,
-    Effect,
     Member,
     Out,
     ReplayBuffer,
@@ -55,7 +54,7 @@ from roomsignal.tokens import Grants, TokenClaims
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["JOURNAL", "LOAD", "Journal", "JournaledRooms"]
+__all__ = ["JOURNAL", "LOAD", "Journal", "JournaledRooms", "LoadRefused"]
 
 logger = logging.getLogger("roomsignal.server.cluster")
 
@@ -125,8 +124,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {fields, streams}
 """
 
-_READ_ONLY = frozenset({"ping", "getSessionState"})
 _UNSET: Any = object()  # a sync state never written
+
+
+class LoadRefused(Exception):
+    """A room could not be loaded because its lease is not this node's (or its load failed)."""
 
 
 def _text(value: Any) -> str:
@@ -172,52 +174,10 @@ class JournaledRooms(Rooms):
         super().__init__(secret, config)
         self._on_dirty = on_dirty
 
-    def handle(self, conn: int, request: Request, now: float) -> list[Effect]:
-        member = self._conns.get(conn)
-        effects = super().handle(conn, request, now)
-        if request.method not in _READ_ONLY:
-            if member is None:
-                member = self._conns.get(conn)
-            if member is not None:
-                self._on_dirty(member.session.id)
-        return effects
-
-    def expire(self, now: float) -> list[Effect]:
-        # The entries due by ``now``: a walk of the heap that skips any
-        # subtree whose root is not due (so it costs what is due, not the heap).
-        heap = self._deadlines
-        todo = [0]
-        while todo:
-            at = todo.pop()
-            if at >= len(heap) or heap[at][0] > now:
-                continue
-            todo += (2 * at + 1, 2 * at + 2)
-            _, _, kind, key = heap[at]
-            if kind == "resume":
-                member = self._members.get(key)
-                if member is not None:
-                    self._on_dirty(member.session.id)
-            else:
-                exchange = self._exchanges.get(key)
-                if exchange is not None:
-                    self._on_dirty(exchange.publisher.session.id)
-        return super().expire(now)
-
-    def session_errors(
-        self, participant_id: str, code: int, count: int
-    ) -> tuple[int | None, list[str]]:
-        member = self._members.get(participant_id)
-        if member is not None:
-            self._on_dirty(member.session.id)
-        return super().session_errors(participant_id, code, count)
-
-    def shutdown(self) -> list[Effect]:
-        for session_id in self._sessions:
-            self._on_dirty(session_id)
-        return super().shutdown()
+    def _changed(self, session_id: str) -> None:
+        self._on_dirty(session_id)
 
     def _resume(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
-        self._on_dirty(claims.sid)
         member = self._secrets.get(params.old_participant_secret or "")
         if (
             member is not None
@@ -379,45 +339,58 @@ class Journal:
             self._rooms[room] = _Room(epoch, touched=time.time())
 
     async def ensure(self, redis: Redis, room: str, rooms: JournaledRooms) -> None:
-        """Load ``room`` from Redis (once) before this node serves it as its new home."""
+        """Load ``room`` from Redis (once) before this node serves it as its new home.
+
+        Raises what Redis raised, or ``LoadRefused``: the room must not be
+        served then (served from scratch, its next write would overwrite the
+        journal of every seat it had); the next join or relayed open loads it again.
+        """
         if room in self._rooms:
             return
         loading = self._loading.get(room)
         if loading is not None:
             await asyncio.shield(loading)
+            if room not in self._rooms:
+                raise LoadRefused(f"room {room}: its load failed")
             return
         loading = asyncio.get_running_loop().create_future()
         self._loading[room] = loading
         epoch = secrets.token_hex(8)
         record = _Room(epoch, touched=time.time())
         loaded = False
+        from redis.exceptions import ResponseError  # the extra: only a cluster gets here
+
         try:
-            result = await redis.eval(
-                LOAD,
-                2,
-                self._key("room", room),
-                self._key("home", room),
-                epoch,
-                int(self.ttl * 1000),
-                self._key("replay", room) + ":",
-                self._node_id,
-            )
+            try:
+                result = await self._load(redis, room, epoch)
+            except ResponseError as exc:  # Redis answered: no outage, but nothing to serve
+                raise LoadRefused(f"room {room}: {exc}") from exc
             if not result:
-                logger.warning("room %s: its lease is not ours while loading it", room)
+                raise LoadRefused(f"room {room}: its lease is not this node's")
+            try:
+                self._restore(room, result, record, rooms)
+            except (ValueError, TypeError, KeyError, IndexError):
+                # not data this code wrote: served afresh (the members rejoin)
+                logger.exception("room %s: its data in Redis cannot be read", room)
                 record.reset = True
-            else:
-                try:
-                    self._restore(room, result, record, rooms)
-                except (ValueError, TypeError, KeyError, IndexError):
-                    # not data this code wrote: served afresh (the members rejoin)
-                    logger.exception("room %s: its data in Redis cannot be read", room)
-                    record.reset = True
             loaded = True
         finally:
-            if loaded:  # else the next ``ensure`` (a join, or a beat) loads it again
+            if loaded:  # else the next ``ensure`` (a join, or a relayed open) loads it again
                 self._rooms[room] = record
             del self._loading[room]
             loading.set_result(None)
+
+    async def _load(self, redis: Redis, room: str, epoch: str) -> Any:
+        return await redis.eval(
+            LOAD,
+            2,
+            self._key("room", room),
+            self._key("home", room),
+            epoch,
+            int(self.ttl * 1000),
+            self._key("replay", room) + ":",
+            self._node_id,
+        )
 
     def _restore(self, room: str, result: Any, record: _Room, rooms: JournaledRooms) -> None:
         raw_fields, raw_streams = result

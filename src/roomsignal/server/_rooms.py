@@ -110,6 +110,7 @@ __all__ = [
 logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
+_READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no session
 
 
 class Rooms(ExchangeRules, ChatRules):
@@ -183,6 +184,9 @@ class Rooms(ExchangeRules, ChatRules):
         """Answer one request of connection ``conn``; never raises (failures are 201)."""
         out = Out()
         method = request.method
+        caller = self._conns.get(conn)  # a join marks its session once it knows it
+        if caller is not None and method not in _READ_ONLY:
+            self._changed(caller.session.id)
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -227,18 +231,45 @@ class Rooms(ExchangeRules, ChatRules):
             _, _, kind, key = entry
             if kind == "resume":
                 member = self._members[key]
+                self._changed(member.session.id)
                 logger.info("participant %s did not resume in time", member.id)
                 self._remove(out, member, "disconnected")
             else:
-                self._time_out(out, self._exchanges[key])
+                exchange = self._exchanges[key]
+                self._changed(exchange.publisher.session.id)
+                self._time_out(out, exchange)
         return out.effects
 
     def shutdown(self) -> list[Effect]:
         """Close every session (203, then ``sessionClosed`` reason ``serverShutdown``)."""
         out = Out()
         for session in list(self._sessions.values()):
+            self._changed(session.id)
             self._close_session(out, session, "serverShutdown", remember=False)
         return out.effects
+
+    def forget(self, session_id: str) -> list[int]:
+        """Drop a session with no word to anyone (another node homes it now).
+
+        Nothing is numbered or sent: its members go on on the real home.
+        Returns the connections its members held here, for the transport to drop.
+        """
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return []
+        conns = []
+        for member in session.members.values():
+            if member.conn is not None:
+                self._conns.pop(member.conn, None)
+                conns.append(member.conn)
+                member.conn = None
+            self._members.pop(member.id, None)
+            self._secrets.pop(member.secret, None)
+            member.resume_deadline = None  # its deadline is dead in the heap
+            for exchange in list(member.exchanges.values()):
+                self._end_exchange(exchange)
+        logger.info("session %s forgotten: homed elsewhere now", session_id)
+        return conns
 
     def session_errors(
         self, participant_id: str, code: int, count: int
@@ -251,6 +282,7 @@ class Rooms(ExchangeRules, ChatRules):
         member = self._members.get(participant_id)
         if member is None or count <= 0:
             return None, []
+        self._changed(member.session.id)
         entry = lookup(code)
         base = template(
             SessionErrorNotification(
@@ -299,6 +331,7 @@ class Rooms(ExchangeRules, ChatRules):
             expired = exc.code == ErrorCode.TOKEN_EXPIRED
             denial = Denial.TOKEN_EXPIRED if expired else Denial.TOKEN_INVALID
             raise RoomError(denial, message=str(exc)) from None
+        self._changed(claims.sid)
         if params.participant_type not in PARTICIPANT_TYPES:
             raise RoomError(Denial.BAD_PARTICIPANT_TYPE)
         if not params.name.strip():
