@@ -111,6 +111,10 @@ logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
 _READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no session
+# Members one ``expire`` call may notify (a departure notifies each member
+# of its room), so that 2,000 seats of one room expiring together are ended
+# over many loop turns, not in one call of about 2 million notices.
+EXPIRE_BUDGET = 4096
 
 
 class Rooms(ExchangeRules, ChatRules):
@@ -220,22 +224,29 @@ class Rooms(ExchangeRules, ChatRules):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def expire(self, now: float) -> list[Effect]:
-        """Run every deadline that has passed at ``now``."""
+    def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> list[Effect]:
+        """Run the deadlines that have passed at ``now``, in bounded turns.
+
+        Stops once its departures have notified about ``budget`` members (at
+        least one deadline runs); what is left stays due, so ``next_deadline``
+        is then in the past and the caller calls again after a yield.
+        """
         out = Out()
         heap = self._deadlines
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and budget > 0:
             entry = heapq.heappop(heap)
             if not self._live(entry):
                 continue
             _, _, kind, key = entry
             if kind == "resume":
                 member = self._members[key]
+                budget -= len(member.session.members)
                 self._changed(member.session.id)
                 logger.info("participant %s did not resume in time", member.id)
                 self._remove(out, member, "disconnected")
             else:
                 exchange = self._exchanges[key]
+                budget -= 2
                 self._changed(exchange.publisher.session.id)
                 self._time_out(out, exchange)
         return out.effects
