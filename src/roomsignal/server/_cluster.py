@@ -94,6 +94,18 @@ class _Relay:
     owed: int = 0
 
 
+def _check_database(url: str) -> None:
+    """Refuse a Redis URL whose database is not an integer (redis-py would use 0)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    names = [parts.path.strip("/")] if parts.scheme in ("redis", "rediss") else []
+    names += parse_qs(parts.query).get("db", [])
+    for name in names:
+        if name and not name.isdigit():
+            raise ValueError(f"the database must be a number (redis://HOST:PORT/0), not {name!r}")
+
+
 class Cluster:
     """Run ``server`` as one node of a cluster on the Redis at ``redis_url``.
 
@@ -116,6 +128,7 @@ class Cluster:
     ) -> None:
         if lease <= 0:
             raise ValueError("lease must be positive")
+        _check_database(redis_url)
         self.server = server
         self.redis_url = redis_url
         self.node_id = node_id or secrets.token_hex(6)
@@ -136,6 +149,7 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
+        self._lost_redis = False  # Redis was unreachable since the start (a recovery is news)
         # The rooms homed here, as written to Redis for a takeover (_journal);
         # None when seats cannot be resumed anyway (resume_window 0).
         self._journal: Journal | None = None
@@ -558,8 +572,11 @@ class Cluster:
             # back (empty after a restart); placing before that could give a
             # room a second home.
             self._place_after = time.monotonic() + self.lease
-            logger.warning("Redis reachable: node %s serving the cluster", self.node_id)
-        elif not healthy and self.healthy:
+            # a normal start is no news; a recovery is
+            level = logging.WARNING if self._lost_redis else logging.INFO
+            logger.log(level, "Redis reachable: node %s serving the cluster", self.node_id)
+        elif not healthy and (self.healthy or not self._lost_redis):
+            self._lost_redis = True
             logger.error("Redis unreachable (%s): refusing new rooms, /healthz 503", why)
         self.healthy = healthy
 
