@@ -40,6 +40,10 @@ class SessionError(BaseModel):
     the request that failed, if any; ``session_id`` and ``participant_id`` are
     the receiving session's own (the participant an error is about, if any,
     is ``data["participantId"]``); ``received_at`` is Unix time in seconds.
+    ``recovering`` is True for a refusal the client expected on its way back
+    and recovers from by itself (a resume refused with 106 after the seat
+    expired or the server restarted, before the fresh join): reported, but
+    no failure of the app's (docs/client.md, "Failover").
     """
 
     model_config = ConfigDict(frozen=True)
@@ -55,6 +59,7 @@ class SessionError(BaseModel):
     session_id: str | None = None
     participant_id: str | None = None
     received_at: float = Field(default_factory=time.time)
+    recovering: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -105,6 +110,7 @@ def make_error(
         "session_id": session_id,
         "participant_id": participant_id,
         "received_at": time.time() if received_at is None else received_at,
+        "recovering": False,
     }
     if (
         type(message) is str
@@ -202,6 +208,7 @@ def _template(code: int) -> dict[str, Any]:
         "session_id": None,
         "participant_id": None,
         "received_at": 0.0,
+        "recovering": False,
     }
 
 

@@ -352,7 +352,8 @@ def test_close_codes_and_what_they_mean() -> None:
 
 
 def test_failed_rejoin_verdicts() -> None:
-    verdict = ClientCore.failed_rejoin
+    core: ClientCore[Waiter] = ClientCore()
+    verdict = core.failed_rejoin
     assert verdict(106, "X", resuming=True, rejoin_on_reset=True)[0] == "fresh"
     assert verdict(106, "X", resuming=True, rejoin_on_reset=False)[0] == "stop"
     assert verdict(106, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
@@ -360,6 +361,10 @@ def test_failed_rejoin_verdicts() -> None:
     for code in (206, 104, 1101):
         assert verdict(code, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
     assert verdict(201, "X", resuming=True, rejoin_on_reset=True)[0] == "retry"
+    # Once we had a seat, a fresh rejoin's 104 is our own old seat not let go yet.
+    core.participant_secret = "s_old"
+    assert verdict(104, "X", resuming=False, rejoin_on_reset=True)[0] == "retry"
+    assert verdict(206, "X", resuming=False, rejoin_on_reset=True)[0] == "stop"
 
 
 def test_the_core_imports_neither_asyncio_nor_websockets() -> None:

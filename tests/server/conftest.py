@@ -8,6 +8,7 @@ Nothing sleeps: every wait is for a frame or a close, bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from roomsignal.server import SignalingServer
 from roomsignal.tokens import mint
 
 SECRET = "server-test-secret-0123456789abcdef-0123"
+_IDS = itertools.count(1)
 WAIT = 5.0
 
 
@@ -37,7 +39,7 @@ class Peer:
         self.notes: deque[dict[str, Any]] = deque()
         self.responses: dict[Any, dict[str, Any]] = {}
         self.others: deque[dict[str, Any]] = deque()
-        self._ids = iter(range(1, 1 << 30))
+        self._ids = _IDS  # unique across peers: a resumed seat must not reuse an id (section 8)
         self.participant_id: str | None = None
         self.secret: str | None = None
 
@@ -130,18 +132,19 @@ class Peer:
 
     async def drop(self) -> None:
         """Ask the server to abort this connection (``connectionDrop``); wait for it."""
+        request_id = next(self._ids)
         await self.send_raw(
             json.dumps(
                 {
                     "jsonrpc": "2.0",
-                    "id": 0,
+                    "id": request_id,
                     "method": "simulateScenario",
                     "params": {"scenario": "connectionDrop"},
                 }
             )
         )
         assert await self.closed() is None, "no close frame on a drop"
-        assert 0 not in self.responses, "no response to connectionDrop"
+        assert request_id not in self.responses, "no response to connectionDrop"
 
     async def quiet(self) -> None:
         """Prove nothing more is queued for us: a ping answers before any notification."""

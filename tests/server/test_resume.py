@@ -53,6 +53,7 @@ async def test_resume_within_the_window_replays_missed_notifications_first(
     assert result["resumed"] is True
     assert result["seq"] == 4
     assert result["participantSecret"] == bob.secret
+    assert result["resumeWindow"] == server.config.resume_window
     assert [p["name"] for p in result["participants"]] == ["alice"]
     await alice.call("sendMessage", text="m4")
     replayed = [await again.note() for _ in range(4)]
@@ -129,6 +130,7 @@ async def test_last_seq_older_than_the_buffer_is_a_replay_gap(
     assert left["reason"] == "disconnected"
     fresh = await again.join("room", "bob")  # same name, same connection, afresh
     assert fresh["resumed"] is False
+    assert fresh["resumeWindow"] == server.config.resume_window  # fresh joins say it too
     assert fresh["participantId"] != bob.participant_id
     assert fresh["seq"] == 0
     # lastSeq 3 would have been fillable: the buffer held seqs 4 and 5.
@@ -227,3 +229,87 @@ async def test_frames_queued_behind_a_connection_drop_are_not_handled(
     assert state is not None
     assert sorted(p.name for p in state.participants) == ["alice", "bob"]
     await bob.quiet()  # no participantJoined for a ghost
+
+
+async def send(peer: Peer, request_id: int, method: str, **params: Any) -> dict[str, Any]:
+    """A request with the id the caller chose (a client re-sending after a resume)."""
+    frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    await peer.send_raw(json.dumps(frame))
+    return await peer.response(request_id)
+
+
+async def test_a_request_sent_again_after_a_resume_is_answered_once(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    """Section 8, requests across a drop: the same id gets the same answer, handled once."""
+    alice, bob = await pair(server, make_peer)
+    first = await send(bob, 9001, "sendMessage", text="once")
+    assert first["result"] == {}
+    refused = await send(bob, 9002, "subscribe", target="p_nobody")
+    assert refused["error"]["code"] == 102
+    await bob.drop()
+    again = await make_peer(server)
+    assert (await resume(again, bob, last_seq=0))["result"]["resumed"] is True
+    assert await send(again, 9001, "sendMessage", text="once") == first
+    assert await send(again, 9002, "subscribe", target="p_nobody") == refused  # errors too
+    assert (await alice.note("messageReceived"))["text"] == "once"
+    await alice.quiet()  # the message was delivered once, not twice
+    # An id the seat never used is handled as new.
+    assert (await send(again, 9003, "sendMessage", text="new"))["result"] == {}
+    assert (await alice.note("messageReceived"))["text"] == "new"
+
+
+async def test_a_connection_drop_sent_again_does_not_drop_twice(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    _alice, bob = await pair(server, make_peer)
+    frame = {"jsonrpc": "2.0", "id": 77, "method": "simulateScenario"}
+    await bob.send_raw(json.dumps({**frame, "params": {"scenario": "connectionDrop"}}))
+    assert await bob.closed() is None
+    again = await make_peer(server)
+    assert (await resume(again, bob, last_seq=0))["result"]["resumed"] is True
+    answer = await send(again, 77, "simulateScenario", scenario="connectionDrop")
+    assert answer["result"] == {}  # answered as handled, and the connection lives
+    await again.quiet()
+
+
+async def test_a_resume_join_is_never_answered_from_the_cache(
+    server: SignalingServer, make_peer: MakePeer
+) -> None:
+    _alice, bob = await pair(server, make_peer)
+    await send(bob, 500, "sendMessage", text="m")
+    await bob.drop()
+    again = await make_peer(server)
+    assert bob.secret is not None
+    params = {"token": token("room"), "name": "bob", "oldParticipantSecret": bob.secret}
+    answer = await send(again, 500, "join", **params, lastSeq=0)
+    assert answer["result"]["resumed"] is True  # a join, handled: not the cached {}
+
+
+async def test_the_answers_kept_are_bounded_like_the_replay(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    """Only the last ``replay_buffer`` answers are kept: an older id is handled as new."""
+    server = await make_server(replay_buffer=3)
+    alice, bob = await pair(server, make_peer)
+    for n in range(1, 5):
+        await send(bob, 600 + n, "sendMessage", text=f"m{n}")
+        assert (await alice.note("messageReceived"))["text"] == f"m{n}"
+    await send(bob, 601, "sendMessage", text="m1")  # forgotten: handled again
+    assert (await alice.note("messageReceived"))["text"] == "m1"
+    await send(bob, 604, "sendMessage", text="m4")  # kept: not handled again
+    await alice.quiet()
+
+
+async def test_the_answers_kept_are_bounded_in_bytes(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    server = await make_server(replay_buffer_bytes=4096)
+    _alice, bob = await pair(server, make_peer)
+    for n in range(200):
+        await send(bob, 1000 + n, "getSessionState")
+    member = server.rooms._members[bob.participant_id or ""]
+    assert member.answered is not None
+    assert 0 < member.answered_bytes <= 4096
+    assert member.answered_bytes == sum(len(f) for f in member.answered.values())
+    assert 1199 in member.answered and 1000 not in member.answered

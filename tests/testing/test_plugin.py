@@ -57,6 +57,21 @@ async def test_cut_proxy_cuts_and_the_session_resumes(
         assert cut_proxy.connections == 2
 
 
+async def test_the_factory_takes_several_urls_and_fails_over(
+    roomsignal_session: SessionFactory, roomsignal_server: SignalingServer, cut_proxy: CutProxy
+) -> None:
+    """Two ways to one server: when the proxy dies, the session resumes through the other."""
+    bot = roomsignal_session("bot", url=[cut_proxy.url, roomsignal_server.url])
+    back: asyncio.Queue[Reconnected] = asyncio.Queue()
+    bot.on_reconnected(back.put_nowait)
+    async with bot:
+        assert bot.url == cut_proxy.url
+        cut_proxy.refuse = True
+        cut_proxy.cut()
+        event = await asyncio.wait_for(back.get(), timeout=5)
+        assert event.resumed and event.url == roomsignal_server.url == bot.url
+
+
 async def test_refusing_proxy_makes_connect_fail(
     roomsignal_session: SessionFactory, cut_proxy: CutProxy
 ) -> None:

@@ -47,7 +47,11 @@ def add_join_command(commands: Any) -> None:
         description="Join a session and print every event and error as it arrives, "
         "until Ctrl-C or SIGTERM; then leave cleanly.",
     )
-    parser.add_argument("url", help="the server, e.g. ws://127.0.0.1:8765")
+    parser.add_argument(
+        "url",
+        nargs="+",
+        help="the server, e.g. ws://127.0.0.1:8765; several (a cluster's nodes) fail over in turn",
+    )
     parser.add_argument("--token", required=True, help="a token (see 'roomsignal token')")
     parser.add_argument("--name", required=True, help="the name to join under")
     parser.add_argument(
@@ -104,20 +108,21 @@ class _Printer:
 
 def run_join(args: argparse.Namespace) -> int:
     """Join and print until interrupted."""
-    try:
-        parse_uri(args.url)
-    except (InvalidURI, ValueError) as exc:
-        detail = exc.msg if isinstance(exc, InvalidURI) else str(exc)
-        raise UsageError(
-            f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}: {detail}"
-        ) from None
+    for url in args.url:
+        try:
+            parse_uri(url)
+        except (InvalidURI, ValueError) as exc:
+            detail = exc.msg if isinstance(exc, InvalidURI) else str(exc)
+            raise UsageError(
+                f"not a WebSocket URL (ws://HOST:PORT or wss://...): {url!r}: {detail}"
+            ) from None
     return asyncio.run(_join(args))
 
 
 async def _join(args: argparse.Namespace) -> int:
     printer = _Printer(args.json)
     session = Session(
-        args.url,
+        args.url[0] if len(args.url) == 1 else args.url,
         token=args.token,
         name=args.name,
         participant_type=args.type,
@@ -141,7 +146,7 @@ async def _join(args: argparse.Namespace) -> int:
         except SessionErrorException as exc:
             error = exc.error
             raise CommandError(
-                f"cannot join {args.url} as {args.name!r}: "
+                f"cannot join {' or '.join(args.url)} as {args.name!r}: "
                 f"{error.code} {error.name}: {error.message}"
             ) from None
         talker = asyncio.ensure_future(_talk(session))

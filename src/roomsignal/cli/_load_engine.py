@@ -402,6 +402,10 @@ class LoadTest:
     async def _drop(self, bot: _Bot) -> None:
         try:
             await bot.session.simulate_scenario(_DROP)
+            # Answered: sent again after the resume, and answered {} from the
+            # server's cache (docs/protocol.md section 8): the drop happened.
+            self._chaos_available = True
+            self.snapshot.drops += 1
         except SessionErrorException as exc:
             if exc.code == _CONNECTION_LOST:  # the drop cut the request's own answer
                 self._chaos_available = True

@@ -14,6 +14,7 @@ from roomsignal.client._listeners import ErrorStream
 from roomsignal.client._payloads import MessageReceived, ParticipantLeft, SubscribeRequest
 from roomsignal.client._session import RequestTimeoutError, Session
 from roomsignal.client._supervise import TokenProvider
+from roomsignal.client._urls import UrlProvider, UrlSource
 
 __all__ = [
     "Connected",
@@ -31,4 +32,6 @@ __all__ = [
     "SessionState",
     "SubscribeRequest",
     "TokenProvider",
+    "UrlProvider",
+    "UrlSource",
 ]

@@ -6,7 +6,11 @@ no clock of its own (the caller passes the time in). It owns:
 
 - request ids and the table of requests in flight (``request``, ``forget``,
   ``take_pending``); a waiter is the caller's opaque object (the asyncio
-  shell uses a future), asked only whether it is ``done()``;
+  shell uses a future), asked only whether it is ``done()``. Ids count on
+  for the session's whole life, across connections, and a request keeps its
+  frame while in flight: after a resume the shell sends again, with the same
+  id, every request that had no answer (``resend``), and the server answers
+  one it had handled from its cache (docs/protocol.md section 8);
 - matching a response to its request (``Answer``), an error response turned
   into a ``SessionError``;
 - ``seq`` de-duplication: a notification already delivered is dropped, a new
@@ -157,12 +161,16 @@ class ClientCore(Generic[W]):
         "join_snapshot",
         "last_seq",
         "max_seq_jump",
+        "park",
         "participant_id",
         "participant_secret",
         "participants",
         "replayed",
+        "resume_window",
+        "resuming",
         "roles",
         "session_id",
+        "streak_since",
         "sync_state",
     )
 
@@ -171,9 +179,18 @@ class ClientCore(Generic[W]):
             raise ValueError("max_seq_jump must be at least 1")
         self.max_seq_jump = max_seq_jump
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, W]] = {}
+        # id -> (method, waiter, its frame to send again after a resume, or None)
+        self._pending: dict[int, tuple[str, W, str | None]] = {}
+        # Whether requests in flight wait for a resume when a connection ends
+        # (the shell turns it off while it restores after a reset: see _restore.py).
+        self.park = True
         self.last_seq = 0
         self.replayed = 0
+        self.resume_window: float | None = None  # the server's, from the last join result
+        self.resuming = False  # whether the last join asked for the old seat
+        # When the shell's current run of reconnections began (its loop time):
+        # the first drop since the last stable connection.
+        self.streak_since = 0.0
         self.final: Final | None = None
         self.closed_by: SessionClosedParams | None = None  # the sessionClosed, if one came
         self.participant_id: str | None = None
@@ -187,17 +204,25 @@ class ClientCore(Generic[W]):
     # -- requests -----------------------------------------------------------------
 
     def request(
-        self, method: str, build: Callable[[int], Model | str], waiter: W
+        self,
+        method: str,
+        build: Callable[[int], Model | str],
+        waiter: W,
+        *,
+        resend: bool = True,
     ) -> tuple[int, str]:
         """A new request id and its frame; ``waiter`` is what its answer settles.
 
         ``build`` makes the request's model, or its frame already encoded
-        (``ping_frame``: the hot path of ``ping()``).
+        (``ping_frame``: the hot path of ``ping()``). With ``resend`` (all but
+        a ``join`` or a parting ``leave``) the request survives the end of its
+        connection, to be sent again after a resume.
         """
         request_id = next(self._ids)
-        self._pending[request_id] = (method, waiter)
         built = build(request_id)
-        return request_id, built if type(built) is str else encode(built)  # type: ignore[arg-type]
+        frame: str = built if type(built) is str else encode(built)  # type: ignore[arg-type]
+        self._pending[request_id] = (method, waiter, frame if resend else None)
+        return request_id, frame
 
     def frame(self, build: Callable[[int], Model]) -> str:
         """A request frame with a fresh id that nobody waits for (a parting ``leave``)."""
@@ -207,10 +232,32 @@ class ClientCore(Generic[W]):
         """The caller stopped waiting for ``request_id`` (answered, timed out, cancelled)."""
         self._pending.pop(request_id, None)
 
-    def take_pending(self) -> list[tuple[str, W]]:
-        """Every request in flight, as ``(method, waiter)``; the table is then empty."""
-        pending, self._pending = self._pending, {}
-        return list(pending.values())
+    def take_pending(self, *, keep_resendable: bool = False) -> list[tuple[str, W]]:
+        """The requests in flight, as ``(method, waiter)``, taken off the table.
+
+        With ``keep_resendable``, only those that cannot be sent again (a
+        ``join``, a parting ``leave``); the others stay, for ``resend``.
+        """
+        pending = self._pending
+        if not keep_resendable:
+            self._pending = {}
+            return [(method, waiter) for method, waiter, _ in pending.values()]
+        taken = [(i, m, w) for i, (m, w, frame) in pending.items() if frame is None]
+        for request_id, _, _ in taken:
+            del pending[request_id]
+        return [(method, waiter) for _, method, waiter in taken]
+
+    def resend(self) -> list[str]:
+        """The frames of the requests still unanswered, oldest first, to send again.
+
+        Called once a resume is joined: each keeps its id, so the server
+        answers one it had handled from its cache, without handling it twice.
+        """
+        return [
+            frame
+            for _, waiter, frame in self._pending.values()
+            if frame is not None and not waiter.done()
+        ]
 
     def join_params(
         self,
@@ -222,6 +269,7 @@ class ClientCore(Generic[W]):
         resume: bool,
     ) -> JoinParams:
         """``join`` params; with ``resume``, asking for the old seat from ``last_seq`` on."""
+        self.resuming = resume
         return JoinParams(
             token=token,
             name=name,
@@ -356,6 +404,7 @@ class ClientCore(Generic[W]):
         self.participant_secret = result.participant_secret
         self.roles = tuple(result.roles)
         self.sync_state = result.sync_state
+        self.resume_window = result.resume_window
 
     # -- what the session's end means ----------------------------------------------------
 
@@ -375,15 +424,25 @@ class ClientCore(Generic[W]):
             )
         return None
 
-    @staticmethod
     def failed_rejoin(
-        code: int, name: str, *, resuming: bool, rejoin_on_reset: bool
+        self, code: int, name: str, *, resuming: bool, rejoin_on_reset: bool
     ) -> tuple[Rejoin, str]:
-        """What a rejoin that failed with ``code`` calls for, and why if it is the end."""
+        """What a rejoin that failed with ``code`` calls for, and why if it is the end.
+
+        A refused resume (106) joins afresh (a state reset). A fresh rejoin
+        refused with 104 is retried: the name is held by our own old seat,
+        which the server has not let go yet (a resume that raced its end).
+        """
         if code == ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE and resuming:
             if not rejoin_on_reset:
                 return "stop", "the resume was refused"
             return "fresh", "the resume was refused: joining afresh"
+        if (
+            code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+            and not resuming
+            and self.participant_secret is not None
+        ):
+            return "retry", "the name is still held by our old seat: trying again"
         if code == ErrorCode.TOKEN_EXPIRED or not lookup(code).retryable:
             return "stop", f"rejoining failed with {code} {name}"
         return "retry", f"rejoining failed with {code} {name}"

@@ -105,13 +105,17 @@ class Reconnected(_Event):
     """The client is back in the session.
 
     ``resumed`` is true when the server gave the old seat back and replayed
-    ``replayed`` missed notifications (none lost, none duplicated). When it is
+    ``replayed`` missed notifications (none lost, none duplicated), and sent
+    again the ``resent`` requests that had no answer (the server answers one
+    it had handled from its cache: none is handled twice). When it is
     false, ``state_reset`` is true: the client joined afresh under a new
-    participant id, and what happened while it was away is gone; then the
+    participant id, what happened while it was away is gone, and each
+    request that was in flight failed with 901; then the
     session has restored what it owns (unless ``restore_after_reset`` is
     off): ``republished`` says it published again with its last flags,
     ``resubscribed`` names the participants it subscribed to again (matched
     by name), ``awaiting`` those not back yet, subscribed to as they join.
+    ``url`` is the URL it is back through (with several, maybe another node).
     """
 
     resumed: bool
@@ -119,6 +123,8 @@ class Reconnected(_Event):
     state_reset: bool
     attempts: int
     participant_id: str
+    url: str = ""
+    resent: int = 0
     republished: bool = False
     resubscribed: tuple[str, ...] = ()
     awaiting: tuple[str, ...] = ()
@@ -131,10 +137,15 @@ class ReconnectPolicy:
     Exponential backoff with full jitter: attempt ``n`` waits a random time in
     ``[0, min(max_delay, initial_delay * multiplier ** (n - 1))]`` (exactly
     that bound when ``jitter`` is false). ``rejoin_on_reset`` says whether to
-    join afresh when the server refuses the resume (106), rather than stop.
+    join afresh when the server refuses the resume (106), rather than stop;
+    that fresh join is made at once and is not counted as an attempt.
     Attempts count until a connection is stable: it delivered a notification,
     or stayed up ``stable_after`` seconds; so a connection that dies at once,
-    time after time, ends in 903 rather than a loop.
+    time after time, ends in 903 rather than a loop. With
+    ``outlast_seat`` (the default) the client goes on past ``max_attempts``
+    while the server still keeps its seat: for the ``resumeWindow`` of the
+    last join result (plus ``max_delay``) since the drop, so a server back
+    within it is always found, and one back later gets a fresh join.
     """
 
     max_attempts: int = 10
@@ -144,8 +155,24 @@ class ReconnectPolicy:
     jitter: bool = True
     rejoin_on_reset: bool = True
     stable_after: float = 10.0
+    outlast_seat: bool = True
+
+    def gives_up(self, attempts: int, elapsed: float, resume_window: float | None) -> bool:
+        """Whether to stop after ``attempts`` failed, ``elapsed`` seconds after the drop.
+
+        ``resume_window`` is how long the server keeps the seat (None: unknown).
+        """
+        if attempts < self.max_attempts:
+            return False
+        if not self.outlast_seat or not resume_window or resume_window <= 0:
+            return True
+        return elapsed >= resume_window + self.max_delay
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (from 1)."""
-        bound = min(self.max_delay, self.initial_delay * self.multiplier ** max(0, attempt - 1))
+        try:
+            grown = self.initial_delay * self.multiplier ** max(0, attempt - 1)
+        except OverflowError:  # attempts go on past max_attempts while the seat waits
+            grown = self.max_delay
+        bound = min(self.max_delay, grown)
         return random.uniform(0.0, bound) if self.jitter else bound

@@ -42,7 +42,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.client._connection import DirectConnection, Raw
@@ -62,7 +61,9 @@ from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
 from roomsignal.client._restore import Kept, Restore
 from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
+from roomsignal.client._urls import Urls, UrlSource
 from roomsignal.errors import (
+    SessionError,
     SessionErrorException,
     SessionStateError,
     exception_for,
@@ -123,7 +124,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
 
     def __init__(
         self,
-        url: str,
+        url: UrlSource,
         *,
         token: str,
         name: str,
@@ -147,6 +148,11 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     ) -> None:
         """Configure a session; nothing is dialled until ``connect()``.
 
+        ``url`` is the server's ``ws://`` or ``wss://`` URL, or a list of
+        them (nodes of one cluster, or one server's addresses), or an async
+        callable returning such a list (service discovery, awaited at each
+        attempt). Each attempt dials them in turn until one answers; after a
+        drop it starts with the next one (docs/client.md, "Failover").
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
         ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
@@ -165,11 +171,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         ``restore_after_reset`` publishes and subscribes again after a state
         reset (see ``publish``/``subscribe``, reported in ``on_reconnected``).
         """
-        try:
-            parse_uri(url)  # a malformed URL is the caller's bug: say so now
-        except (InvalidURI, ValueError) as exc:
-            raise ValueError(f"not a ws:// or wss:// URL: {url!r} ({exc})") from None
-        self.url = url
+        self._urls = Urls(url)  # a malformed URL is the caller's bug: ValueError now
+        self.url = self._urls.first
+        """The URL of the current (or last) connection; the first one given before."""
         self.name = name
         self.participant_type = participant_type
         self.metadata = dict(metadata) if metadata is not None else None
@@ -277,6 +281,15 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     def last_seq(self) -> int:
         """The seq of the last notification delivered (what a resume asks for)."""
         return self._core.last_seq
+
+    @property
+    def resume_window(self) -> float | None:
+        """How long the server keeps our seat after a drop (seconds), from the last join.
+
+        None before the first join, or from a server that does not say
+        (``resumeWindow`` in the join result, docs/protocol.md).
+        """
+        return self._core.resume_window
 
     @property
     def _participant_secret(self) -> str | None:
@@ -473,7 +486,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             # (No leave once the server closed the session: it is closing us.)
             with contextlib.suppress(SessionErrorException, _NotSent, TimeoutError):
                 async with asyncio.timeout(min(self.request_timeout, self._close_timeout)):
-                    await self._request_on(self._ws, "leave", lambda i: LeaveRequest(id=i))
+                    await self._request_on(
+                        self._ws, "leave", lambda i: LeaveRequest(id=i), resend=False
+                    )
         supervisor = self._supervisor
         if supervisor is not None:
             supervisor.cancel()
@@ -509,26 +524,18 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             and ws.transport is not None
             and not ws.transport.get_write_buffer_size()
         ):
-            try:
-                return await self._request_now(ws, method, build)
-            except _NotSent:
-                pass  # nothing was sent, at once: wait for the rejoin as below
+            return await self._request_now(ws, method, build)
         try:
             async with asyncio.timeout(self.request_timeout):
                 while True:
                     if not self._joined.is_set():
                         await self._joined.wait()
-                    ws, reader = self._ws, self._reader
+                    ws = self._ws
                     if self._state is not SessionState.JOINED or ws is None:
                         raise self._not_connected(method)
-                    try:
-                        return await self._request_on(ws, method, build, timed=False)
-                    except _NotSent:
-                        # The connection died before the frame left: nothing was sent,
-                        # so wait for its reader to see it (that clears ``_joined``)
-                        # and send again once rejoined.
-                        if reader is not None:
-                            await asyncio.wait({reader})
+                    # A connection that dies under it keeps it in flight: it is sent
+                    # again after the resume (or fails with 901 after a reset).
+                    return await self._request_on(ws, method, build, timed=False)
         except TimeoutError as exc:
             if isinstance(exc, SessionErrorException):
                 raise
@@ -544,7 +551,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         A frame of at most ``_SMALL_FRAME`` bytes onto an empty write buffer
         cannot wait in ``send`` (websockets drains above its 32 KiB write
         limit); a larger one is sent under ``asyncio.timeout_at`` the same
-        deadline. Raises ``_NotSent`` if the connection closed first.
+        deadline. A connection that closes under it keeps the request in
+        flight: it is sent again after the resume, with the same id.
         """
         loop = ws.loop
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -558,7 +566,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                     async with asyncio.timeout_at(expiry.when()):
                         await ws.send(frame)
             except ConnectionClosed:
-                raise _NotSent from None
+                pass  # in flight still: the resume sends it again (or a reset fails it)
             except TimeoutError:
                 raise self._timeout(method) from None
             try:
@@ -578,20 +586,25 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         build: Callable[[int], Model | str],
         *,
         timed: bool = True,
+        resend: bool = True,
     ) -> dict[str, Any]:
         """Send one request on ``ws`` and await the reader's answer.
 
         Errors answering it reach the listeners (from the reader) before this
         raises. With ``timed``, bounded by ``request_timeout`` (902 on expiry).
-        Raises ``_NotSent`` if the connection closed before the frame was written.
+        With ``resend``, a connection that closes under the request keeps it
+        in flight, to be sent again after the resume; without (a ``join``, a
+        parting ``leave``), raises ``_NotSent`` if the connection closed
+        before the frame was written.
         """
         future: asyncio.Future[dict[str, Any]] = ws.loop.create_future()
-        request_id, frame = self._core.request(method, build, future)
+        request_id, frame = self._core.request(method, build, future, resend=resend)
         try:
             try:
                 await ws.send(frame)
             except ConnectionClosed:
-                raise _NotSent from None
+                if not resend:
+                    raise _NotSent from None
             if not timed:
                 return await future
             try:
@@ -603,6 +616,25 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 raise self._timeout(method) from None
         finally:
             self._core.forget(request_id)
+
+    async def _resend(self) -> int:
+        """After a resume: send again, with its id, each request that had no answer.
+
+        Returns how many were sent. A connection that dies meanwhile keeps
+        the rest in flight for the next resume.
+        """
+        ws = self._ws
+        frames = self._core.resend()
+        if ws is None or not frames:
+            return 0
+        sent = 0
+        with contextlib.suppress(ConnectionClosed):
+            for frame in frames:
+                await ws.send(frame)
+                sent += 1
+        if sent:
+            logger.info("sent %d request(s) again after the resume", sent)
+        return sent
 
     def _client_error(
         self, code: ErrorCode, message: str, method: str | None, **data: Any
@@ -632,9 +664,15 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         error = self._core.make_error(code, message, {"name": code.name}, method, now=time.time())
         return exception_for(error)
 
-    def _fail_pending(self, why: str, closed: Closed | None = None) -> None:
-        """Fail every request in flight (the connection ended under it, ``closed``)."""
-        for method, future in self._core.take_pending():
+    def _fail_pending(
+        self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+    ) -> None:
+        """Fail the requests in flight (the connection ended under them, ``closed``).
+
+        With ``keep_resendable``, only a ``join`` or a parting ``leave``: the
+        others wait for the resume, which sends them again.
+        """
+        for method, future in self._core.take_pending(keep_resendable=keep_resendable):
             if future.done():
                 continue
             if self._closing and method == "leave":
@@ -668,23 +706,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         if unpressed is not None and not unpressed.is_set():
             # Listeners are behind: a new connection would only be held unread.
             await unpressed.wait()
-        try:
-            compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size = (
-                self._connect_options
-            )
-            ws = await connect(
-                self.url,
-                compression=compression,
-                open_timeout=open_timeout,
-                close_timeout=close_timeout,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                max_size=max_size,
-                **_CONNECT_OPTIONS,
-            )
-        except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
-            why = str(exc) or type(exc).__name__
-            raise DialFailed(f"cannot connect to {self.url}: {why}") from exc
+        ws = await self._dial()
         assert isinstance(ws, DirectConnection)
         ws.shed_handshake()
         ws.on_frames = self._on_frames
@@ -702,7 +724,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             resume=resume,
         )
         try:
-            result = await self._request_on(ws, "join", lambda i: JoinRequest(id=i, params=params))
+            result = await self._request_on(
+                ws, "join", lambda i: JoinRequest(id=i, params=params), resend=False
+            )
         except SessionErrorException as exc:
             if (
                 exc.code == ErrorCode.TOKEN_EXPIRED
@@ -714,8 +738,49 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 return await self._join_new_connection(resume=resume, token_retry=False)
             raise
         except _NotSent:
+            self._urls.failed(self.url)
             raise DialFailed(f"the connection to {self.url} closed before joining") from None
         return self._result(JoinResult, result, "join")
+
+    async def _dial(self) -> ClientConnection:
+        """Open a connection to the first of the URLs that answers (``DialFailed`` if none)."""
+        urls = self._urls
+        try:
+            candidates = await urls.candidates()
+        except Exception as exc:  # the provider's failure, or a bad URL it gave
+            logger.warning("no URL to dial: %r", exc)
+            raise DialFailed(f"no URL to dial: {exc!r}") from exc
+        compression, open_timeout, close_timeout, ping_interval, ping_timeout, max_size = (
+            self._connect_options
+        )
+        failures: list[str] = []
+        last: BaseException | None = None
+        for url in candidates:
+            try:
+                ws = await connect(
+                    url,
+                    compression=compression,
+                    open_timeout=open_timeout,
+                    close_timeout=close_timeout,
+                    ping_interval=ping_interval,
+                    ping_timeout=ping_timeout,
+                    max_size=max_size,
+                    **_CONNECT_OPTIONS,
+                )
+            except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
+                failures.append(f"{url}: {str(exc) or type(exc).__name__}")
+                last = exc
+                if len(candidates) > 1:
+                    logger.info("cannot connect to %s (%s); trying the next URL", url, exc)
+                continue
+            urls.worked(url)
+            self.url = url
+            return ws
+        if len(failures) == 1:
+            raise DialFailed(f"cannot connect to {failures[0]}") from last
+        raise DialFailed(
+            f"cannot connect to any of {len(failures)} URLs ({'; '.join(failures)})"
+        ) from last
 
     async def _drop_connection(self) -> None:
         """Close the current connection (bounded) and await its reader."""
@@ -763,7 +828,12 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             if ws is self._ws or self._ws is None:
                 if not self._closing:
                     self._joined.clear()
-                self._fail_pending(f"the connection {closed.describe()}", closed)
+                # Requests in flight wait for the resume, which sends them again
+                # (docs/client.md); the supervisor fails them if none comes.
+                keep = not self._closing and self._core.park
+                self._fail_pending(
+                    f"the connection {closed.describe()}", closed, keep_resendable=keep
+                )
         return closed
 
     @staticmethod
@@ -775,6 +845,21 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         if sent is not None:  # we closed it, e.g. 1009 for a frame over max_size
             return Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
         return Closed(None, "dropped without a close frame")
+
+    def _flag_recovery(self, error: SessionError) -> SessionError:
+        """A rejoin's refusal the supervisor recovers from by itself: ``recovering``."""
+        policy = self.reconnect_policy
+        core = self._core
+        if policy is None:
+            return error
+        verdict, _ = core.failed_rejoin(
+            error.code, error.name, resuming=core.resuming, rejoin_on_reset=policy.rejoin_on_reset
+        )
+        if verdict == "fresh" or (
+            verdict == "retry" and error.code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+        ):
+            return error.model_copy(update={"recovering": True})
+        return error
 
     def _on_pressure(self, pressed: bool) -> None:
         """The hub's backpressure: hold reading while a listener queue is at its bound."""
@@ -828,6 +913,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         assert isinstance(out, Answer)
         waiter = out.waiter
         error = out.error
+        if error is not None and out.method == "join" and self._state is SessionState.RECONNECTING:
+            error = self._flag_recovery(error)
         if error is not None:
             self._hub.emit("session_error", error)  # listeners first, then the caller
             if waiter is not None and not waiter.done():

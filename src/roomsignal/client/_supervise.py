@@ -28,6 +28,7 @@ from roomsignal.client._events import (
 from roomsignal.client._flag import Flag
 from roomsignal.client._listeners import ListenerHub
 from roomsignal.client._restore import Restored
+from roomsignal.client._urls import Urls
 from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import JoinResult
 from roomsignal.tokens import peek_exp
@@ -77,6 +78,8 @@ class Supervision:
     _streak: int
     _connected_at: float
     _progress_mark: int
+    _urls: Urls
+    url: str
     reconnect_policy: ReconnectPolicy | None
 
     if TYPE_CHECKING:
@@ -93,7 +96,11 @@ class Supervision:
             self, code: ErrorCode, message: str, method: str | None, **data: Any
         ) -> SessionErrorException: ...
 
-        def _fail_pending(self, why: str, closed: Closed | None = None) -> None: ...
+        def _fail_pending(
+            self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+        ) -> None: ...
+
+        async def _resend(self) -> int: ...
 
         def _end_waits(self) -> None: ...
 
@@ -174,6 +181,9 @@ class Supervision:
             stable = self._loop_time() - self._connected_at >= policy.stable_after
             if stable or self._core.last_seq > self._progress_mark:
                 self._streak = 0
+            if self._streak == 0:
+                self._core.streak_since = self._loop_time()
+            self._urls.failed(self.url)  # with several URLs, the next attempt tries another first
             await self._drop_connection()
             final = await self._reconnect(policy, closed)
             if final is not None:
@@ -197,7 +207,7 @@ class Supervision:
         if code is not None:
             exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
             error = exc.error
-        self._fail_pending(message)
+        self._fail_pending(message, closed)
         self._end_waits()
         self._ended(
             SessionEnded(
@@ -216,15 +226,24 @@ class Supervision:
         core = self._core
         resume = core.participant_secret is not None
         last_seq_before = core.last_seq
-        while self._streak < policy.max_attempts:
-            self._streak += 1
-            attempt = self._streak
-            delay = policy.delay(attempt)
-            self._hub.emit(
-                "reconnecting",
-                Reconnecting(attempt=attempt, delay=delay, code=closed.code, reason=closed.reason),
-            )
-            await asyncio.sleep(delay)
+        dropped_at = core.streak_since  # the first drop since the last stable connection
+        attempt = self._streak
+        at_once = False  # a fresh join right after a refused resume: no wait, no attempt
+        while at_once or not policy.gives_up(
+            self._streak, self._loop_time() - dropped_at, core.resume_window
+        ):
+            if not at_once:
+                self._streak += 1
+                attempt = self._streak
+                delay = policy.delay(attempt)
+                self._hub.emit(
+                    "reconnecting",
+                    Reconnecting(
+                        attempt=attempt, delay=delay, code=closed.code, reason=closed.reason
+                    ),
+                )
+                await asyncio.sleep(delay)
+            at_once = False
             try:
                 result = await self._join_new_connection(resume=resume, token_retry=True)
             except DialFailed as exc:
@@ -241,15 +260,36 @@ class Supervision:
                 if verdict == "stop":
                     return (ErrorCode.CONNECTION_LOST_ERROR_CODE, why)
                 if verdict == "fresh":
+                    # The seat is gone (expired, or the server restarted): join afresh
+                    # now, whatever attempt this was; it is a state reset, not the end.
                     resume = False
+                    at_once = True
                 else:
                     logger.info("reconnection attempt %d failed: %s", attempt, exc)
+                    self._urls.failed(self.url)  # another node may serve us meanwhile
+                    resume = core.participant_secret is not None
                 continue
+            if result.resumed:
+                # Before any new request: what had no answer goes again, same ids.
+                resent = await self._resend()
+            else:
+                # A fresh seat: what was in flight is lost (its caller hears 901).
+                resent = 0
+                self._fail_pending(
+                    f"the connection {closed.describe()} and the seat was lost (state reset)",
+                    closed,
+                )
             self._state = SessionState.JOINED
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq
-            restored = None if result.resumed else await self._restore()
+            restored = None
+            if not result.resumed:
+                core.park = False  # a drop now fails restore's requests: we are the supervisor
+                try:
+                    restored = await self._restore()
+                finally:
+                    core.park = True
             self._hub.emit(
                 "reconnected",
                 Reconnected(
@@ -258,6 +298,8 @@ class Supervision:
                     state_reset=not result.resumed,
                     attempts=attempt,
                     participant_id=result.participant_id,
+                    url=self.url,
+                    resent=resent,
                     republished=restored is not None and restored.republished,
                     resubscribed=tuple(restored.resubscribed) if restored else (),
                     awaiting=tuple(restored.awaiting) if restored else (),
@@ -273,7 +315,8 @@ class Supervision:
             return None
         return (
             ErrorCode.CONNECTION_LOST_ERROR_CODE,
-            f"gave up after {policy.max_attempts} reconnection attempts",
+            f"gave up after {attempt} reconnection attempts"
+            f" ({self._loop_time() - dropped_at:.1f} s)",
         )
 
     @staticmethod

@@ -366,6 +366,8 @@ class JoinResult(Model):
     sync_state: SyncState | None = _optional()
     seq: int
     resumed: bool
+    resume_window: float | None = _optional()
+    """Seconds the server keeps the seat after a drop (None: a server that does not say)."""
 
 
 class PublishResult(Model):

@@ -115,6 +115,7 @@ _READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no s
 # of its room), so that 2,000 seats of one room expiring together are ended
 # over many loop turns, not in one call of about 2 million notices.
 EXPIRE_BUDGET = 4096
+_NOT_KEPT = frozenset({"join", "ping"})  # requests whose answers are not kept per seat
 
 
 class Rooms(ExchangeRules, ChatRules):
@@ -191,6 +192,21 @@ class Rooms(ExchangeRules, ChatRules):
         caller = self._conns.get(conn)  # a join marks its session once it knows it
         if caller is not None and method not in _READ_ONLY:
             self._changed(caller.session.id)
+        # Requests across a drop (docs/protocol.md section 8): a seat's request
+        # whose id was answered already gets that answer again, and is not
+        # handled twice. A join is never looked up; a ping changes nothing.
+        member = caller if method not in _NOT_KEPT else None
+        if member is not None and member.answered is not None:
+            again = member.answered.get(request.id)
+            if again is not None:
+                logger.info(
+                    "participant %s sent %s %r again: answered as before",
+                    member.id,
+                    method,
+                    request.id,
+                )
+                return [Send(conn, again)]
+        frame = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -200,13 +216,18 @@ class Rooms(ExchangeRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             logger.info("%s refused with %s: %s", method, exc.code, exc.message)
-            out.first(Send(conn, error_frame(request.id, exc.code, exc.message, data)))
+            frame = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
-            out.first(Send(conn, internal_error_frame(request.id, method)))
+            frame = internal_error_frame(request.id, method)
         else:
             if result is not None:
-                out.first(Send(conn, response_frame(request.id, result)))
+                frame = response_frame(request.id, result)
+        if frame is not None:
+            out.first(Send(conn, frame))
+            if member is not None:
+                config = self._config
+                member.remember(request.id, frame, config.replay_buffer, config.replay_buffer_bytes)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -434,6 +455,7 @@ class Rooms(ExchangeRules, ChatRules):
             sync_state=session.sync_state,
             seq=member.seq,
             resumed=resumed,
+            resume_window=self._config.resume_window,
         )
 
     def _replay_gap(self, out: Out, member: Member, why: str | None = None) -> RoomError:
@@ -585,6 +607,15 @@ class Rooms(ExchangeRules, ChatRules):
         if params.scenario == "internalError":
             raise SimulatedFailure("simulateScenario internalError")
         if params.scenario == "connectionDrop":
+            # Its answer is the drop; one sent again after the resume is answered {}
+            # (handled once: it must not drop the new connection too).
+            config = self._config
+            member.remember(
+                request.id,
+                response_frame(request.id, EmptyResult()),
+                config.replay_buffer,
+                config.replay_buffer_bytes,
+            )
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)
             return None

@@ -223,6 +223,10 @@ class Member:
     # The Participant model, built once and again only when streams change
     # (``set_streams``): a join lists every member without rebuilding them.
     cached: Participant | None = None
+    # Responses given to this seat's last requests, by request id, oldest first
+    # (docs/protocol.md section 8, "Requests across a drop"); made at the first.
+    answered: dict[int | str, str] | None = None
+    answered_bytes: int = 0
 
     def wire(self) -> Participant:
         if self.cached is not None:
@@ -240,6 +244,26 @@ class Member:
     def set_streams(self, streams: Streams | None) -> None:
         self.streams = streams
         self.cached = None
+
+    def remember(self, request_id: int | str, frame: str, max_count: int, max_bytes: int) -> None:
+        """Keep the response ``frame`` to ``request_id``, within the bounds (oldest go first).
+
+        A re-sent request with that id is then answered with it again, not
+        handled twice. Bounded like the replay: at most ``max_count``
+        responses and ``max_bytes`` of them (a frame alone over that is not kept).
+        """
+        answered = self.answered
+        if answered is None:
+            answered = self.answered = {}
+        size = _size(frame)
+        old = answered.pop(request_id, None)
+        if old is not None:
+            self.answered_bytes -= _size(old)
+        answered[request_id] = frame
+        total = self.answered_bytes + size
+        while answered and (total > max_bytes or len(answered) > max_count):
+            total -= _size(answered.pop(next(iter(answered))))
+        self.answered_bytes = total
 
     def tombstone(self, exchange_id: str, denial: Denial, other_id: str) -> None:
         self.ended[exchange_id] = (denial, other_id)

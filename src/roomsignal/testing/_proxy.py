@@ -18,8 +18,12 @@ class CutProxy:
       frame (a crash, a dead Wi-Fi);
     - ``refuse = True`` makes new connections fail at once (a server down);
     - ``pause()`` stops forwarding bytes both ways (a peer gone silent)
-      until ``resume()``; ``pause_downstream_after_handshake()`` holds only
-      what the server sends, from the next connection's first frame on;
+      until ``resume()``; ``pause_upstream()`` holds only what clients send
+      (a request that never reaches the server if ``cut()`` follows),
+      ``pause_downstream()`` only what the server sends (an answer that is
+      lost if ``cut()`` follows), ``pause_downstream_after_handshake()`` the
+      same from the next connection's first frame on; ``await holding()``
+      returns once some bytes are held;
     - ``cut_after = N`` forwards N more bytes from the server (maybe
       mid-frame), then cuts.
 
@@ -46,6 +50,9 @@ class CutProxy:
         self._flowing.set()
         self._down_flowing = asyncio.Event()
         self._down_flowing.set()
+        self._up_flowing = asyncio.Event()
+        self._up_flowing.set()
+        self._holding = asyncio.Event()
         self._hold_from_chunk = 0
         self._server: asyncio.Server | None = None
 
@@ -92,10 +99,24 @@ class CutProxy:
         """
         self._hold_from_chunk = 2
 
+    def pause_upstream(self) -> None:
+        """Stop forwarding what clients send, until ``resume()``."""
+        self._up_flowing.clear()
+
+    def pause_downstream(self) -> None:
+        """Stop forwarding what the server sends, until ``resume()``."""
+        self._down_flowing.clear()
+
+    async def holding(self) -> None:
+        """Return once a paused direction holds bytes it read (cancel or time it out)."""
+        await self._holding.wait()
+
     def resume(self) -> None:
-        """Forward again, both ways."""
+        """Forward again, both ways (bytes held for a cut connection are dropped)."""
+        self._holding.clear()
         self._flowing.set()
         self._down_flowing.set()
+        self._up_flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refuse:
@@ -124,9 +145,13 @@ class CutProxy:
                 if not downstream and chunks == self._hold_from_chunk:
                     self._hold_from_chunk = 0
                     self._down_flowing.clear()
+                gate = self._down_flowing if downstream else self._up_flowing
+                if not (self._flowing.is_set() and gate.is_set()):
+                    self._holding.set()
                 await self._flowing.wait()
-                if downstream:
-                    await self._down_flowing.wait()
+                await gate.wait()
+                if dst.transport.is_closing():
+                    break  # cut while held: those bytes are lost, as on a real cut
                 if downstream and self.cut_after is not None:
                     room = self.cut_after - self.forwarded
                     if len(data) >= room:

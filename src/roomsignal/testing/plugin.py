@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import pytest
 import pytest_asyncio
 
-from roomsignal.client import Session
+from roomsignal.client import Session, UrlSource
 from roomsignal.server import SignalingServer
 from roomsignal.testing import FAST_RECONNECT
 from roomsignal.testing._proxy import CutProxy
@@ -41,11 +41,14 @@ class TokenFactory(Protocol):
 class SessionFactory(Protocol):
     """``roomsignal_session(name, room="room", url=None, **session_options)``: a new Session.
 
-    The session is not connected yet: ``async with`` it, or ``await connect()``.
+    ``url`` defaults to the test's server; it may be a list of URLs or an
+    async provider of them, as ``Session``'s (failover: a ``CutProxy`` and
+    the server, say). The session is not connected yet: ``async with`` it,
+    or ``await connect()``.
     """
 
     def __call__(
-        self, name: str = "bot", *, room: str = "room", url: str | None = None, **kwargs: Any
+        self, name: str = "bot", *, room: str = "room", url: UrlSource | None = None, **kwargs: Any
     ) -> Session: ...
 
 
@@ -105,7 +108,7 @@ async def roomsignal_session(
     made: list[Session] = []
 
     def factory(
-        name: str = "bot", *, room: str = "room", url: str | None = None, **kwargs: Any
+        name: str = "bot", *, room: str = "room", url: UrlSource | None = None, **kwargs: Any
     ) -> Session:
         kwargs.setdefault("token", roomsignal_token(room))
         kwargs.setdefault("reconnect", FAST_RECONNECT)

@@ -182,6 +182,10 @@ export class Session {
     this._streak = 0;
     this._connectedAt = 0; // Date.now() of the last successful join
     this._progressMark = 0; // lastSeq right after that join
+    this._streakSince = 0; // Date.now() of the first drop since the last stable connection
+    this._lostBy = null; // how the last connection ended: {why, closed}, for requests lost in a reset
+    /** Seconds the server keeps our seat after a drop (the join result's resumeWindow), or null. */
+    this.resumeWindow = null;
   }
 
   // --- listeners -------------------------------------------------------------
@@ -213,7 +217,7 @@ export class Session {
   }
 
   /** The seed's name for onSessionError's twin: every error, once, as it arrives. */
-  _error(code, message, data = {}, method = null, source = "server") {
+  _error(code, message, data = {}, method = null, source = "server", recovering = false) {
     const entry = lookup(code);
     // The client's own errors name their code in data, as the Python client's do.
     if (source === "client" && data?.name === undefined) data = { name: entry.name, ...data };
@@ -229,6 +233,7 @@ export class Session {
       sessionId: this.sessionId,
       participantId: this.participantId,
       receivedAt: Date.now() / 1000,
+      recovering,
     });
     this._emit("sessionError", error);
     return error;
@@ -297,7 +302,7 @@ export class Session {
     this.state = "closed";
     if (wasJoined && this._ws?.readyState === WebSocket.OPEN) {
       try {
-        await this._send("leave", {}, 2000);
+        await this._send("leave", {}, 2000, false);
       } catch {
         // the connection ending under leave is what leave wants
       }
@@ -375,7 +380,8 @@ export class Session {
       params.oldParticipantSecret = this._secret;
       params.lastSeq = this.lastSeq;
     }
-    const result = await this._send("join", params);
+    const result = await this._send("join", params, this.requestTimeout, false);
+    this.resumeWindow = result.resumeWindow ?? null;
     if (!result.resumed) {
       this.lastSeq = result.seq ?? 0;
       this.participants = new Map(result.participants.map((p) => [p.participantId, p]));
@@ -394,9 +400,14 @@ export class Session {
     if (ws !== this._ws) return;
     this._ws = null;
     const closed = { closeCode: ev.code, closeReason: ev.reason };
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, `the connection closed (${ev.code})`, closed);
-    if (this.state !== "joined") return; // a join in flight failed: join() reports it
+    const why = `the connection closed (${ev.code})`;
     const final = this._closedForGood || ev.code === 1000 || ev.code === 4001 || !this.reconnect;
+    // Requests in flight wait for the resume, which sends them again with their
+    // ids (docs/protocol.md section 8); a join or a leave cannot be sent again.
+    const keep = this.state === "joined" && !final;
+    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, why, closed, keep);
+    this._lostBy = { why, closed };
+    if (this.state !== "joined") return; // a join in flight failed: join() reports it
     if (final) {
       this.state = "closed";
       const code = ev.code === 4001 ? ErrorCode.CONNECTION_REPLACED_ERROR_CODE : ErrorCode.CONNECTION_LOST_ERROR_CODE;
@@ -421,18 +432,34 @@ export class Session {
     });
   }
 
+  // As the Python policy's outlast_seat: past maxAttempts, go on while the
+  // server still keeps the seat (the join result's resumeWindow, plus the
+  // longest backoff) since the first drop of this run of attempts.
+  _givesUp() {
+    if (this._streak < this.maxAttempts) return false;
+    const window = this.resumeWindow;
+    if (!(window > 0)) return true;
+    return Date.now() - this._streakSince >= window * 1000 + 5000;
+  }
+
   async _reconnectLoop() {
     let resume = this._secret !== null;
     const before = this.lastSeq;
-    while (this._streak < this.maxAttempts) {
-      const attempt = ++this._streak;
-      const delay = Math.random() * Math.min(5000, 100 * 2 ** (attempt - 1));
-      this._emit("reconnecting", { attempt, delay: delay / 1000 });
-      await new Promise((resolve) => {
-        this._wake = resolve; // leave() cuts the wait short
-        setTimeout(resolve, delay);
-      });
-      this._wake = null;
+    if (this._streak === 0) this._streakSince = Date.now();
+    let attempt = this._streak;
+    let atOnce = false; // a fresh join right after a refused resume: no wait, no attempt
+    while (atOnce || !this._givesUp()) {
+      if (!atOnce) {
+        attempt = ++this._streak;
+        const delay = Math.random() * Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 16));
+        this._emit("reconnecting", { attempt, delay: delay / 1000 });
+        await new Promise((resolve) => {
+          this._wake = resolve; // leave() cuts the wait short
+          setTimeout(resolve, delay);
+        });
+        this._wake = null;
+      }
+      atOnce = false;
       if (this.state !== "reconnecting") return;
       try {
         const result = await this._joinNewConnection(resume);
@@ -441,12 +468,21 @@ export class Session {
           await this._leaveNow(); // left while rejoining: leave the seat taken back
           return;
         }
+        let resent = 0;
+        if (result.resumed) {
+          resent = this._resend(); // before any new request: what had no answer, same ids
+        } else {
+          // A fresh seat: what was in flight is lost; its caller hears 901.
+          const lost = this._lostBy ?? { why: "the connection closed", closed: {} };
+          this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, `${lost.why} and the seat was lost (state reset)`, lost.closed);
+        }
         this.state = "joined";
         if (!result.resumed) this._resetMedia(); // the server forgot our exchanges and streams
         const replayed = result.resumed ? Math.max(0, (result.seq ?? 0) - before) : 0;
         this._emit("reconnected", {
           resumed: result.resumed,
           replayed,
+          resent,
           stateReset: !result.resumed,
           attempts: attempt,
           participantId: result.participantId,
@@ -456,7 +492,10 @@ export class Session {
         this._dropSocket();
         const code = exc.error?.code;
         if (code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE && resume) {
-          resume = false; // the seat is gone: join afresh, telling the app state was reset
+          // The seat is gone: join afresh now, on any attempt (the last one too),
+          // telling the app state was reset; a state reset, not the end.
+          resume = false;
+          atOnce = true;
           continue;
         }
         if (code === ErrorCode.TOKEN_EXPIRED && this.tokenProvider) {
@@ -469,6 +508,8 @@ export class Session {
     }
     if (this.state !== "reconnecting") return;
     this.state = "closed";
+    const lost = this._lostBy ?? { why: "the connection closed", closed: {} };
+    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, lost.why, lost.closed);
     this._error(ErrorCode.CONNECTION_LOST_ERROR_CODE, "gave up reconnecting", {}, null, "client");
     this._emit("disconnected", { code: null, reason: "gave up", willReconnect: false });
     this._teardown("the connection was lost");
@@ -476,25 +517,47 @@ export class Session {
 
   // --- frames --------------------------------------------------------------------
 
-  _send(method, params, timeout = this.requestTimeout) {
+  // Request ids count on for the session's whole life, across its connections:
+  // a request sent again after a resume keeps its id, and the server answers
+  // one it had handled from its cache, without handling it twice.
+  _send(method, params, timeout = this.requestTimeout, resend = true) {
     const ws = this._ws;
     if (ws === null || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(this._clientFailure(ErrorCode.NOT_CONNECTED_ERROR_CODE, "not connected", method));
     }
     const id = this._nextId++;
+    const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
         reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${method} within ${timeout} ms`, method));
       }, timeout);
-      this._pending.set(id, { method, resolve, reject, timer });
-      ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      const resuming = method === "join" && params.oldParticipantSecret !== undefined;
+      this._pending.set(id, { method, resolve, reject, timer, frame: resend ? frame : null, resuming });
+      ws.send(frame);
     });
   }
 
-  _failPending(code, why, extra = {}) {
-    const pending = [...this._pending.values()];
-    this._pending.clear();
+  /** After a resume: send again, in id order, each request that had no answer. */
+  _resend() {
+    const ws = this._ws;
+    let sent = 0;
+    for (const p of this._pending.values()) {
+      if (p.frame === null || ws === null || ws.readyState !== WebSocket.OPEN) continue;
+      ws.send(p.frame);
+      sent += 1;
+    }
+    return sent;
+  }
+
+  // With keepResendable, only a join or a leave fails: the rest waits for the resume.
+  _failPending(code, why, extra = {}, keepResendable = false) {
+    const pending = [];
+    for (const [id, p] of this._pending) {
+      if (keepResendable && p.frame !== null) continue;
+      this._pending.delete(id);
+      pending.push(p);
+    }
     for (const p of pending) {
       clearTimeout(p.timer);
       p.reject(this._clientFailure(code, `${why} while ${p.method} was in flight`, p.method, extra));
@@ -526,7 +589,9 @@ export class Session {
       clearTimeout(p.timer);
       if (frame.error) {
         const e = frame.error;
-        p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method)));
+        // A refused resume on the way to a fresh seat is expected: flagged, still reported.
+        const recovering = p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE;
+        p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method, "server", recovering)));
       } else {
         p.resolve(frame.result ?? {});
       }
