@@ -158,7 +158,9 @@ class Cluster:
         if server.config.resume_window > 0:
             ttl = server.config.resume_window + lease
             journal = self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
-            self._gate = CommitGate(lambda: bool(journal.dirty), self._hurry)
+            # Nothing is held while Redis is unreachable: a home serves its
+            # own clients through an outage (nothing can be journaled then).
+            self._gate = CommitGate(lambda: self.healthy and bool(journal.dirty), self._hurry)
 
     def make_rooms(self) -> Rooms:
         """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
@@ -620,7 +622,7 @@ class Cluster:
             self._release(held)  # the pipelines that covered them have run
             return
         if gate is not None:
-            gate.inflight = bool(writes)
+            gate.inflight = bool(writes) and self.healthy
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 for _, keys, args in writes:
