@@ -327,6 +327,25 @@ async def attack_many_viewers(url: str) -> dict[str, Any]:
     return {"join_2000_s": round(elapsed, 1)}
 
 
+async def attack_mass_expiry(url: str) -> dict[str, Any]:
+    """2,000 viewers of one room drop at once: their seats expire together a second later."""
+    members, readers = [], []
+    for n in range(2000):
+        ws = await dial(url)
+        await join(ws, "expiring", f"v{n}", participantType="viewer")
+        members.append(ws)
+        readers.append(asyncio.create_task(drain(ws)))
+    attacking(True)
+    for ws in members:  # TCP dropped with no close frame: each seat waits resume_window (1 s)
+        ws.transport.abort()
+    await asyncio.sleep(4.0)  # the window, then the expiry of 2,000 seats (about 2M notices)
+    attacking(False)
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return {"dropped": len(members)}
+
+
 ATTACKS: dict[str, tuple[Callable[[str], Awaitable[dict[str, Any]]], dict[str, Any]]] = {
     "replay": (attack_replay, {"max_text_bytes": 60_000, "resume_window": 600}),
     "non_readers": (attack_non_readers, {"resume_window": 0}),
@@ -336,6 +355,7 @@ ATTACKS: dict[str, tuple[Callable[[str], Awaitable[dict[str, Any]]], dict[str, A
     "idle": (attack_idle, {"join_timeout": 10.0, "max_connections": 2000}),
     "leave_pipelined": (attack_leave_pipelined, {"close_timeout": 10.0}),
     "many_viewers": (attack_many_viewers, {}),
+    "mass_expiry": (attack_mass_expiry, {}),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,31 @@ async def test_a_join_refused_by_a_remote_home_still_times_out(redis: RedisServe
                 assert "result" in await call(seated, 2, "ping")
     finally:
         await asyncio.gather(*(node.stop() for node in started))
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/abc", "redis://127.0.0.1:1/0?db=x"])
+def test_serve_with_a_database_that_is_not_a_number_says_so(url: str) -> None:
+    """redis-py would silently use database 0; refused before any connection."""
+    done = _serve("--redis", url)
+    assert done.returncode != 0
+    assert "bad --redis URL" in done.stderr and "database must be a number" in done.stderr
+    assert "cannot reach" not in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_normal_start_logs_no_warning(redis: RedisServer, caplog: Any) -> None:
+    """Joining the cluster is INFO; WARNING is for a Redis that comes back."""
+    import logging
+
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._cluster import Cluster
+
+    caplog.set_level(logging.INFO, logger="roomsignal")
+    cluster = Cluster(SignalingServer(secret=SECRET, port=0), redis.url, node_id="w1", lease=1.5)
+    await cluster.start()
+    try:
+        assert cluster.healthy
+    finally:
+        await cluster.close()
+    records = [r for r in caplog.records if r.name.startswith("roomsignal")]
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+    assert any("serving the cluster" in r.getMessage() for r in records)

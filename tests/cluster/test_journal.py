@@ -28,6 +28,7 @@ _IDS = itertools.count(1)
 
 SECRET = "journal-unit-secret-0123456789abcdef"
 NOW = 1_800_000_000.0
+_IDS = itertools.count(1000)
 
 
 def key(kind: str, name: str = "") -> str:
@@ -64,7 +65,7 @@ class Home:
         return results
 
     def request(self, conn: int, method: str, **params: Any) -> list[Effect]:
-        # Ids unique across homes: a seat's ids must not repeat (protocol.md section 8).
+        # ids unique per seat across its connections and homes, as a client keeps them
         frame = {"jsonrpc": "2.0", "id": next(_IDS), "method": method, "params": params}
         return self.rooms.handle(conn, decode(json.dumps(frame)), NOW)  # type: ignore[arg-type]
 
@@ -201,3 +202,73 @@ async def test_unreadable_data_in_redis_seats_nobody(client: Redis, caplog: Any)
     assert await b.flush() == [1]  # rewritten whole under b's epoch
     seats = await client.hgetall(key("room", "bad"))
     assert b"m:p_1" not in seats and len([f for f in seats if f.startswith(b"m:")]) == 1
+
+
+async def test_a_load_refused_serves_nothing_and_keeps_the_journal(client: Redis) -> None:
+    """A takeover whose load fails seats nobody and writes nothing; a later load resumes.
+
+    Once, a room whose load failed was served from scratch and its fresh
+    state written over the journal of every seat it had.
+    """
+    from roomsignal.server._journal import LoadRefused
+
+    a, b = Home(client, "a"), Home(client, "b")
+    await a.take("r")
+    p1 = a.join(1, "p1")
+    a.request(1, "sendMessage", text="kept")
+    assert await a.flush() == [1]
+    before = await client.hgetall(key("room", "r"))
+
+    with pytest.raises(LoadRefused):  # the lease is still a's: not b's to load
+        await b.journal.ensure(client, "r", b.rooms)
+    assert not b.journal.holds("r") and b.rooms.session_state("r") is None
+    assert await b.flush() == []
+    assert await client.hgetall(key("room", "r")) == {**before}
+
+    await b.take("r")  # now it is b's: the seat is there, with its seq
+    assert b.rooms.last_seq(p1["participantId"]) == a.rooms.last_seq(p1["participantId"])
+
+
+async def test_a_request_sent_again_after_a_takeover_is_answered_not_handled_twice(
+    client: Redis,
+) -> None:
+    """The per-seat response cache travels with the seat (docs/protocol.md section 8).
+
+    The old home handled a ``sendMessage`` and journaled it; its answer was
+    lost with the home. Re-sent with its id to the new home, it is answered
+    from the journaled cache: the message is not sent twice.
+    """
+    a, b = Home(client, "a"), Home(client, "b")
+    await a.take("r")
+    p1 = a.join(1, "p1")
+    p2 = a.join(2, "p2")
+    sent_once = {"jsonrpc": "2.0", "id": 77, "method": "sendMessage", "params": {"text": "once"}}
+    effects = a.rooms.handle(1, decode(json.dumps(sent_once)), NOW)  # type: ignore[arg-type]
+    answer = sent(effects, 1)[0]
+    assert "result" in answer
+    for i in range(3):  # more answers, and a seat's bounds keep the newest
+        a.request(1, "sendMessage", text=f"later{i}")
+    assert await a.flush() == [1]
+
+    await b.take("r")
+    seen = a.rooms.last_seq(p1["participantId"])
+    effects = b.request(
+        9,
+        "join",
+        token=mint(SECRET, "r", now=NOW),
+        name="p1",
+        oldParticipantSecret=p1["participantSecret"],
+        lastSeq=seen,
+    )
+    assert sent(effects, 9)[0]["result"]["resumed"] is True
+    numbered = b.rooms.last_seq(p2["participantId"])
+    effects = b.rooms.handle(9, decode(json.dumps(sent_once)), NOW)  # type: ignore[arg-type]
+    assert sent(effects, 9) == [answer]  # the same answer, from the cache
+    assert b.rooms.last_seq(p2["participantId"]) == numbered  # p2 is not told it twice
+    # the new home's writes keep them, and the next home reads them back in order
+    b.request(9, "sendMessage", text="by b")
+    assert await b.flush() == [1]
+    c = Home(client, "c")
+    await c.take("r")
+    kept = c.rooms._members[p1["participantId"]].answered
+    assert kept is not None and next(iter(kept)) == 77 and len(kept) == 5

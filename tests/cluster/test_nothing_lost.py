@@ -84,3 +84,33 @@ async def test_a_result_is_never_sent_before_its_journal_write(
             nodes[nodes.index(dead)] = await start_node(redis, f"a{spawned}")
     finally:
         await asyncio.gather(*(node.stop() for node in nodes))
+
+
+async def test_a_close_waits_behind_the_frames_held_for_the_journal(redis: RedisServer) -> None:
+    """``leave`` on the home: its answer is held for the journal, and the 1000 close behind it."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    from roomsignal.server import Cluster, SignalingServer
+    from roomsignal.server._commit import HeldLink
+
+    from .conftest import SECRET
+
+    server = SignalingServer(secret=SECRET, port=0)
+    cluster = Cluster(server, redis.url, node_id="h1", lease=1.5)
+    await cluster.start()
+    try:
+        for attempt in range(5):
+            async with connect(server.url, subprotocols=["roomsignal.v1"]) as ws:  # type: ignore[list-item]
+                room = f"closing{attempt}"
+                assert "result" in await call(ws, 1, "join", token=token(room), name="a")
+                assert all(isinstance(link, HeldLink) for link in server._links.values())
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "leave"}))
+                frames = []
+                with pytest.raises(ConnectionClosedOK):
+                    async with asyncio.timeout(10):
+                        while True:
+                            frames.append(json.loads(await ws.recv()))
+                assert [f.get("id") for f in frames] == [2] and "result" in frames[0]
+                assert ws.close_code == 1000
+    finally:
+        await cluster.close()

@@ -370,3 +370,32 @@ def test_token_checked_against_the_injected_clock() -> None:
     assert frames(effects, 1)[0]["error"]["code"] == 1100
     d.now = T0 + 5
     assert "result" in frames(d.request(1, "join", token=token, name="a"), 1)[0]
+
+
+def test_expire_runs_in_bounded_turns_and_loses_no_departure() -> None:
+    """Seats of one room that expire together end over several calls, each bounded.
+
+    With 2,000 members the one call once sent about 2 million departure
+    notices while every other room waited (benchmarks/hostile.py measures it).
+    """
+    d = Driver(resume_window=5.0)
+    d.join(1, "watcher")
+    for conn in range(2, 202):
+        d.join(conn, f"m{conn}", participant_type="viewer")
+    for conn in range(2, 202):
+        d.rooms.disconnect(conn, T0)
+    left: list[str] = []
+    calls = 0
+    while (deadline := d.rooms.next_deadline()) is not None and deadline <= T0 + 5.0:
+        before = d.rooms.stats()["participants"]
+        effects = d.rooms.expire(T0 + 5.0, budget=1000)
+        calls += 1
+        ended = before - d.rooms.stats()["participants"]
+        # every departure but the last one ran within the budget (each notified the room)
+        assert ended >= 1 and (ended - 1) * (before - ended + 2) < 1000
+        left += [n["participantId"] for n in notes(effects, 1, "participantLeft")]
+    assert calls > 10
+    assert sorted(left) == sorted(d.ids[c] for c in range(2, 202))  # each once, none lost
+    assert d.rooms.stats()["participants"] == 1
+    seqs = [n["seq"] for n in notes(d.rooms.expire(T0 + 5.0), 1)]
+    assert seqs == []

@@ -55,8 +55,8 @@ async def start_node(server: SignalingServer, args: argparse.Namespace) -> Node:
         raise CommandError(
             "--redis needs the redis extra: pip install 'roomsignal[redis]'"
         ) from None
-    cluster = Cluster(server, args.redis, node_id=args.node_id, lease=args.lease)
     try:
+        cluster = Cluster(server, args.redis, node_id=args.node_id, lease=args.lease)
         await cluster.start()
     except ConnectionError as exc:
         raise CommandError(str(exc)) from None

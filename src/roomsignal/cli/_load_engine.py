@@ -8,7 +8,9 @@ once a second, and ``--chaos`` cuts a random bot's connection ``chaos``
 times per second through ``simulateScenario`` ``connectionDrop``. Then it
 waits (bounded) until every confirmed message has reached every other bot of
 its room, closes every session and returns a report (a plain dict, the
-``--json`` object).
+``--json`` object). With several URLs (``plan.urls``, a cluster's nodes)
+bot ``i`` is given them all, starting at ``urls[i % len(urls)]``: the bots
+are spread over the nodes, and each fails over to the next (``Session``).
 
 Only the public ``roomsignal.Session`` API is used. Every chat text is a JSON
 object ``{"lt": run, "b": bot, "n": seq, "t": sent}``: the bot's index, its
@@ -18,6 +20,13 @@ sent. Every receiver checks the numbers: a confirmed message (its
 twice is *duplicated*. A send whose answer was cut by a drop (901) is
 *unconfirmed*: the server may or may not have taken it, so it is neither
 expected nor counted lost, but still counted duplicated if it arrives twice.
+Over *every* message the app sent (confirmed or not), ``lost_any`` counts
+the deliveries to a room's other bots that never happened, and
+``out_of_order`` the arrivals of a bot's message after a later one of the
+same sender. ``reconnect_ms`` is how long each bot was away (from its first
+reconnection attempt to its ``Reconnected``); ``reconnect_spans`` lists them
+as wall-clock ``[down, back]`` pairs (``time.time()``), for a harness that
+knows when it broke something.
 
 Everything runs in one ``asyncio.TaskGroup``; the whole run is bounded by a
 deadline computed from the plan, so it always stops by itself.
@@ -41,7 +50,7 @@ from dataclasses import dataclass, field
 from ssl import SSLContext
 from typing import Any
 
-from roomsignal.client import Reconnected, ReconnectPolicy, Session, SessionState
+from roomsignal.client import Reconnected, Reconnecting, ReconnectPolicy, Session, SessionState
 from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.events import MessageReceivedParams
 from roomsignal.tokens import mint
@@ -72,6 +81,7 @@ class LoadPlan:
     seed: int | None = None
     media: bool = False  # publishers send real video (roomsignal.media), the others receive
     ssl: SSLContext | None = None  # for a wss:// server (--ca-file)
+    urls: tuple[str, ...] = ()  # several servers (a cluster's nodes): ``url`` is the first
 
     def deadline(self) -> float:
         """Seconds after which the run is cut short, whatever happens."""
@@ -133,7 +143,10 @@ class _Bot:
     confirmed: set[int] = field(default_factory=set)
     unconfirmed: set[int] = field(default_factory=set)
     received: dict[int, set[int]] = field(default_factory=dict)  # sender index -> numbers
+    highest: dict[int, int] = field(default_factory=dict)  # sender index -> highest number
     duplicated: int = 0
+    out_of_order: int = 0
+    down_at: float = 0.0  # wall clock of the first reconnection attempt of this absence
 
 
 @dataclass
@@ -167,6 +180,7 @@ class LoadTest:
         self._resumed = 0
         self._state_resets = 0
         self._replayed = 0
+        self._spans: list[tuple[float, float]] = []  # (down, back), wall clock
         self._sync_sent = 0
         self._chaos_available: bool | None = None
         self._started = 0.0
@@ -246,8 +260,10 @@ class LoadTest:
             max_streaming=max(1, per_room),
         )
         name = f"bot-{index}"
+        urls = plan.urls or (plan.url,)
+        first = index % len(urls)
         session = Session(
-            plan.url,
+            [*urls[first:], *urls[:first]] if len(urls) > 1 else urls[0],
             token=token,
             name=name,
             participant_type="full" if publisher else "viewer",
@@ -259,7 +275,8 @@ class LoadTest:
         )
         bot = _Bot(index, room, name, synchronizer, publisher, session)
         session.on_session_error(self._on_error)
-        session.on_reconnected(self._on_reconnected)
+        session.on_reconnecting(lambda event: self._on_reconnecting(bot, event))
+        session.on_reconnected(lambda event: self._on_reconnected(event, bot))
         session.on_message(lambda event: self._on_message(bot, event))
         return bot
 
@@ -424,7 +441,14 @@ class LoadTest:
         self._errors[(error.code, error.name)] += 1
         self.snapshot.errors += 1
 
-    def _on_reconnected(self, event: Reconnected) -> None:
+    def _on_reconnecting(self, bot: _Bot, event: Reconnecting) -> None:
+        if not bot.down_at:
+            bot.down_at = time.time()
+
+    def _on_reconnected(self, event: Reconnected, bot: _Bot | None = None) -> None:
+        if bot is not None and bot.down_at:
+            self._spans.append((bot.down_at, time.time()))
+            bot.down_at = 0.0
         self.snapshot.reconnections += 1
         if event.resumed:
             self._resumed += 1
@@ -446,6 +470,10 @@ class LoadTest:
             bot.duplicated += 1
             return
         seen.add(number)
+        if number < bot.highest.get(sender, 0):
+            bot.out_of_order += 1
+        else:
+            bot.highest[sender] = number
         self._seen[(sender, number)] += 1
         if 0 <= sender < len(self._bots) and number in self._bots[sender].confirmed:
             self._outstanding -= 1
@@ -483,6 +511,13 @@ class LoadTest:
         expected = sum(len(bot.confirmed) * self._peers.get(bot.index, 0) for bot in joined)
         lost = self._outstanding
         duplicated = sum(bot.duplicated for bot in joined)
+        out_of_order = sum(bot.out_of_order for bot in joined)
+        lost_any = 0  # every message the app sent, confirmed or not, to each other bot
+        for sender in joined:
+            peers = self._peers.get(sender.index, 0)
+            for number in range(1, sender.sent + 1):
+                lost_any += max(0, peers - self._seen[(sender.index, number)])
+        spans = [back - down for down, back in self._spans]
         errors = [
             {"code": code, "name": name, "count": count}
             for (code, name), count in sorted(self._errors.items())
@@ -490,6 +525,7 @@ class LoadTest:
         total_s = phases.get("total_s", 0.0)
         return {
             "url": plan.url,
+            "urls": list(plan.urls or (plan.url,)),
             "plan": {
                 "rooms": plan.rooms,
                 "participants": plan.participants,
@@ -513,6 +549,8 @@ class LoadTest:
                 "delivered": len(self._message_latency),
                 "lost": lost,
                 "duplicated": duplicated,
+                "lost_any": lost_any,
+                "out_of_order": out_of_order,
             },
             "sync_sent": self._sync_sent,
             "notifications": notifications,
@@ -523,6 +561,8 @@ class LoadTest:
             "resumed": self._resumed,
             "state_resets": self._state_resets,
             "replayed": self._replayed,
+            "reconnect_ms": percentiles(spans),
+            "reconnect_spans": [[round(d, 3), round(b, 3)] for d, b in self._spans],
             "chaos": {
                 "rate": plan.chaos,
                 "available": self._chaos_available,
@@ -538,6 +578,7 @@ class LoadTest:
                 and drained
                 and lost == 0
                 and duplicated == 0
+                and out_of_order == 0
                 and len(joined) == plan.participants
                 and self._state_resets == 0
                 and (self._media is None or self._media.all_subscribed())

@@ -63,7 +63,12 @@ def add_load_test_command(commands: Any) -> None:
         "connections; report join and message latency, notifications/s, errors "
         "by code, reconnections, and messages lost or duplicated. Stops by itself.",
     )
-    parser.add_argument("url", help="the server, e.g. ws://127.0.0.1:8765 (this machine only)")
+    parser.add_argument(
+        "url",
+        nargs="+",
+        help="the server, e.g. ws://127.0.0.1:8765 (this machine only); several: a cluster's "
+        "nodes, the bots spread over them and each fails over to the next",
+    )
     add_secret_option(parser)
     parser.add_argument("--rooms", type=_positive_int, required=True, metavar="R")
     parser.add_argument(
@@ -164,18 +169,20 @@ def is_this_machine(host: str) -> bool:
 
 
 def _check(args: argparse.Namespace) -> LoadPlan:
-    try:
-        uri = parse_uri(args.url)
-    except (InvalidURI, ValueError) as exc:
-        detail = exc.msg if isinstance(exc, InvalidURI) else str(exc)
-        raise UsageError(
-            f"not a WebSocket URL (ws://HOST:PORT or wss://...): {args.url!r}: {detail}"
-        ) from None
-    if not args.i_own_this_server and not is_this_machine(uri.host):
-        raise UsageError(
-            f"refusing {uri.host!r}: not an address of this machine (loopback, localhost, "
-            "or one of its interfaces); pass --i-own-this-server only for a server you run"
-        )
+    urls = [args.url] if isinstance(args.url, str) else list(args.url)
+    for url in urls:
+        try:
+            uri = parse_uri(url)
+        except (InvalidURI, ValueError) as exc:
+            detail = exc.msg if isinstance(exc, InvalidURI) else str(exc)
+            raise UsageError(
+                f"not a WebSocket URL (ws://HOST:PORT or wss://...): {url!r}: {detail}"
+            ) from None
+        if not args.i_own_this_server and not is_this_machine(uri.host):
+            raise UsageError(
+                f"refusing {uri.host!r}: not an address of this machine (loopback, localhost, "
+                "or one of its interfaces); pass --i-own-this-server only for a server you run"
+            )
     secret = resolve_secret(args)
     if not secret:
         raise UsageError("no secret: pass --secret or set ROOMSIGNAL_SECRET")
@@ -204,7 +211,8 @@ def _check(args: argparse.Namespace) -> LoadPlan:
                 "--media needs the media extra (aiortc): pip install 'roomsignal[media]'"
             ) from None
     return LoadPlan(
-        url=args.url,
+        url=urls[0],
+        urls=tuple(urls),
         secret=secret,
         rooms=args.rooms,
         participants=args.participants,

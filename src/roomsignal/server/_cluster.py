@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
-from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
+from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms, LoadRefused
 from roomsignal.server._lease import BEAT, PLACE, RELEASE
 from roomsignal.server._relay import (
     ABORT,
@@ -95,6 +95,18 @@ class _Relay:
     owed: int = 0
 
 
+def _check_database(url: str) -> None:
+    """Refuse a Redis URL whose database is not an integer (redis-py would use 0)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    names = [parts.path.strip("/")] if parts.scheme in ("redis", "rediss") else []
+    names += parse_qs(parts.query).get("db", [])
+    for name in names:
+        if name and not name.isdigit():
+            raise ValueError(f"the database must be a number (redis://HOST:PORT/0), not {name!r}")
+
+
 class Cluster:
     """Run ``server`` as one node of a cluster on the Redis at ``redis_url``.
 
@@ -117,6 +129,7 @@ class Cluster:
     ) -> None:
         if lease <= 0:
             raise ValueError("lease must be positive")
+        _check_database(redis_url)
         self.server = server
         self.redis_url = redis_url
         self.node_id = node_id or secrets.token_hex(6)
@@ -137,6 +150,7 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
+        self._lost_redis = False  # Redis was unreachable since the start (a recovery is news)
         # The rooms homed here, as written to Redis for a takeover (_journal);
         # None when seats cannot be resumed anyway (resume_window 0).
         self._journal: Journal | None = None
@@ -145,7 +159,9 @@ class Cluster:
         if server.config.resume_window > 0:
             ttl = server.config.resume_window + lease
             journal = self._journal = Journal(self._key, self.node_id, ttl, self._wake.set)
-            self._gate = CommitGate(lambda: bool(journal.dirty), self._hurry)
+            # Nothing is held while Redis is unreachable: a home serves its
+            # own clients through an outage (nothing can be journaled then).
+            self._gate = CommitGate(lambda: self.healthy and bool(journal.dirty), self._hurry)
 
     def make_rooms(self) -> Rooms:
         """The server's ``Rooms``: journaled to Redis when seats can be resumed."""
@@ -328,6 +344,10 @@ class Cluster:
         if home == self.node_id:
             try:
                 await self._take_home(session_id, epoch=epoch)
+            except LoadRefused as exc:  # not served from scratch: the client comes back
+                logger.warning("cannot take room %s over: %s", session_id, exc)
+                link.close(CLOSE_TRY_LATER, "roomUnavailable")
+                return True
             except Exception as exc:
                 logger.warning("cannot load room %s: Redis: %s", session_id, exc)
                 self._set_health(False, exc)
@@ -415,16 +435,19 @@ class Cluster:
 
     # --- the home: messages from edges -----------------------------------------------
 
-    async def _take_home(self, room: str, again: bool = False, epoch: str | None = None) -> None:
+    async def _take_home(self, room: str, epoch: str | None = None) -> None:
         """Serve ``room`` here from now on; loads its seats from Redis first (a takeover).
 
         ``epoch``: the room was just placed with no journal, and this epoch
-        set for it (``PLACE``): nothing to load.
+        set for it (``PLACE``): nothing to load. Raises if the load failed:
+        the room is not served here until a later load succeeds.
         """
         journal, redis = self._journal, self._redis
         if epoch and journal is not None:
             journal.create(room, epoch)
-        elif (again or room not in self._homed) and journal is not None and redis is not None:
+        elif journal is not None and not journal.holds(room):
+            if redis is None:
+                raise LoadRefused(f"room {room}: the node is closing")
             rooms = self.server.rooms
             assert isinstance(rooms, JournaledRooms)
             async with asyncio.timeout(max(self.lease, 1.0)):
@@ -496,6 +519,14 @@ class Cluster:
                 outbox[at] = (node, message, encode_message(message))
                 return
 
+    def _refuse_open(self, message: dict[str, Any]) -> None:
+        """An edge's connection for a room that could not be loaded: closed with 1013."""
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            node, conn = str(message["n"]), int(message["c"])
+            self._send(
+                node, {"k": CLOSE, "c": conn, "code": CLOSE_TRY_LATER, "reason": "roomUnavailable"}
+            )
+
     def _drop_remote(self, key: tuple[str, int]) -> None:
         conn = self._remote.pop(key, None)
         if conn is not None:
@@ -534,9 +565,10 @@ class Cluster:
         if self._journal is not None:
             self._journal.forget(room)
         server = self.server
-        session = server.rooms._sessions.get(room)
-        for member in list(session.members.values()) if session is not None else ():
-            link = server._links.get(member.conn) if member.conn is not None else None
+        # forgotten here, or its stale seats would be written over the real
+        # home's journal if the room ever came back to this node
+        for conn in server.rooms.forget(room):
+            link = server._links.get(conn)
             if link is not None:
                 link.abort()
 
@@ -546,8 +578,11 @@ class Cluster:
             # back (empty after a restart); placing before that could give a
             # room a second home.
             self._place_after = time.monotonic() + self.lease
-            logger.warning("Redis reachable: node %s serving the cluster", self.node_id)
-        elif not healthy and self.healthy:
+            # a normal start is no news; a recovery is
+            level = logging.WARNING if self._lost_redis else logging.INFO
+            logger.log(level, "Redis reachable: node %s serving the cluster", self.node_id)
+        elif not healthy and (self.healthy or not self._lost_redis):
+            self._lost_redis = True
             logger.error("Redis unreachable (%s): refusing new rooms, /healthz 503", why)
         self.healthy = healthy
 
@@ -594,7 +629,7 @@ class Cluster:
             self._release(held)  # the pipelines that covered them have run
             return
         if gate is not None:
-            gate.inflight = bool(writes)
+            gate.inflight = bool(writes) and self.healthy
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 for _, keys, args in writes:
@@ -692,8 +727,12 @@ class Cluster:
                                 await self._take_home(
                                     room, epoch=epoch if isinstance(epoch, str) else None
                                 )
-                            except Exception as exc:  # served anyway; a beat loads it again
+                            except Exception as exc:
+                                # Not served from scratch (that would overwrite its
+                                # journal): the client is told to come back later.
                                 logger.error("cannot load room %s from Redis: %s", room, exc)
+                                self._refuse_open(message)
+                                continue
                         try:
                             self._on_message(message)
                         except Exception:
@@ -775,8 +814,3 @@ class Cluster:
                 self._drop_peer(peer)
         if self._journal is not None:
             self._journal.tick(now)
-            for room in [r for r in self._homed if not self._journal.holds(r)]:
-                try:  # its load failed when it came here (Redis was unreachable)
-                    await self._take_home(room, again=True)
-                except Exception as exc:
-                    logger.warning("cannot load room %s: Redis: %s", room, exc)

@@ -136,6 +136,13 @@ class RoomsCore:
             ),
         )
 
+    def _changed(self, session_id: str) -> None:
+        """Hook: a session's seats, ``seq``s, streams or sync state may have changed.
+
+        Called before the effects of the change are carried out; nothing
+        here. The cluster's ``JournaledRooms`` overrides it to journal the session.
+        """
+
     def _schedule(self, deadline: float, kind: str, key: str) -> None:
         heapq.heappush(self._deadlines, (deadline, next(self._tiebreak), kind, key))
 

@@ -6,11 +6,9 @@ The home keeps, per room it homes, what a resume needs (docs/scaling.md,
 - ``P:room:SID`` -- a hash: ``epoch`` (the writing home's token), ``meta``
   (JSON: the streaming limit and the sync state), ``m:PID`` (a member's
   seat as JSON: name, type, roles, grants, metadata, secret, streams),
-  ``q:PID`` (its last ``seq``) and ``a:PID`` (JSON: the answers to its last
-  ``ANSWERS_KEPT`` requests, at most ``ANSWERS_KEPT_BYTES``, as
-  ``[[id, frame], ...]`` with ``""`` for a ``{}`` result, so that a request sent
-  again after a takeover is answered, not handled twice: docs/protocol.md
-  section 8);
+  ``q:PID`` (its last ``seq``) and ``a:PID:ID`` (the answer to its request
+  ``ID``, JSON, from the seat's response cache: ``ORDER:frame``, so that a
+  request sent again after a takeover is answered, not handled twice);
 - ``P:replay:SID:PID`` -- a stream: the participant's numbered
   notifications, entry ID ``SEQ-0``, field ``b`` the notification's
   template (``_frames.template``), trimmed with ``XTRIM MINID`` to what
@@ -45,13 +43,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from roomsignal.protocol import JoinParams, JoinResult, Request, Streams, SyncState
+from roomsignal.protocol import JoinParams, JoinResult, Streams, SyncState
 from roomsignal.server._config import ServerConfig
 from roomsignal.server._rooms import Rooms
 from roomsignal.server._state import (
     _STAMP,
     STREAMING_TYPES,
-    Effect,
     Member,
     Out,
     ReplayBuffer,
@@ -63,7 +60,7 @@ from roomsignal.tokens import Grants, TokenClaims
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["JOURNAL", "LOAD", "Journal", "JournaledRooms"]
+__all__ = ["JOURNAL", "LOAD", "Journal", "JournaledRooms", "LoadRefused"]
 
 logger = logging.getLogger("roomsignal.server.cluster")
 
@@ -133,12 +130,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {fields, streams}
 """
 
-_READ_ONLY = frozenset({"ping", "getSessionState"})
-# Answers journaled per seat: a client re-sends only what was in flight when
-# its connection died (at most ``max_queue`` requests unread by the server).
-ANSWERS_KEPT = 64
-ANSWERS_KEPT_BYTES = 65536  # and at most this much of them (ids and frames)
 _UNSET: Any = object()  # a sync state never written
+
+
+class LoadRefused(Exception):
+    """A room could not be loaded because its lease is not this node's (or its load failed)."""
 
 
 def _text(value: Any) -> str:
@@ -203,26 +199,6 @@ def _journaled_media(fields: dict[str, str]) -> dict[str, list[tuple[str, str]]]
     return media
 
 
-def _answers(member: Member) -> str:
-    """The member's last answers as JSON (``a:PID``)."""
-    answered = member.answered or {}
-    items: list[tuple[int | str, str]] = []
-    budget = ANSWERS_KEPT_BYTES
-    for request_id in reversed(answered):
-        frame = answered[request_id]
-        budget -= len(frame) + (len(request_id) if isinstance(request_id, str) else 8)
-        if budget < 0 or len(items) == ANSWERS_KEPT:
-            break
-        items.append((request_id, frame))
-    items.reverse()
-    return json.dumps(items, separators=(",", ":"))
-
-
-def _last_answered(member: Member) -> int | str | None:
-    answered = member.answered
-    return next(reversed(answered)) if answered else None
-
-
 def _meta(session: Session) -> str:
     sync = session.sync_state
     return json.dumps(
@@ -243,55 +219,10 @@ class JournaledRooms(Rooms):
         super().__init__(secret, config)
         self._on_dirty = on_dirty
 
-    def handle(self, conn: int, request: Request, now: float) -> list[Effect]:
-        member = self._conns.get(conn)
-        effects = super().handle(conn, request, now)
-        if request.method not in _READ_ONLY:
-            if member is None:
-                member = self._conns.get(conn)
-            if member is not None:
-                self._on_dirty(member.session.id)
-        return effects
-
-    def expire(self, now: float) -> list[Effect]:
-        # The entries due by ``now``: a walk of the heap that skips any
-        # subtree whose root is not due (so it costs what is due, not the heap).
-        heap = self._deadlines
-        todo = [0]
-        while todo:
-            at = todo.pop()
-            if at >= len(heap) or heap[at][0] > now:
-                continue
-            todo += (2 * at + 1, 2 * at + 2)
-            _, _, kind, key = heap[at]
-            if kind == "resume":
-                member = self._members.get(key)
-                if member is not None:
-                    self._on_dirty(member.session.id)
-            else:
-                exchange = self._exchanges.get(key)
-                if exchange is not None:
-                    self._on_dirty(exchange.publisher.session.id)
-        return super().expire(now)
-
-    def _streams_changed(self, session_id: str) -> None:
+    def _changed(self, session_id: str) -> None:
         self._on_dirty(session_id)
 
-    def session_errors(
-        self, participant_id: str, code: int, count: int
-    ) -> tuple[int | None, list[str]]:
-        member = self._members.get(participant_id)
-        if member is not None:
-            self._on_dirty(member.session.id)
-        return super().session_errors(participant_id, code, count)
-
-    def shutdown(self) -> list[Effect]:
-        for session_id in self._sessions:
-            self._on_dirty(session_id)
-        return super().shutdown()
-
     def _resume(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
-        self._on_dirty(claims.sid)
         member = self._secrets.get(params.old_participant_secret or "")
         if (
             member is not None
@@ -361,14 +292,20 @@ class JournaledRooms(Rooms):
                 stream_id=record["si"],
                 seq=seq,
             )
-            answers = fields.get("a:" + member_id)
-            if answers is not None:
-                for request_id, frame in json.loads(answers):
-                    if isinstance(request_id, int | str) and isinstance(frame, str):
-                        member.remember(
-                            request_id, frame, config.replay_buffer, config.replay_buffer_bytes
-                        )
             members.append(member)
+        answers: dict[str, list[tuple[int, int | str, str]]] = {}
+        for name, raw in fields.items():
+            if name.startswith("a:"):
+                member_id, request_id = name[2:].split(":", 1)
+                order, frame = raw.split(":", 1)
+                answers.setdefault(member_id, []).append(
+                    (int(order), json.loads(request_id), frame)
+                )
+        for member in members:
+            kept = sorted(answers.get(member.id, ()), key=lambda answer: answer[0])
+            if kept:
+                member.answered = {request_id: frame for _, request_id, frame in kept}
+                member.answered_bytes = sum(_size(frame) for _, _, frame in kept)
         for member in members:
             if member.name in session.names or member.secret in self._secrets:
                 continue  # cannot happen with one writer per epoch; never seat a twin
@@ -396,12 +333,16 @@ class _Room:
     epoch: str
     seqs: dict[str, int] = field(default_factory=dict)  # member -> last seq written
     shapes: dict[str, Shape] = field(default_factory=dict)
-    answered: dict[str, int | str | None] = field(default_factory=dict)  # member -> last id
     sync: Any = _UNSET
     max_streaming: int | None = None
     touched: float = 0.0
     reset: bool = False  # what Redis holds is unknown: rewrite it all (same epoch)
     touch: bool = False  # renew the TTL of every key of the room on the next write
+    # the response cache: member -> the a:PID:ID fields written, and the
+    # (size, newest id) of its cache when last written (unchanged: not diffed)
+    answers: dict[str, set[str]] = field(default_factory=dict)
+    answer_marks: dict[str, Any] = field(default_factory=dict)
+    order: int = 0  # the order of the last answer written (kept on a takeover)
 
 
 Write = tuple[str, list[str], list[Any]]  # room, keys, args of one JOURNAL call
@@ -461,45 +402,58 @@ class Journal:
             self._rooms[room] = _Room(epoch, touched=time.time())
 
     async def ensure(self, redis: Redis, room: str, rooms: JournaledRooms) -> None:
-        """Load ``room`` from Redis (once) before this node serves it as its new home."""
+        """Load ``room`` from Redis (once) before this node serves it as its new home.
+
+        Raises what Redis raised, or ``LoadRefused``: the room must not be
+        served then (served from scratch, its next write would overwrite the
+        journal of every seat it had); the next join or relayed open loads it again.
+        """
         if room in self._rooms:
             return
         loading = self._loading.get(room)
         if loading is not None:
             await asyncio.shield(loading)
+            if room not in self._rooms:
+                raise LoadRefused(f"room {room}: its load failed")
             return
         loading = asyncio.get_running_loop().create_future()
         self._loading[room] = loading
         epoch = secrets.token_hex(8)
         record = _Room(epoch, touched=time.time())
         loaded = False
+        from redis.exceptions import ResponseError  # the extra: only a cluster gets here
+
         try:
-            result = await redis.eval(
-                LOAD,
-                2,
-                self._key("room", room),
-                self._key("home", room),
-                epoch,
-                int(self.ttl * 1000),
-                self._key("replay", room) + ":",
-                self._node_id,
-            )
+            try:
+                result = await self._load(redis, room, epoch)
+            except ResponseError as exc:  # Redis answered: no outage, but nothing to serve
+                raise LoadRefused(f"room {room}: {exc}") from exc
             if not result:
-                logger.warning("room %s: its lease is not ours while loading it", room)
+                raise LoadRefused(f"room {room}: its lease is not this node's")
+            try:
+                self._restore(room, result, record, rooms)
+            except (ValueError, TypeError, KeyError, IndexError):
+                # not data this code wrote: served afresh (the members rejoin)
+                logger.exception("room %s: its data in Redis cannot be read", room)
                 record.reset = True
-            else:
-                try:
-                    self._restore(room, result, record, rooms)
-                except (ValueError, TypeError, KeyError, IndexError):
-                    # not data this code wrote: served afresh (the members rejoin)
-                    logger.exception("room %s: its data in Redis cannot be read", room)
-                    record.reset = True
             loaded = True
         finally:
-            if loaded:  # else the next ``ensure`` (a join, or a beat) loads it again
+            if loaded:  # else the next ``ensure`` (a join, or a relayed open) loads it again
                 self._rooms[room] = record
             del self._loading[room]
             loading.set_result(None)
+
+    async def _load(self, redis: Redis, room: str, epoch: str) -> Any:
+        return await redis.eval(
+            LOAD,
+            2,
+            self._key("room", room),
+            self._key("home", room),
+            epoch,
+            int(self.ttl * 1000),
+            self._key("replay", room) + ":",
+            self._node_id,
+        )
 
     def _restore(self, room: str, result: Any, record: _Room, rooms: JournaledRooms) -> None:
         raw_fields, raw_streams = result
@@ -527,12 +481,18 @@ class Journal:
             m.id: (m.streams, m.stream_id, tuple(media.get(m.id, ())))
             for m in session.members.values()
         }
-        record.answered = {m.id: _last_answered(m) for m in session.members.values()}
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
-        if rooms.config.media_node:  # its media was on the old home's media node
-            # (nobody is connected yet: what it tells them waits in their replay)
-            rooms.media_moved(room, media)
+        for name, raw in fields.items():  # the answers as Redis holds them (seated or not)
+            if name.startswith("a:"):
+                member_id = name[2:].split(":", 1)[0]
+                record.answers.setdefault(member_id, set()).add(name)
+                record.order = max(record.order, int(raw.split(":", 1)[0]))
+        for member in session.members.values():
+            answered = member.answered
+            record.answer_marks[member.id] = (
+                (len(answered), next(reversed(answered))) if answered else None
+            )
         # members in the hash but not seated: delete them at the next write
         for name in fields:
             if name.startswith("m:") and name[2:] not in record.seqs:
@@ -596,13 +556,15 @@ class Journal:
             keys += [prefix + member_id for member_id in record.seqs]
             record.seqs.clear()
             record.shapes.clear()
-            record.answered.clear()
+            record.answers.clear()
+            record.answer_marks.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, True
             return room, keys, self._args(record, {"e": 1}, reset=False)
         if reset:
             record.seqs.clear()
             record.shapes.clear()
-            record.answered.clear()
+            record.answers.clear()
+            record.answer_marks.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, False
         index: dict[str, int] = {}
 
@@ -619,6 +581,7 @@ class Journal:
             record.sync, record.max_streaming = session.sync_state, session.max_streaming
         groups: dict[str, list[list[Any]]] = {}
         trims: list[list[Any]] = []
+        hdel: list[str] = []
         seqs, shapes = record.seqs, record.shapes
         for member in session.members.values():
             member_id = member.id
@@ -627,10 +590,11 @@ class Journal:
             if written is None or shapes.get(member_id) != shape:
                 hset += ["m:" + member_id, _record(member, shape[2])]
                 shapes[member_id] = shape
-            last = _last_answered(member)
-            if last is not None and record.answered.get(member_id, None) != last:
-                hset += ["a:" + member_id, _answers(member)]
-                record.answered[member_id] = last
+            answered = member.answered
+            mark = (len(answered), next(reversed(answered))) if answered else None
+            if record.answer_marks.get(member_id, None) != mark:
+                self._answers(record, member_id, answered or {}, hset, hdel)
+                record.answer_marks[member_id] = mark
             if written is not None and member.seq == written:
                 continue
             replay = member.replay
@@ -643,14 +607,14 @@ class Journal:
                 trims.append([at, str(first)])
             hset += ["q:" + member_id, str(member.seq)]
             seqs[member_id] = member.seq
-        hdel: list[str] = []
         gone: list[int] = []
         for member_id in [m for m in seqs if m not in session.members]:
-            hdel += ["m:" + member_id, "q:" + member_id, "a:" + member_id]
+            hdel += ["m:" + member_id, "q:" + member_id]
+            hdel += record.answers.pop(member_id, ())
+            record.answer_marks.pop(member_id, None)
             gone.append(key_index(member_id))
             del seqs[member_id]
             shapes.pop(member_id, None)
-            record.answered.pop(member_id, None)
         if record.touch:
             record.touch = False
             for member_id in session.members:
@@ -669,6 +633,28 @@ class Journal:
         if trims:
             ops["m"] = trims
         return room, keys, self._args(record, ops, reset=reset)
+
+    @staticmethod
+    def _answers(
+        record: _Room,
+        member_id: str,
+        answered: dict[int | str, str],
+        hset: list[str],
+        hdel: list[str],
+    ) -> None:
+        """The writes that make Redis hold ``member_id``'s response cache as it is here."""
+        written = record.answers.setdefault(member_id, set())
+        current = set()
+        for request_id, frame in answered.items():
+            name = f"a:{member_id}:{json.dumps(request_id)}"
+            current.add(name)
+            if name not in written:
+                record.order += 1
+                hset += [name, f"{record.order}:{frame}"]
+                written.add(name)
+        for name in written - current:
+            hdel.append(name)
+            written.discard(name)
 
     def _args(self, record: _Room, ops: dict[str, Any], *, reset: bool) -> list[Any]:
         return [

@@ -111,6 +111,11 @@ __all__ = [
 logger = logging.getLogger("roomsignal.server")
 
 _Handler = Callable[[Out, Member, Any, float], Model | None]
+_READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no session
+# Members one ``expire`` call may notify (a departure notifies each member
+# of its room), so that 2,000 seats of one room expiring together are ended
+# over many loop turns, not in one call of about 2 million notices.
+EXPIRE_BUDGET = 4096
 # Requests whose answers are not kept per seat: a join is never answered from them;
 # the others change nothing, and a room's state can be large (2000 members).
 _NOT_KEPT = frozenset({"join", "ping", "getSessionState"})
@@ -198,10 +203,13 @@ class Rooms(MediaRules, ChatRules):
         """Answer one request of connection ``conn``; never raises (failures are 201)."""
         out = Out()
         method = request.method
+        caller = self._conns.get(conn)  # a join marks its session once it knows it
+        if caller is not None and method not in _READ_ONLY:
+            self._changed(caller.session.id)
         # Requests across a drop (docs/protocol.md section 8): a seat's request
         # whose id was answered already gets that answer again, and is not
-        # handled twice. A join is never looked up; see _NOT_KEPT.
-        member = self._conns.get(conn) if method not in _NOT_KEPT else None
+        # handled twice. A join is never looked up; a ping changes nothing.
+        member = caller if method not in _NOT_KEPT else None
         if member is not None and member.answered is not None:
             again = member.answered.get(request.id)
             if again is not None:
@@ -269,23 +277,35 @@ class Rooms(MediaRules, ChatRules):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def expire(self, now: float) -> list[Effect]:
-        """Run every deadline that has passed at ``now``."""
+    def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> list[Effect]:
+        """Run the deadlines that have passed at ``now``, in bounded turns.
+
+        Stops once its departures have notified about ``budget`` members (at
+        least one deadline runs); what is left stays due, so ``next_deadline``
+        is then in the past and the caller calls again after a yield.
+        """
         out = Out()
         heap = self._deadlines
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and budget > 0:
             entry = heapq.heappop(heap)
             if not self._live(entry):
                 continue
             _, _, kind, key = entry
             if kind == "resume":
                 member = self._members[key]
+                budget -= len(member.session.members)
+                self._changed(member.session.id)
                 logger.info("participant %s did not resume in time", member.id)
                 self._remove(out, member, "disconnected")
             elif kind == "upstream":
-                self._upstream_time_out(out, self._upstreams[key])
+                upstream = self._upstreams[key]
+                budget -= len(upstream.member.session.members)
+                self._changed(upstream.member.session.id)
+                self._upstream_time_out(out, upstream)
             else:
                 exchange = self._exchanges[key]
+                budget -= 2
+                self._changed(exchange.publisher.session.id)
                 if exchange.upstream is not None:
                     self._sfu_time_out(out, exchange)
                 else:
@@ -296,8 +316,32 @@ class Rooms(MediaRules, ChatRules):
         """Close every session (203, then ``sessionClosed`` reason ``serverShutdown``)."""
         out = Out()
         for session in list(self._sessions.values()):
+            self._changed(session.id)
             self._close_session(out, session, "serverShutdown", remember=False)
         return out.effects
+
+    def forget(self, session_id: str) -> list[int]:
+        """Drop a session with no word to anyone (another node homes it now).
+
+        Nothing is numbered or sent: its members go on on the real home.
+        Returns the connections its members held here, for the transport to drop.
+        """
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return []
+        conns = []
+        for member in session.members.values():
+            if member.conn is not None:
+                self._conns.pop(member.conn, None)
+                conns.append(member.conn)
+                member.conn = None
+            self._members.pop(member.id, None)
+            self._secrets.pop(member.secret, None)
+            member.resume_deadline = None  # its deadline is dead in the heap
+            for exchange in list(member.exchanges.values()):
+                self._end_exchange(exchange)
+        logger.info("session %s forgotten: homed elsewhere now", session_id)
+        return conns
 
     def session_errors(
         self, participant_id: str, code: int, count: int
@@ -310,6 +354,7 @@ class Rooms(MediaRules, ChatRules):
         member = self._members.get(participant_id)
         if member is None or count <= 0:
             return None, []
+        self._changed(member.session.id)
         entry = lookup(code)
         base = template(
             SessionErrorNotification(
@@ -359,6 +404,7 @@ class Rooms(MediaRules, ChatRules):
             expired = exc.code == ErrorCode.TOKEN_EXPIRED
             denial = Denial.TOKEN_EXPIRED if expired else Denial.TOKEN_INVALID
             raise RoomError(denial, message=str(exc)) from None
+        self._changed(claims.sid)
         if params.participant_type not in PARTICIPANT_TYPES:
             raise RoomError(Denial.BAD_PARTICIPANT_TYPE)
         if not params.name.strip():

@@ -76,9 +76,6 @@ class MediaRules(ExchangeRules):
 
     _media_available = True  # set by media_lost / media_back
 
-    def _streams_changed(self, session_id: str) -> None:
-        """A member's streams or media node exchanges changed (a cluster journals the room)."""
-
     def _init_media(self) -> None:
         # Through a media node, requests that need it wait for its first session.
         self._media_available = not self._config.media_node
@@ -257,7 +254,7 @@ class MediaRules(ExchangeRules):
     ) -> None:
         """End a subscription through the media node; ``reason`` tells the subscriber."""
         self._end_exchange(exchange)
-        self._streams_changed(exchange.subscriber.session.id)
+        self._changed(exchange.subscriber.session.id)
         if exchange.upstream is not None:
             exchange.upstream.subscriptions.pop(exchange.id, None)
         if hangup:
@@ -293,7 +290,7 @@ class MediaRules(ExchangeRules):
         for exchange in list(upstream.subscriptions.values()):
             self._end_subscription(out, exchange, reason, hangup=hangup)
         self._upstreams.pop(upstream.id, None)
-        self._streams_changed(member.session.id)
+        self._changed(member.session.id)
         upstream.deadline = None
         if member.upstream is upstream:
             member.upstream = None
@@ -510,7 +507,7 @@ class MediaRules(ExchangeRules):
         member = upstream.member
         streams = upstream.streams
         member.set_streams(streams)
-        self._streams_changed(member.session.id)
+        self._changed(member.session.id)
         logger.info("upstream %s of %s is up", upstream.id, member.id)
         out.notify(
             others(member.session, member),

@@ -670,6 +670,8 @@ class SignalingServer:
                     if delay > 0:
                         async with asyncio.timeout(delay):
                             await wake.wait()
+                    else:  # behind (expire runs in bounded turns): others go first
+                        await asyncio.sleep(0)
             except TimeoutError:
                 pass
             try:
