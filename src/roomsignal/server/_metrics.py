@@ -237,7 +237,7 @@ def _cluster_value(read: Callable[[Any], float]) -> Callable[[SignalingServer], 
 
 # The relay's message kinds (_relay.py) by their names.
 _KINDS = {"o": "open", "f": "frame", "x": "gone", "w": "write", "cl": "close", "ab": "abort"}
-_KINDS["j"] = "joined"
+_KINDS.update(j="joined", t="take", d="drain")
 
 
 def _relayed(server: SignalingServer) -> list[Sample]:
@@ -392,7 +392,7 @@ METRICS: list[Metric] = [
         "roomsignal_cluster_relayed",
         "counter",
         "Relay messages between nodes, by direction (sent, received) and kind "
-        "(open, frame, gone, write, joined, close, abort).",
+        "(open, frame, gone, write, joined, close, abort, take, drain).",
         ("direction", "kind"),
         _relayed,
         cluster=True,
