@@ -43,6 +43,7 @@ __all__ = ["add_serve_command", "install_stop_signals"]
 logger = logging.getLogger("roomsignal.cli")
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_CANCEL_AGAIN = 0.2  # s: a second signal cancels the stop again after this
 
 
 def add_serve_command(commands: Any) -> None:
@@ -343,9 +344,13 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
                 await forcing
         if not closing.done():
             logger.warning("second signal: aborting every connection")
-            closing.cancel()
+            while not closing.done():
+                # Again until it ends: a cancellation can be lost in a Redis call
+                # caught mid-reply (a drain's), as Cluster.close knows.
+                closing.cancel()
+                await asyncio.wait({closing}, timeout=_CANCEL_AGAIN)
             with contextlib.suppress(asyncio.CancelledError):
-                await closing
+                closing.result()
             await node.close(graceful=False)
         else:
             closing.result()
