@@ -101,3 +101,32 @@ async def test_a_second_sigterm_aborts_the_drain(redis: RedisServer, sessions: l
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_lone_node_restarted_resumes_its_members(
+    redis: RedisServer, sessions: list[Any]
+) -> None:
+    """No other node to hand the rooms to: the journal stays in Redis; the restarted node resumes."""
+    from .conftest import start_node
+
+    first = await start_node(redis, "alone")
+    started = [first]
+    try:
+        async with CutProxy(first.port) as proxy:
+            member = session(sessions, proxy.url, "kept", "member")
+            inbox, reconnected = Recorder(), Recorder()
+            member.on_message(lambda m: inbox(m.text))
+            member.on_reconnected(reconnected)
+            await member.connect()
+            await first.stop()  # SIGTERM: drains, with nowhere to go
+            second = await start_node(redis, "alone")
+            started.append(second)
+            proxy.target_port = second.port
+            (event,) = await reconnected.wait_for(1, timeout=20)
+            assert event.resumed and not event.state_reset
+            talker = session(sessions, second.url, "kept", "talker")
+            await talker.connect()
+            await talker.send_message("still here")
+            assert await inbox.wait_for(1) == ["still here"]
+    finally:
+        await asyncio.gather(*(node.stop() for node in started))
