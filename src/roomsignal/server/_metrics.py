@@ -223,6 +223,11 @@ def _sessions(server: SignalingServer) -> list[Sample]:
     return _one(len(rooms._sessions) if rooms is not None else 0)
 
 
+def _exchanges(server: SignalingServer) -> list[Sample]:
+    rooms = server._rooms
+    return _one(len(rooms._exchanges) if rooms is not None else 0)
+
+
 def _latency(server: SignalingServer) -> list[HistogramSample]:
     return [((method,), h) for method, h in sorted(server.counts.latency.items())]
 
@@ -274,6 +279,13 @@ METRICS: list[Metric] = [
         "(false: waiting to be resumed within resume_window).",
         ("type", "connected"),
         _participants,
+    ),
+    Metric(
+        "roomsignal_exchanges",
+        "gauge",
+        "SDP exchanges open on this node (subscriptions being negotiated or established).",
+        (),
+        _exchanges,
     ),
     Metric(
         "roomsignal_joins",
