@@ -224,28 +224,11 @@ class Cluster:
         self._draining = True
         await server.freeze()
         rooms = list(self._homed)
-        async with asyncio.timeout(max(self.lease, 1.0) * 3):
-            for _ in range(3):  # the journal first: every change a client was sent
-                async with self._flushing:
-                    await self._flush(redis)
-                if self._journal is None:
-                    break
-                self._journal.tick(time.time())  # a write that did not land: again
-                if not self._journal.dirty:
-                    break
-            home_prefix = self._key("home") + ":"
-            keys = [self._key("load"), self._key("rooms"), *(home_prefix + r for r in rooms)]
-            self.round_trips += 1
-            targets = await redis.eval(
-                HANDOVER,
-                len(keys),
-                *keys,
-                self.node_id,
-                self._key("node") + ":",
-                int(self.lease * 1000),
-                int(time.time() * 1000),
-                home_prefix,
-            )
+        try:
+            targets = await self._hand_over(redis, rooms)
+        except Exception as exc:  # the clients still go: the leases lapse, the journals stay
+            logger.error("cannot hand the rooms over (Redis: %s): they move when leases lapse", exc)
+            targets = [""] * len(rooms)
         moved: dict[str, str] = {}
         for room, target in zip(rooms, targets, strict=True):
             target = target.decode() if isinstance(target, bytes) else str(target)
@@ -263,8 +246,11 @@ class Cluster:
                 link.close(CLOSE_NODE_LOST, "nodeDraining")
             else:  # relayed: its home closes it, once the answers in flight are out
                 self._send(relay.home, {"k": DRAIN, "n": self.node_id, "c": conn})
-        async with self._flushing:  # the TAKE, CLOSE and DRAIN messages go out now
-            await self._flush(redis)
+        try:
+            async with self._flushing, asyncio.timeout(max(self.lease, 1.0)):
+                await self._flush(redis)  # the TAKE, CLOSE and DRAIN messages go out now
+        except Exception as exc:
+            logger.error("cannot tell the other nodes (Redis: %s)", exc)
         waits = [asyncio.ensure_future(link.ws.wait_closed()) for link in local]
         if waits:  # their closing handshakes, bounded (close() aborts what is left)
             _, pending = await asyncio.wait(waits, timeout=_DRAIN_CLOSE)
@@ -279,6 +265,32 @@ class Cluster:
             sum(1 for t in moved.values() if not t),
         )
         return moved
+
+    async def _hand_over(self, redis: Redis, rooms: list[str]) -> list[Any]:
+        """Flush the journal, then run ``HANDOVER`` for ``rooms``: their new homes."""
+        async with asyncio.timeout(max(self.lease, 1.0) * 3):
+            for _ in range(3):  # the journal first: every change a client was sent
+                async with self._flushing:
+                    await self._flush(redis)
+                if self._journal is None:
+                    break
+                self._journal.tick(time.time())  # a write that did not land: again
+                if not self._journal.dirty:
+                    break
+            home_prefix = self._key("home") + ":"
+            keys = [self._key("load"), self._key("rooms"), *(home_prefix + r for r in rooms)]
+            self.round_trips += 1
+            targets: list[Any] = await redis.eval(
+                HANDOVER,
+                len(keys),
+                *keys,
+                self.node_id,
+                self._key("node") + ":",
+                int(self.lease * 1000),
+                int(time.time() * 1000),
+                home_prefix,
+            )
+            return targets
 
     async def close(self, graceful: bool = True) -> None:
         """Close the server, give up this node's leases, stop the tasks; idempotent.

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from roomsignal.catalog import lookup
+from roomsignal.catalog import entries, lookup
 
 if TYPE_CHECKING:
     from roomsignal.server._transport import SignalingServer
@@ -150,12 +150,14 @@ class Counts:
         table[key] = table.get(key, 0) + count
 
 
+_CATALOG_CODES = frozenset(entry.code for entry in entries())
+
+
 def error_labels(code: int) -> tuple[str, str]:
     """The bounded ``(code, name)`` labels of an error code: ``other`` outside the catalog."""
-    entry = lookup(code)
-    if entry.category == "unknown" and entry.name.startswith("UNKNOWN_"):
+    if code not in _CATALOG_CODES:
         return "other", "UNKNOWN"
-    return str(code), entry.name
+    return str(code), lookup(code).name
 
 
 # --- the table of metrics -----------------------------------------------------------
