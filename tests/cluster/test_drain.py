@@ -16,6 +16,16 @@ from roomsignal.testing import CutProxy
 from .conftest import LEASE, SECRET, Node, Recorder, RedisServer, home_of, session
 
 
+async def _get(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return response.split(b"\r\n\r\n", 1)[1]
+
+
 async def _status(port: int, path: str) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
@@ -61,6 +71,13 @@ async def test_drain_hands_the_room_over_and_its_members_resume(
             await other.send_message("after")
             assert await inbox.wait_for(2) == ["before", "after"]
             assert b.server.counts.takeovers == 1
+            text = (await _get(b.server.port, "/metrics")).decode()
+            assert "roomsignal_cluster_redis_up 1.0" in text
+            assert "roomsignal_cluster_takeovers_total 1.0" in text
+            assert 'roomsignal_cluster_relayed_total{direction="received",kind="take"} 1.0' in text
+            assert 'roomsignal_cluster_relayed_total{direction="sent",kind="frame"}' in text
+            assert "roomsignal_cluster_relay_flush_seconds_count" in text
+            assert "roomsignal_draining 1.0" in (await _get(a.server.port, "/metrics")).decode()
     finally:
         await a.close(graceful=False)
         await b.close()

@@ -84,6 +84,18 @@ async def test_metrics_off_is_404_and_labels_stay_bounded() -> None:
         assert "roomsignal_pings_total 1.0" in text
 
 
+async def test_without_the_extra_metrics_is_404_and_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    async with SignalingServer(secret=SECRET, metrics=True) as server:
+        assert not server.metrics_enabled
+        assert (await http_get(server.port, "/metrics")).startswith(b"HTTP/1.1 404")
+    assert "pip install 'roomsignal[metrics]'" in caplog.text
+
+
 @pytest.mark.parametrize("blocked", ["prometheus_client"])
 def test_serve_metrics_without_the_extra_says_what_to_install(
     blocked: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
