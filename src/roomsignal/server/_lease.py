@@ -102,13 +102,13 @@ return 1
 # KEYS: load hash, rooms zset, then one home key per room to hand over.
 # ARGV: node ID, node-key prefix, lease ms, now ms, home-key prefix.
 # -> one target node ID per room ("" if the lease is not ours, or no other
-# node is alive). The node leaves placement first (its load entry and its
-# liveness key are deleted), then each lease still ours goes to the
-# least-loaded live node, counted as one more room there.
+# node is alive). The node leaves placement first (its load entry is
+# deleted; its liveness key is left to lapse, so that its peers do not drop
+# their relayed clients before its last answers reach them), then each lease
+# still ours goes to the least-loaded live node, counted as one more room.
 HANDOVER = """
 local me = ARGV[1]
 redis.call('HDEL', KEYS[1], me)
-redis.call('DEL', ARGV[2] .. me)
 local nodes = {}
 local loads = redis.call('HGETALL', KEYS[1])
 for i = 1, #loads, 2 do
