@@ -239,7 +239,7 @@ async function startCamera() {
 }
 
 async function fill() {
-  // Served over TLS (serve --tls-cert), the page talks wss to the same port.
+  // Over TLS the page talks secure WebSockets to the same port (serve --tls-cert).
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   $("server-url").value = query.get("url") || `${scheme}://${location.host}`;
   $("name").value = query.get("name") || `guest-${Math.random().toString(36).slice(2, 7)}`;
