@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from typing import Any
@@ -77,6 +78,8 @@ async def test_drain_hands_the_room_over_and_its_members_resume(
             assert 'roomsignal_cluster_relayed_total{direction="received",kind="take"} 1.0' in text
             assert 'roomsignal_cluster_relayed_total{direction="sent",kind="frame"}' in text
             assert "roomsignal_cluster_relay_flush_seconds_count" in text
+            relay = re.search(r"^roomsignal_cluster_relay_seconds_count (\S+)$", text, re.M)
+            assert relay is not None and float(relay[1]) >= 2  # d-a's writes to "other"
             assert "roomsignal_draining 1.0" in (await _get(a.server.port, "/metrics")).decode()
     finally:
         await a.close(graceful=False)

@@ -610,6 +610,8 @@ class Cluster:
         relayed = self.server.counts.relayed
         key = ("sent", message["k"])
         relayed[key] = relayed.get(key, 0) + 1
+        if key[1] in (FRAME, WRITE):  # stamped for the relay latency (/metrics)
+            message["t"] = round(time.time(), 4)
         self._outbox.append((node, message, encode_message(message)))
         self._wake.set()
         self._urgent.set()
@@ -705,9 +707,12 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
-                        relayed = self.server.counts.relayed
+                        counts = self.server.counts
                         key = ("received", str(message["k"]))
-                        relayed[key] = relayed.get(key, 0) + 1
+                        counts.relayed[key] = counts.relayed.get(key, 0) + 1
+                        stamp = message.get("t")
+                        if isinstance(stamp, float | int):  # the sender's wall clock
+                            counts.relay_latency.observe(max(0.0, time.time() - stamp))
                         room, epoch = message.get("s"), message.get("e")
                         if message["k"] == TAKE and isinstance(room, str):
                             try:  # a draining home gave us the lease: load the room now

@@ -108,6 +108,7 @@ class Counts:
         "pings",
         "refused",
         "relay_flush",
+        "relay_latency",
         "relayed",
         "replay_gaps",
         "resumes",
@@ -131,6 +132,7 @@ class Counts:
         # the cluster
         self.relayed: dict[tuple[str, str], int] = {}  # (direction, kind)
         self.relay_flush = Histogram()
+        self.relay_latency = Histogram()  # a frame's or write's send call to the peer's reader
         self.takeovers = 0
 
     def error(self, code: int, via: str, count: int = 1) -> None:
@@ -257,6 +259,10 @@ def _relayed(server: SignalingServer) -> list[Sample]:
 
 def _relay_flush(server: SignalingServer) -> list[HistogramSample]:
     return [((), server.counts.relay_flush)] if server.cluster is not None else []
+
+
+def _relay_latency(server: SignalingServer) -> list[HistogramSample]:
+    return [((), server.counts.relay_latency)] if server.cluster is not None else []
 
 
 METRICS: list[Metric] = [
@@ -409,6 +415,16 @@ METRICS: list[Metric] = [
         "(open, frame, gone, write, joined, close, abort, take, drain).",
         ("direction", "kind"),
         _relayed,
+        cluster=True,
+    ),
+    Metric(
+        "roomsignal_cluster_relay_seconds",
+        "histogram",
+        "Relay latency: from another node's send of a relayed frame (edge to home) or of "
+        "frames to write (home to edge) to this node's reader taking it, by the two nodes' "
+        "wall clocks (keep them in sync, e.g. NTP).",
+        (),
+        _relay_latency,
         cluster=True,
     ),
     Metric(
