@@ -63,6 +63,9 @@ async def run_ref(args: argparse.Namespace) -> None:
         secret=args.secret,
         max_sessions=args.max_sessions,
         max_fanout_per_second=args.max_fanout,
+        **(
+            {"metrics": True} if args.metrics else {}
+        ),  # absent from older servers (metrics_cost.py)
     ) as server:
         _announce(server.port)
         await _wait_for_stop()
@@ -75,6 +78,7 @@ def main() -> None:
     parser.add_argument("--max-fanout", type=int, default=0, help="frames/s per sender; 0: off")
     parser.add_argument("--max-sessions", type=int, default=20_000)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    parser.add_argument("--metrics", action="store_true", help="serve GET /metrics (ref)")
     args = parser.parse_args()
     if args.cpu is not None:
         with contextlib.suppress(AttributeError, OSError):

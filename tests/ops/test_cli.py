@@ -78,3 +78,21 @@ async def test_serve_with_bad_tls_files_says_which(tls_files: dict[str, Path]) -
             assert await server.wait() != 0
         lines = [line for line in server.stderr if line.strip()]
         assert len(lines) == 1 and expected in lines[0], server.stderr
+
+
+async def test_load_test_over_tls_with_a_ca_file(tls_files: dict[str, Path]) -> None:
+    args = ["serve", "--port", "0", "--log-level", "warning"]
+    args += ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["key"])]
+    async with spawn(*args) as server:
+        url = (await server.line(lambda line: line.startswith("listening on"))).split()[2]
+        port = int(url.rsplit(":", 1)[1])
+        load = ["load-test", f"wss://localhost:{port}", "--secret", SECRET, "--rooms", "1"]
+        load += ["--participants", "3", "--duration", "1", "--json"]
+        async with spawn(*load, "--ca-file", str(tls_files["ca"])) as run:
+            assert await run.wait(timeout=60) == 0, run.stderr
+        report = json.loads(run.stdout[-1])
+        assert report["ok"] and report["joined"] == 3
+        async with spawn(*load, "--ca-file", "/nonexistent/ca.pem") as bad:
+            assert await bad.wait() != 0
+        assert any("CA file not found: /nonexistent/ca.pem" in line for line in bad.stderr)
+        assert not any("Traceback" in line for line in bad.stderr)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from roomsignal import Session, SessionErrorException
 from roomsignal.server import SignalingServer
 from roomsignal.tokens import mint
 
-from .conftest import SECRET, body_of, http_get, prometheus
+from .conftest import ROOT, SECRET, body_of, http_get, prometheus
 
 
 async def _refused(session: Session) -> int:
@@ -62,6 +64,32 @@ async def test_prometheus_scrapes_errors_by_code_and_name(tmp_path: Path) -> Non
                     'roomsignal_request_seconds_count{method="join"} >= 3'
                 )
                 assert float(latency[0]["value"][1]) == 3.0
+                await _check_queries(prom)
+
+
+# Panels that must show data once the test above has joined and been refused.
+_WITH_DATA = {"Connections", "Sessions", "Joins per second", "Errors per second, by code"}
+_WITH_DATA |= {"Request latency p99, by method", "Process CPU"}
+
+
+async def _check_queries(prom: Any) -> None:
+    """Every query of the example dashboard and of docs/operations.md runs in Prometheus."""
+    dashboard = json.loads((ROOT / "examples" / "grafana-dashboard.json").read_text())
+    titles = set()
+    for panel in dashboard["panels"]:
+        titles.add(panel["title"])
+        for target in panel["targets"]:
+            if panel["title"] in _WITH_DATA:
+                await prom.wait_for(target["expr"])  # data, not only valid syntax
+            else:
+                await prom.query(target["expr"])  # raises on a query Prometheus refuses
+    assert titles >= _WITH_DATA
+    page = (ROOT / "docs" / "operations.md").read_text()
+    table = page.split("Queries worth", 1)[1].split("\n\n", 2)[1]
+    queries = re.findall(r"^\| [^|]+ \| `(.+)` \|$", table, re.M)
+    assert len(queries) >= 5, table
+    for query in queries:
+        await prom.query(query)
 
 
 async def test_metrics_off_is_404_and_labels_stay_bounded() -> None:
@@ -82,6 +110,18 @@ async def test_metrics_off_is_404_and_labels_stay_bounded() -> None:
         )
         assert not re.search(r'"[ps]_[0-9a-f]{12}', text), "an id in a label"
         assert "roomsignal_pings_total 1.0" in text
+
+
+async def test_without_the_extra_metrics_is_404_and_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    async with SignalingServer(secret=SECRET, metrics=True) as server:
+        assert not server.metrics_enabled
+        assert (await http_get(server.port, "/metrics")).startswith(b"HTTP/1.1 404")
+    assert "pip install 'roomsignal[metrics]'" in caplog.text
 
 
 @pytest.mark.parametrize("blocked", ["prometheus_client"])

@@ -5,7 +5,9 @@ Every limit of ``SignalingServer`` is an option. The secret comes from
 Joins, leaves and errors are logged to stderr by the server's own loggers;
 the address is printed on stdout once the socket is bound. A signal closes
 every session gracefully (members get ``sessionError`` 203, then
-``sessionClosed``); a second signal aborts what is left.
+``sessionClosed``); a cluster node (``--redis``) drains instead: its rooms
+move to other nodes and its clients resume there (``Cluster.drain``). A
+second signal aborts what is left.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from roomsignal.cli._cluster import add_cluster_flags, start_node
+from roomsignal.cli._cluster import Node, add_cluster_flags, start_node
 from roomsignal.cli._hardening import add_hardening_flags, hardening_kwargs
 from roomsignal.cli._options import (
     SECRET_ENV,
@@ -42,6 +44,7 @@ __all__ = ["add_serve_command", "install_stop_signals"]
 logger = logging.getLogger("roomsignal.cli")
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_CANCEL_AGAIN = 0.2  # s: a second signal cancels the stop again after this
 
 
 def add_serve_command(commands: Any) -> None:
@@ -273,6 +276,26 @@ def _check_metrics(args: argparse.Namespace) -> None:
             raise CommandError(f"--metrics needs the metrics extra: {INSTALL_HINT}")
 
 
+def _is_cluster(node: object) -> bool:
+    from roomsignal.server._cluster import Cluster  # imports no Redis client
+
+    return isinstance(node, Cluster)
+
+
+async def _stop_node(node: Node) -> None:
+    """A cluster node drains (its rooms move, its clients resume elsewhere); a lone one closes.
+
+    docs/operations.md, "Restart".
+    """
+    from roomsignal.server._cluster import Cluster
+
+    if isinstance(node, Cluster):
+        await node.drain()
+        await node.close(graceful=False)  # the rooms live on elsewhere: no sessionClosed
+    else:
+        await node.close(graceful=True)
+
+
 async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
     if not args.janus:
         return await _serve_with(args, secret, generated, args.media_node)
@@ -359,12 +382,15 @@ async def _serve_with(
         if args.metrics:
             print(f"  metrics: {http}://{host_port}/metrics", flush=True)
         await stop.wait()
-        logger.info("shutting down: closing every session (a second signal aborts)")
+        if _is_cluster(node):
+            logger.info("draining: handing rooms over, then exiting (a second signal aborts)")
+        else:
+            logger.info("shutting down: closing every session (a second signal aborts)")
         _remove_signals(installed)
         installed = []
         force = asyncio.Event()
         installed = install_stop_signals(force)
-        closing = asyncio.ensure_future(node.close(graceful=True))
+        closing = asyncio.ensure_future(_stop_node(node))
         forcing = asyncio.ensure_future(force.wait())
         try:
             await asyncio.wait({closing, forcing}, return_when=asyncio.FIRST_COMPLETED)
@@ -374,9 +400,13 @@ async def _serve_with(
                 await forcing
         if not closing.done():
             logger.warning("second signal: aborting every connection")
-            closing.cancel()
+            while not closing.done():
+                # Again until it ends: a cancellation can be lost in a Redis call
+                # caught mid-reply (a drain's), as Cluster.close knows.
+                closing.cancel()
+                await asyncio.wait({closing}, timeout=_CANCEL_AGAIN)
             with contextlib.suppress(asyncio.CancelledError):
-                await closing
+                closing.result()
             await node.close(graceful=False)
         else:
             closing.result()

@@ -44,7 +44,7 @@ from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms, LoadRefused
-from roomsignal.server._lease import BEAT, PLACE, RELEASE
+from roomsignal.server._lease import BEAT, HANDOVER, PLACE, RELEASE
 from roomsignal.server._relay import (
     ABORT,
     CLOSE,
@@ -72,6 +72,11 @@ logger = logging.getLogger("roomsignal.server.cluster")
 
 CLOSE_NODE_LOST = 1012  # "service restart": the client reconnects (and resumes)
 CLOSE_TRY_LATER = 1013  # Redis unreachable: no room can be placed now
+TAKE = "t"  # relay message {"k","s": room}: a draining home handed you its room's lease
+# relay message {"k","n","c"}: a draining edge asks the home to close its client with
+# 1012, behind the answers to the frames it relayed before (one channel, in order)
+DRAIN = "d"
+_DRAIN_CLOSE = 5.0  # s: a drain waits this long at most for its clients' closing handshakes
 _POOL_SIZE = 16  # Redis connections per node (besides its pub/sub one)
 # A journal write with no relay message to go with it (a room served by its
 # home's own clients) waits this long for more changes to join its pipeline.
@@ -151,6 +156,8 @@ class Cluster:
         self._subscribed = asyncio.Event()
         self._place_after = 0.0  # monotonic: no placing before (Redis just came back)
         self._lost_redis = False  # Redis was unreachable since the start (a recovery is news)
+        self._draining = False  # drain(): no more beats, rooms handed over
+        self._flushing = asyncio.Lock()  # one pipeline at a time (the writer's, a drain's)
         # The rooms homed here, as written to Redis for a takeover (_journal);
         # None when seats cannot be resumed anyway (resume_window 0).
         self._journal: Journal | None = None
@@ -233,6 +240,95 @@ class Cluster:
             await self.close(graceful=False)
             raise
         logger.info("node %s joined the cluster on %s", self.node_id, self.redis_url)
+
+    async def drain(self) -> dict[str, str]:
+        """Hand every room homed here to another live node, then close every client with 1012.
+
+        For a rolling restart (SIGTERM, docs/operations.md): the server stops
+        taking connections at once (``/healthz`` 503) and handles no more
+        frames; the rooms' last changes are written to Redis (the journal
+        first), then each room's lease is given to the least-loaded live node
+        (``HANDOVER``), which is told to load it; then every client is
+        closed with 1012 (``nodeDraining``), so it reconnects and resumes on
+        another node. Returns room -> its new home ("" when no other node
+        was alive: its lease is released on ``close`` and its journal kept,
+        so the next node to place it resumes its members). Call ``close``
+        afterwards; the rooms are not shut down (nobody gets ``sessionClosed``).
+        """
+        server, redis = self.server, self._redis
+        if redis is None or not server.is_serving:
+            return {}
+        started = time.monotonic()
+        self._draining = True
+        await server.freeze()
+        rooms = list(self._homed)
+        try:
+            targets = await self._hand_over(redis, rooms)
+        except Exception as exc:  # the clients still go: the leases lapse, the journals stay
+            logger.error("cannot hand the rooms over (Redis: %s): they move when leases lapse", exc)
+            targets = [""] * len(rooms)
+        moved: dict[str, str] = {}
+        for room, target in zip(rooms, targets, strict=True):
+            target = target.decode() if isinstance(target, bytes) else str(target)
+            moved[room] = target
+            if target:
+                self._homed.pop(room, None)
+                if self._journal is not None:
+                    self._journal.forget(room)
+                self._send(target, {"k": TAKE, "s": room})
+        local = [link for link in server._links.values() if not isinstance(link, RemoteLink)]
+        for conn, link in list(server._links.items()):
+            relay = self._relays.get(conn)
+            if relay is None or isinstance(link, RemoteLink):
+                # Ours (frozen: every answer is written) or an edge's (it closes it).
+                link.close(CLOSE_NODE_LOST, "nodeDraining")
+            else:  # relayed: its home closes it, once the answers in flight are out
+                self._send(relay.home, {"k": DRAIN, "n": self.node_id, "c": conn})
+        try:
+            async with self._flushing, asyncio.timeout(max(self.lease, 1.0)):
+                await self._flush(redis)  # the TAKE, CLOSE and DRAIN messages go out now
+        except Exception as exc:
+            logger.error("cannot tell the other nodes (Redis: %s)", exc)
+        waits = [asyncio.ensure_future(link.ws.wait_closed()) for link in local]
+        if waits:  # their closing handshakes, bounded (close() aborts what is left)
+            _, pending = await asyncio.wait(waits, timeout=_DRAIN_CLOSE)
+            for wait in pending:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        logger.info(
+            "node %s drained in %.2fs: %d room(s) handed over, %d kept in Redis",
+            self.node_id,
+            time.monotonic() - started,
+            sum(1 for t in moved.values() if t),
+            sum(1 for t in moved.values() if not t),
+        )
+        return moved
+
+    async def _hand_over(self, redis: Redis, rooms: list[str]) -> list[Any]:
+        """Flush the journal, then run ``HANDOVER`` for ``rooms``: their new homes."""
+        async with asyncio.timeout(max(self.lease, 1.0) * 3):
+            for _ in range(3):  # the journal first: every change a client was sent
+                async with self._flushing:
+                    await self._flush(redis)
+                if self._journal is None:
+                    break
+                self._journal.tick(time.time())  # a write that did not land: again
+                if not self._journal.dirty:
+                    break
+            home_prefix = self._key("home") + ":"
+            keys = [self._key("load"), self._key("rooms"), *(home_prefix + r for r in rooms)]
+            self.round_trips += 1
+            targets: list[Any] = await redis.eval(
+                HANDOVER,
+                len(keys),
+                *keys,
+                self.node_id,
+                self._key("node") + ":",
+                int(self.lease * 1000),
+                int(time.time() * 1000),
+                home_prefix,
+            )
+            return targets
 
     async def close(self, graceful: bool = True) -> None:
         """Close the server, give up this node's leases, stop the tasks; idempotent.
@@ -458,8 +554,22 @@ class Cluster:
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["k"]
         server = self.server
-        if kind in (OPEN, FRAME, GONE):
+        if kind in (OPEN, FRAME, GONE, DRAIN):
             key = (str(message["n"]), int(message["c"]))
+            if kind == DRAIN:  # the edge drains: close its client, behind what was sent it
+                remote = server._links.get(self._remote.get(key, 0))
+                if remote is not None:
+                    remote.close(CLOSE_NODE_LOST, "nodeDraining")
+                else:
+                    close = {"k": CLOSE, "c": key[1], "code": CLOSE_NODE_LOST}
+                    self._send(key[0], {**close, "reason": "nodeDraining"})
+                return
+            if self._draining and kind == OPEN:  # our rooms are leaving: go to their new home
+                close = {"k": CLOSE, "c": key[1], "code": CLOSE_NODE_LOST, "reason": "nodeDraining"}
+                self._send(key[0], close)
+                return
+            if self._draining and kind == FRAME:
+                return  # frozen (drain): an unanswered request is sent again after the resume
             if kind == OPEN:
                 conn = next(server._conn_ids)
                 server._links[conn] = RemoteLink(self._send, key[0], key[1])
@@ -599,6 +709,8 @@ class Cluster:
         relayed = self.server.counts.relayed
         key = ("sent", message["k"])
         relayed[key] = relayed.get(key, 0) + 1
+        if key[1] in (FRAME, WRITE):  # stamped for the relay latency (/metrics)
+            message["t"] = round(time.time(), 4)
         self._outbox.append((node, message, encode_message(message)))
         self._hurry()
 
@@ -667,8 +779,10 @@ class Cluster:
         client reconnects and resumes rather than wait for an answer that
         will never come.
         """
+        if message["k"] == TAKE:
+            return  # its lease lapses unrenewed; the room's next join places it anew
         conn = int(message["c"])
-        if message["k"] in (OPEN, FRAME, GONE):  # we are the edge
+        if message["k"] in (OPEN, FRAME, GONE, DRAIN):  # we are the edge
             if self._relays.pop(conn, None) is not None:
                 link = self.server._links.get(conn)
                 if link is not None:
@@ -692,7 +806,7 @@ class Cluster:
                 return
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(max(self.lease, 1.0)):
+                async with self._flushing, asyncio.timeout(max(self.lease, 1.0)):
                     await self._flush(redis)
             except Exception as exc:
                 self._relay_broken(exc)
@@ -718,10 +832,20 @@ class Cluster:
                         if message is None:
                             logger.warning("ignoring a malformed relay message")
                             continue
-                        relayed = self.server.counts.relayed
+                        counts = self.server.counts
                         key = ("received", str(message["k"]))
-                        relayed[key] = relayed.get(key, 0) + 1
+                        counts.relayed[key] = counts.relayed.get(key, 0) + 1
+                        stamp = message.get("t")
+                        if isinstance(stamp, float | int):  # the sender's wall clock
+                            counts.relay_latency.observe(max(0.0, time.time() - stamp))
                         room, epoch = message.get("s"), message.get("e")
+                        if message["k"] == TAKE and isinstance(room, str):
+                            try:  # a draining home gave us the lease: load the room now
+                                if not self._draining:
+                                    await self._take_home(room)
+                            except Exception as exc:  # a client's join loads it again
+                                logger.error("cannot load room %s from Redis: %s", room, exc)
+                            continue
                         if message["k"] == OPEN and isinstance(room, str):
                             try:  # the room's seats first, if this node takes it over
                                 await self._take_home(
@@ -747,9 +871,9 @@ class Cluster:
     async def _run_beats(self) -> None:
         # A beat that fails must not end the task: a node that stops renewing
         # its leases while it serves would let another node take its rooms.
-        while self._redis is not None:
+        while self._redis is not None and not self._draining:
             await asyncio.sleep(self.lease / 3)
-            if self._redis is None:
+            if self._redis is None or self._draining:
                 return
             try:
                 await self._beat_once()

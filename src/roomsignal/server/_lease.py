@@ -17,7 +17,7 @@ same room at once agree on one home.
 
 from __future__ import annotations
 
-__all__ = ["BEAT", "PLACE", "RELEASE"]
+__all__ = ["BEAT", "HANDOVER", "PLACE", "RELEASE"]
 
 # KEYS: home key, rooms zset, load hash, room journal hash.
 # ARGV: node-key prefix, now ms, lease ms, max_sessions, home-key prefix,
@@ -96,4 +96,45 @@ for i = 2, #KEYS do
   end
 end
 return 1
+"""
+
+# A draining node hands its rooms over (``Cluster.drain``).
+# KEYS: load hash, rooms zset, then one home key per room to hand over.
+# ARGV: node ID, node-key prefix, lease ms, now ms, home-key prefix.
+# -> one target node ID per room ("" if the lease is not ours, or no other
+# node is alive). The node leaves placement first (its load entry is
+# deleted; its liveness key is left to lapse, so that its peers do not drop
+# their relayed clients before its last answers reach them), then each lease
+# still ours goes to the least-loaded live node, counted as one more room.
+HANDOVER = """
+local me = ARGV[1]
+redis.call('HDEL', KEYS[1], me)
+local nodes = {}
+local loads = redis.call('HGETALL', KEYS[1])
+for i = 1, #loads, 2 do
+  if redis.call('EXISTS', ARGV[2] .. loads[i]) == 1 then
+    nodes[#nodes + 1] = {loads[i], tonumber(loads[i + 1])}
+  end
+end
+local out = {}
+for i = 3, #KEYS do
+  local target = ''
+  if redis.call('GET', KEYS[i]) == me and #nodes > 0 then
+    local best = 1
+    for j = 2, #nodes do
+      if nodes[j][2] < nodes[best][2]
+        or (nodes[j][2] == nodes[best][2] and nodes[j][1] < nodes[best][1]) then
+        best = j
+      end
+    end
+    target = nodes[best][1]
+    nodes[best][2] = nodes[best][2] + 1
+    redis.call('SET', KEYS[i], target, 'PX', ARGV[3])
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[3]),
+      string.sub(KEYS[i], #ARGV[5] + 1))
+    redis.call('HINCRBY', KEYS[1], target, 1)
+  end
+  out[#out + 1] = target
+end
+return out
 """

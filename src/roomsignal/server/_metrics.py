@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from roomsignal.catalog import lookup
+from roomsignal.catalog import entries, lookup
 
 if TYPE_CHECKING:
     from roomsignal.server._transport import SignalingServer
@@ -108,6 +108,7 @@ class Counts:
         "pings",
         "refused",
         "relay_flush",
+        "relay_latency",
         "relayed",
         "replay_gaps",
         "resumes",
@@ -131,6 +132,7 @@ class Counts:
         # the cluster
         self.relayed: dict[tuple[str, str], int] = {}  # (direction, kind)
         self.relay_flush = Histogram()
+        self.relay_latency = Histogram()  # a frame's or write's send call to the peer's reader
         self.takeovers = 0
 
     def error(self, code: int, via: str, count: int = 1) -> None:
@@ -150,12 +152,14 @@ class Counts:
         table[key] = table.get(key, 0) + count
 
 
+_CATALOG_CODES = frozenset(entry.code for entry in entries())
+
+
 def error_labels(code: int) -> tuple[str, str]:
     """The bounded ``(code, name)`` labels of an error code: ``other`` outside the catalog."""
-    entry = lookup(code)
-    if entry.category == "unknown" and entry.name.startswith("UNKNOWN_"):
+    if code not in _CATALOG_CODES:
         return "other", "UNKNOWN"
-    return str(code), entry.name
+    return str(code), lookup(code).name
 
 
 # --- the table of metrics -----------------------------------------------------------
@@ -223,6 +227,11 @@ def _sessions(server: SignalingServer) -> list[Sample]:
     return _one(len(rooms._sessions) if rooms is not None else 0)
 
 
+def _exchanges(server: SignalingServer) -> list[Sample]:
+    rooms = server._rooms
+    return _one(len(rooms._exchanges) if rooms is not None else 0)
+
+
 def _latency(server: SignalingServer) -> list[HistogramSample]:
     return [((method,), h) for method, h in sorted(server.counts.latency.items())]
 
@@ -237,7 +246,7 @@ def _cluster_value(read: Callable[[Any], float]) -> Callable[[SignalingServer], 
 
 # The relay's message kinds (_relay.py) by their names.
 _KINDS = {"o": "open", "f": "frame", "x": "gone", "w": "write", "cl": "close", "ab": "abort"}
-_KINDS["j"] = "joined"
+_KINDS.update(j="joined", t="take", d="drain")
 
 
 def _relayed(server: SignalingServer) -> list[Sample]:
@@ -250,6 +259,10 @@ def _relayed(server: SignalingServer) -> list[Sample]:
 
 def _relay_flush(server: SignalingServer) -> list[HistogramSample]:
     return [((), server.counts.relay_flush)] if server.cluster is not None else []
+
+
+def _relay_latency(server: SignalingServer) -> list[HistogramSample]:
+    return [((), server.counts.relay_latency)] if server.cluster is not None else []
 
 
 METRICS: list[Metric] = [
@@ -274,6 +287,13 @@ METRICS: list[Metric] = [
         "(false: waiting to be resumed within resume_window).",
         ("type", "connected"),
         _participants,
+    ),
+    Metric(
+        "roomsignal_exchanges",
+        "gauge",
+        "SDP exchanges open on this node (subscriptions being negotiated or established).",
+        (),
+        _exchanges,
     ),
     Metric(
         "roomsignal_joins",
@@ -392,9 +412,19 @@ METRICS: list[Metric] = [
         "roomsignal_cluster_relayed",
         "counter",
         "Relay messages between nodes, by direction (sent, received) and kind "
-        "(open, frame, gone, write, joined, close, abort).",
+        "(open, frame, gone, write, joined, close, abort, take, drain).",
         ("direction", "kind"),
         _relayed,
+        cluster=True,
+    ),
+    Metric(
+        "roomsignal_cluster_relay_seconds",
+        "histogram",
+        "Relay latency: from another node's send of a relayed frame (edge to home) or of "
+        "frames to write (home to edge) to this node's reader taking it, by the two nodes' "
+        "wall clocks (keep them in sync, e.g. NTP).",
+        (),
+        _relay_latency,
         cluster=True,
     ),
     Metric(

@@ -350,6 +350,20 @@ class SignalingServer:
             self._deadlines = None
         logger.info("server closed (%s)", "graceful" if graceful else "aborted")
 
+    async def freeze(self) -> None:
+        """Start draining: refuse new connections, handle no more frames, run no deadline.
+
+        ``/healthz`` and ``/readyz`` answer 503 from now on. The rooms stay
+        as they are (for a cluster's handover, ``Cluster.drain``); ``close``
+        still ends the server. Idempotent.
+        """
+        self.draining = True
+        task, self._deadlines = self._deadlines, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def serve_forever(self) -> None:
         """Serve until cancelled (starting first if needed), then close gracefully."""
         if self._server is None:
@@ -450,10 +464,12 @@ class SignalingServer:
                     break
                 if link.aborted:
                     break  # connectionDrop: frames still queued are moot
-                if link.closer is not None:
+                if link.closer is not None or self.draining:
                     # Closing (leave, closeSession, takeover, slow, timeout):
                     # frames queued behind it are read and ignored, so the
                     # peer's close frame is seen and the handshake ends now.
+                    # Draining: the rooms are frozen (Cluster.drain); a request
+                    # left unanswered is sent again after the resume elsewhere.
                     continue
                 if not isinstance(raw, str):
                     link.close(_CLOSE_UNSUPPORTED, "binary frames are not supported")
