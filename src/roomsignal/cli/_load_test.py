@@ -259,6 +259,11 @@ async def _preflight(plan: LoadPlan) -> None:
     from roomsignal.tokens import mint
 
     room = f"loadtest-probe-{secrets.token_hex(4)}"
+    # The bots' connection options: a wss:// server's CA (--ca-file) when the plan has one.
+    options: dict[str, Any] = {}
+    ssl = getattr(plan, "ssl", None)
+    if ssl is not None:
+        options["ssl"] = ssl
     session = Session(
         plan.url,
         token=mint(plan.secret, room, ttl=300),
@@ -268,6 +273,7 @@ async def _preflight(plan: LoadPlan) -> None:
         open_timeout=plan.timeout,
         request_timeout=plan.timeout,
         close_timeout=min(2.0, plan.timeout),
+        **options,
     )
     try:
         try:
