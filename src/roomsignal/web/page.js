@@ -4,8 +4,6 @@
 // session and roles (ask /dev/token, on a server started with --dev), media
 // (the clip a synchronizer plays), ice (JSON list of RTCIceServer; default
 // none), join=1 (join at once). window.app exposes the state for tests.
-// Without a token, Join asks /dev/token for the Room field's room (a server
-// started with --dev). Closing the tab leaves the room at once (pagehide).
 
 import { Session } from "/roomsignal.js";
 
@@ -249,7 +247,8 @@ async function startCamera() {
   }
 }
 
-// A token for `room` from the server's /dev/token (a server started with --dev).
+// Without a token, Join asks /dev/token for the Room field's room: a token for
+// `room` from a server started with --dev.
 async function devToken(room) {
   if (!room) throw new Error("give a token, or a room (on a server started with --dev)");
   const params = new URLSearchParams({ session: room, name: $("name").value, roles: query.get("roles") || "" });
