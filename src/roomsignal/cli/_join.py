@@ -38,7 +38,7 @@ from roomsignal.cli._options import (
 )
 from roomsignal.cli._render import EVENTS, Names, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
-from roomsignal.client import Connected, Disconnected, Reconnected, ReconnectPolicy, Session
+from roomsignal.client import Connected, Disconnected, ReconnectPolicy, Session
 from roomsignal.errors import SessionError, SessionErrorException
 from roomsignal.protocol import ParticipantJoinedParams
 
@@ -114,7 +114,7 @@ class _Printer:
             self.joined = True
             self.names[payload.participant_id] = self.name
             self.names.update((p.participant_id, p.name) for p in payload.participants)
-        elif isinstance(payload, Reconnected):  # a state reset gives us a new id
+        elif event == "reconnected":  # a state reset gives us a new id
             self.names[payload.participant_id] = self.name
         elif isinstance(payload, ParticipantJoinedParams):
             self.names[payload.participant.participant_id] = payload.participant.name
