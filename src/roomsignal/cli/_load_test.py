@@ -252,8 +252,12 @@ def run_load_test(args: argparse.Namespace) -> int:
 
 
 async def _preflight(plan: LoadPlan) -> None:
-    """A probe joins before any bot: a server it cannot reach, a wrong secret, or
-    ``--chaos`` on a server without simulation is one clear line (``CommandError``)."""
+    """Join once, before any bot, and fail in one line on what would spoil the run.
+
+    A server it cannot reach or a refused token (a wrong secret) raises
+    ``CommandError``; ``--chaos`` against a server without simulation raises
+    ``UsageError``.
+    """
     from roomsignal.client import Session
     from roomsignal.errors import SessionErrorException
     from roomsignal.tokens import mint
