@@ -6,13 +6,18 @@ Every member, the moderator included, then gets ``sessionError`` 203 and
 ``sessionClosed``; a later ``join`` to the session gets 203.
 
     ROOMSIGNAL_SECRET=... python examples/moderator.py --session lobby --members 2
+
+Ctrl-C (or SIGTERM) before it closed the session: it leaves without closing
+it, says so, and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,10 +116,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
-    args = parse(argv)
+async def run(args: argparse.Namespace) -> int:
+    """Run ``main``; Ctrl-C or SIGTERM cancels it, and leaving ``async with`` leaves."""
     token = args.token or mint(args.secret, args.session, roles=["moderator"])
-    outcome = asyncio.run(
+    task = asyncio.ensure_future(
         main(
             args.url,
             token,
@@ -124,7 +129,23 @@ def cli(argv: Sequence[str] | None = None) -> int:
             reason=args.reason,
         )
     )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
+            loop.add_signal_handler(signum, task.cancel)
+    try:
+        outcome = await task
+    except asyncio.CancelledError:
+        print("interrupted: left the session without closing it")
+        return 130
     return 0 if outcome.closed is not None else 1
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    try:
+        return asyncio.run(run(parse(argv)))
+    except KeyboardInterrupt:  # where signals cannot be caught by the loop
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 """A bot that survives a server restart (or a dropped connection).
 
 The session reconnects by itself with exponential backoff and jitter
-(``ReconnectPolicy``). Back in, ``on_reconnected`` says what happened:
+(``ReconnectPolicy``); with ``retry_first_connect`` it also waits for a server
+that is not up yet, under the same policy. Back in, ``on_reconnected`` says
+what happened:
 
 - ``resumed``: the server still had our seat (a dropped connection, within
   ``resume_window``): same participant id, missed notifications replayed;
@@ -65,7 +67,8 @@ async def main(
     """
     stop = stop or asyncio.Event()
     back: list[Reconnected] = []
-    session = Session(url, token=token, name=name, reconnect=policy)
+    # retry_first_connect: a server not up yet is dialled again, as after a drop
+    session = Session(url, token=token, name=name, reconnect=policy, retry_first_connect=True)
 
     @session.on_disconnected
     def on_disconnected(event: Disconnected) -> None:
@@ -133,19 +136,46 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
+    publishing = asyncio.Event()
+    token = args.token or mint(args.secret, args.session)
+    task = asyncio.ensure_future(
+        main(
+            args.url,
+            token,
+            reconnects=args.reconnects,
+            drop_after=args.drop_after,
+            publishing=publishing,
+            stop=stop,
+        )
+    )
+
+    def on_signal() -> None:
+        # In the session: leave it cleanly. Still dialling a server not up yet: give up.
+        if publishing.is_set():
+            stop.set()
+        else:
+            task.cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    token = args.token or mint(args.secret, args.session)
-    back = await main(
-        args.url, token, reconnects=args.reconnects, drop_after=args.drop_after, stop=stop
-    )
+            asyncio.get_running_loop().add_signal_handler(signum, on_signal)
+    try:
+        back = await task
+    except asyncio.CancelledError:
+        print("stopped before joining")
+        return 0
+    except SessionErrorException as exc:  # refused, or the server never came up
+        print(f"could not join: {exc.error.code} {exc.error.name}: {exc.error.message}")
+        return 1
     print(f"left after {len(back)} reconnection(s)")
     return 0
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(run(parse(argv)))
+    try:
+        return asyncio.run(run(parse(argv)))
+    except KeyboardInterrupt:  # where signals cannot be caught by the loop
+        return 130
 
 
 if __name__ == "__main__":

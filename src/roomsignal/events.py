@@ -1,28 +1,30 @@
 """Every payload a ``Session`` listener receives, from one public place.
 
 The notification payloads are the wire's models (``roomsignal.protocol``);
-the connection events are the client's own. Import them from here::
+the connection events are the client's own. Import them from here:
 
-    from roomsignal.events import MessageReceivedParams, Reconnected
+```python
+from roomsignal.events import MessageReceivedParams, Reconnected
+```
 
 | listener | payload |
 |---|---|
-| ``on_session_error`` | :class:`roomsignal.SessionError` |
-| ``on_participant_joined`` | :class:`ParticipantJoinedParams` |
-| ``on_participant_left`` | :class:`ParticipantLeft` (``ParticipantLeftParams`` and ``participant``) |
-| ``on_stream_published`` | :class:`StreamPublishedParams` |
-| ``on_stream_unpublished`` | :class:`StreamUnpublishedParams` |
-| ``on_subscribe_request`` | :class:`SubscribeRequest` (``SubscribeRequestParams`` and ``subscriber``) |
-| ``on_subscription_ended`` | :class:`SubscriptionEndedParams` |
-| ``on_sdp_offer`` / ``on_sdp_answer`` | :class:`SdpNotificationParams` |
-| ``on_ice_candidate`` | :class:`IceCandidateNotificationParams` |
-| ``on_message`` | :class:`MessageReceived` (``MessageReceivedParams`` and ``sender``) |
-| ``on_sync_data`` | :class:`SyncDataParams` |
-| ``on_session_closed`` | :class:`SessionClosedParams` |
-| ``on_connected`` | :class:`Connected` |
-| ``on_reconnecting`` | :class:`Reconnecting` |
-| ``on_reconnected`` | :class:`Reconnected` |
-| ``on_disconnected`` | :class:`Disconnected` |
+| ``on_session_error`` | [`SessionError`][roomsignal.SessionError] |
+| ``on_participant_joined`` | [`ParticipantJoinedParams`][roomsignal.events.ParticipantJoinedParams] |
+| ``on_participant_left`` | [`ParticipantLeft`][roomsignal.events.ParticipantLeft] (``ParticipantLeftParams`` and ``participant``) |
+| ``on_stream_published`` | [`StreamPublishedParams`][roomsignal.events.StreamPublishedParams] |
+| ``on_stream_unpublished`` | [`StreamUnpublishedParams`][roomsignal.events.StreamUnpublishedParams] |
+| ``on_subscribe_request`` | [`SubscribeRequest`][roomsignal.events.SubscribeRequest] (``SubscribeRequestParams`` and ``subscriber``) |
+| ``on_subscription_ended`` | [`SubscriptionEndedParams`][roomsignal.events.SubscriptionEndedParams] |
+| ``on_sdp_offer`` / ``on_sdp_answer`` | [`SdpNotificationParams`][roomsignal.events.SdpNotificationParams] |
+| ``on_ice_candidate`` | [`IceCandidateNotificationParams`][roomsignal.events.IceCandidateNotificationParams] |
+| ``on_message`` | [`MessageReceived`][roomsignal.events.MessageReceived] (``MessageReceivedParams`` and ``sender``) |
+| ``on_sync_data`` | [`SyncDataParams`][roomsignal.events.SyncDataParams] |
+| ``on_session_closed`` | [`SessionClosedParams`][roomsignal.events.SessionClosedParams] |
+| ``on_connected`` | [`Connected`][roomsignal.Connected] |
+| ``on_reconnecting`` | [`Reconnecting`][roomsignal.Reconnecting] |
+| ``on_reconnected`` | [`Reconnected`][roomsignal.Reconnected] |
+| ``on_disconnected`` | [`Disconnected`][roomsignal.Disconnected] |
 """
 
 from roomsignal.client import (

@@ -80,7 +80,7 @@ def mint(
 
     A negative ``ttl`` mints an already expired token (for tests and demos).
     Raises ``ValueError`` for an empty ``secret`` or ``session_id`` and for a
-    role outside :data:`ROLES`, and ``TypeError`` when ``roles`` is a bare
+    role outside [`ROLES`][roomsignal.tokens.ROLES], and ``TypeError`` when ``roles`` is a bare
     string (which would otherwise be split into letters).
     """
     if not isinstance(secret, str) or not secret:

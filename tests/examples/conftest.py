@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,14 @@ def load_example(name: str) -> ModuleType:
     sys.modules[module_name] = module  # dataclasses look their module up while defining
     spec.loader.exec_module(module)
     return module
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server that starts later on it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 from roomsignal import Session, SessionError, SessionStateError
@@ -77,3 +78,29 @@ async def test_moderator_runs_as_a_script(server: SignalingServer) -> None:
     stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, stderr.decode()
     assert "session script-room closed" in stdout.decode()
+
+
+async def test_ctrl_c_while_waiting_leaves_without_a_traceback(server: SignalingServer) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "moderator.py"),
+        *("--url", server.url, "--secret", SECRET, "--session", "lobby", "--members", "3"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            while b"waiting for 3 member(s)" not in await process.stdout.readline():
+                pass
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert process.returncode == 130
+    assert "left the session without closing it" in stdout.decode()
+    assert server.rooms.stats()["participants"] == 0  # a leave: no seat kept for a resume
+    assert server.rooms.stats()["closedSessions"] == 0  # and the session was not closed

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 
 from roomsignal import ReconnectPolicy
 from roomsignal.server import SignalingServer
 from roomsignal.tokens import mint
 
-from .conftest import SECRET, load_example
+from .conftest import EXAMPLES, SECRET, free_port, load_example
 
 resilient = load_example("resilient_bot")
 FAST = ReconnectPolicy(max_attempts=200, initial_delay=0.01, max_delay=0.05)
@@ -60,3 +62,56 @@ async def test_resumes_after_a_dropped_connection(server: SignalingServer) -> No
     assert len(back) == 1
     assert back[0].resumed is True
     assert back[0].state_reset is False
+
+
+async def _script(url: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "resilient_bot.py"),
+        *("--url", url, "--secret", SECRET, "--session", "lobby"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _until(process: asyncio.subprocess.Process, text: bytes) -> None:
+    assert process.stdout is not None
+    async with asyncio.timeout(20):
+        while text not in (line := await process.stdout.readline()):
+            assert line, f"the script ended before printing {text!r}"
+
+
+async def test_the_script_waits_for_a_server_not_up_yet_and_leaves_on_ctrl_c() -> None:
+    port = free_port()
+    server = SignalingServer(port=port, secret=SECRET)
+    process = await _script(f"ws://127.0.0.1:{port}")
+    try:
+        await _until(process, b"  attempt 2 in ")  # dialling, again and again
+        await server.start()
+        await _until(process, b"resilient-bot joined lobby")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+        assert server.rooms.stats()["participants"] == 0  # it left: no seat kept
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await server.close()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert process.returncode == 0
+    assert stdout.decode().splitlines()[-1] == "left after 0 reconnection(s)"
+
+
+async def test_ctrl_c_while_the_server_is_not_up_stops_without_a_traceback() -> None:
+    process = await _script(f"ws://127.0.0.1:{free_port()}")
+    try:
+        await _until(process, b"  attempt 1 in ")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert process.returncode == 0
+    assert stdout.decode().splitlines()[-1] == "stopped before joining"

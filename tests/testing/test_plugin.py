@@ -87,19 +87,38 @@ def test_cut_proxy_refuses_a_target_off_this_machine() -> None:
         CutProxy(80, target_host="192.0.2.1")
 
 
-def _docs_example() -> str:
+def _docs_blocks(language: str) -> list[str]:
     text = (ROOT / "docs" / "testing.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def _docs_example() -> str:
+    blocks = _docs_blocks("python")
     assert len(blocks) == 1
     return blocks[0]
 
 
-def test_the_users_test_file_in_docs_testing_md_passes(pytester: pytest.Pytester) -> None:
+def test_the_users_test_file_in_docs_testing_md_passes_copied_as_it_is(
+    pytester: pytest.Pytester,
+) -> None:
+    # a new project: no pytest.ini, pyproject.toml nor conftest.py; pytest-asyncio
+    # in its default (strict) mode
     pytester.makepyfile(test_user_bot=_docs_example())
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    assert not any(pytester.path.glob("*.ini")) and not any(pytester.path.glob("*.toml"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["asyncio: mode=Mode.STRICT*"])  # pytest-asyncio's default
+
+
+def test_the_config_lines_in_docs_testing_md_set_auto_mode(pytester: pytest.Pytester) -> None:
+    [config] = _docs_blocks("toml")
+    pytester.makefile(".toml", pyproject=config)
+    # the example without its marker line: auto mode runs it all the same
+    example = "\n".join(
+        line for line in _docs_example().splitlines() if not line.startswith("pytestmark")
     )
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=120)
+    pytester.makepyfile(test_user_bot=example)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import struct
 from pathlib import Path
 from typing import Any
@@ -141,7 +139,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 async def test_a_screenshot_of_the_page_in_a_live_room(
     server: SignalingServer, context: Any, tmp_path: Path
 ) -> None:
-    """The README's screenshot (written to docs/ with ROOMSIGNAL_UPDATE_SCREENSHOT=1)."""
+    """A live room as the page shows it (the README's screenshot is test_demo_web's)."""
     camera = Session(server.url, token=token("movie-night"), name="camera-bot", reconnect=None)
     sync = Session(
         server.url,
@@ -179,8 +177,7 @@ async def test_a_screenshot_of_the_page_in_a_live_room(
     finally:
         await publisher.close()
     assert _png_size(shot.read_bytes()) == (1100, 760)
-    if os.environ.get("ROOMSIGNAL_UPDATE_SCREENSHOT"):
-        shutil.copyfile(shot, SCREENSHOT)
+    # the README's screenshot is test_demo_web's: the demo as a visitor sees it
     assert _png_size(SCREENSHOT.read_bytes()) == (1100, 760)
     assert "docs/web-page.png" in (ROOT / "README.md").read_text(encoding="utf-8")
 

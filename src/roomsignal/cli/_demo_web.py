@@ -3,8 +3,8 @@
 Starts the embedded reference server with dev tokens (``/dev/token``), a
 generated clip served at ``/media/clip.webm``, a Python synchronizer bot that
 plays it on a loop through ``syncData``, and a media publisher bot (aiortc)
-whose test pattern every subscriber receives; then prints the page's URL,
-which joins the room at once. Runs until SIGINT or SIGTERM (or ``--seconds``).
+whose test pattern every subscriber receives and which greets each newcomer
+in the chat; then prints the page's URL, which joins the room at once. Runs until SIGINT or SIGTERM (or ``--seconds``).
 
 Needs the ``media`` extra (aiortc, which brings PyAV): imported only here.
 The clip is made at run time (``make_clip``); the repo ships no media.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import tempfile
@@ -27,6 +28,7 @@ from roomsignal.cli._options import CommandError, port_number, positive_float
 
 if TYPE_CHECKING:
     from roomsignal.client import Session
+    from roomsignal.protocol import ParticipantJoinedParams
 
 __all__ = ["add_web_options", "make_clip", "pattern_frames", "run_demo_web"]
 
@@ -136,6 +138,19 @@ async def _synchronize(session: Session, seconds: float) -> None:
         await asyncio.sleep(min(5.0, seconds - position))
 
 
+async def _greet(bot: Session, event: ParticipantJoinedParams) -> None:
+    """camera-bot says hello to each newcomer, in the chat (only to them)."""
+    from roomsignal.errors import SessionErrorException
+
+    newcomer = event.participant
+    with contextlib.suppress(SessionErrorException):  # gone already: nobody to greet
+        await bot.send_message(
+            f"hi {newcomer.name}, I'm the camera; the clip loops every "
+            f"{CLIP_SECONDS:g} s. Say something!",
+            to=[newcomer.participant_id],
+        )
+
+
 async def _run(args: argparse.Namespace) -> int:
     from roomsignal.cli._serve import install_stop_signals
     from roomsignal.client import Session
@@ -181,6 +196,7 @@ async def _run(args: argparse.Namespace) -> int:
                 await stack.enter_async_context(
                     Publisher(camera_bot, video=TestPatternTrack(WIDTH, HEIGHT, fps=FPS))
                 )
+                camera_bot.on_participant_joined(functools.partial(_greet, camera_bot))
                 syncing = asyncio.create_task(_synchronize(sync_bot, CLIP_SECONDS))
                 stack.callback(syncing.cancel)
                 url = f"http://127.0.0.1:{server.port}/?session={ROOM}&media={CLIP}&join=1"

@@ -120,6 +120,8 @@ class _Printer:
             self.joined = True
             self.names[payload.participant_id] = self.name
             self.names.update((p.participant_id, p.name) for p in payload.participants)
+        elif event == "reconnected":  # a state reset gives us a new id
+            self.names[payload.participant_id] = self.name
         elif isinstance(payload, ParticipantJoinedParams):
             self.names[payload.participant.participant_id] = payload.participant.name
         elif isinstance(payload, SessionError) and payload.method == "join" and not self.joined:

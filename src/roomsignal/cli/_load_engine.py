@@ -189,6 +189,7 @@ class LoadTest:
         self._peers: dict[int, int] = {}
         self._outstanding = 0
         self._media: Any = None
+        self._stopping = asyncio.Event()
         if plan.media:
             from roomsignal.cli._load_media import MediaLoad
 
@@ -197,43 +198,72 @@ class LoadTest:
     # -- the run -------------------------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
-        """Run the plan; returns the report. Never leaves a session open."""
+        """Run the plan; returns the report. Never leaves a session open.
+
+        ``stop()`` ends it early: the phase under way is cancelled, every bot
+        leaves, and the report (``interrupted``) covers what ran.
+        """
         plan = self.plan
         self._started = time.perf_counter()
         phases: dict[str, float] = {}
-        cut_short = False
+        work = asyncio.ensure_future(self._phases(phases))
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            async with asyncio.timeout(plan.deadline()):
-                self._phase("joining", plan.participants / plan.join_rate)
-                await self._join_all()
-                phases["join_s"] = time.perf_counter() - self._started
-                if self._media is not None:
-                    self._phase("subscribing", plan.timeout)
-                    await self._subscribe_all()
-                    phases["subscribe_s"] = time.perf_counter() - self._started
-                    await self._media.start_span()
-                seq_before = self._notifications()
-                chat_start = time.perf_counter()
-                self._phase("chatting", plan.duration)
-                await self._chat()
-                chat_s = time.perf_counter() - chat_start
-                phases["chat_s"] = chat_s
-                if self._media is not None:
-                    await self._media.end_span()
-                notes_in_chat = self._notifications() - seq_before
-                self._phase("draining", DRAIN_TIMEOUT)
-                drain_start = time.perf_counter()
-                drained = await self._drain()
-                phases["drain_s"] = time.perf_counter() - drain_start
-        except TimeoutError:
-            cut_short, drained, chat_s, notes_in_chat = True, False, 0.0, 0
+            await asyncio.wait(
+                {work, stopping}, timeout=plan.deadline(), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (work, stopping):
+                task.cancel()
+            await asyncio.gather(work, stopping, return_exceptions=True)
+        interrupted = cut_short = False
+        if not work.cancelled():
+            drained, chat_s, notes_in_chat = work.result()
+        else:
+            interrupted = self._stopping.is_set()
+            cut_short = not interrupted
+            drained, chat_s, notes_in_chat = False, 0.0, 0
+        interrupted_in = self.snapshot.phase
         notifications = self._notifications()
         self._phase("closing", plan.timeout)
         if self._media is not None:
             await self._media.close()
         await self._close_all()
         phases["total_s"] = time.perf_counter() - self._started
-        return self._report(phases, drained, cut_short, chat_s, notes_in_chat, notifications)
+        report = self._report(phases, drained, cut_short, chat_s, notes_in_chat, notifications)
+        report["interrupted"] = interrupted_in if interrupted else None
+        report["ok"] = report["ok"] and not interrupted
+        return report
+
+    def stop(self) -> None:
+        """End the run early (Ctrl-C): ``run()`` closes every bot and returns its report."""
+        self._stopping.set()
+
+    async def _phases(self, phases: dict[str, float]) -> tuple[bool, float, int]:
+        """Join, (subscribe,) chat, drain; (drained, chat seconds, notifications in the chat)."""
+        plan = self.plan
+        self._phase("joining", plan.participants / plan.join_rate)
+        await self._join_all()
+        phases["join_s"] = time.perf_counter() - self._started
+        if self._media is not None:
+            self._phase("subscribing", plan.timeout)
+            await self._subscribe_all()
+            phases["subscribe_s"] = time.perf_counter() - self._started
+            await self._media.start_span()
+        seq_before = self._notifications()
+        chat_start = time.perf_counter()
+        self._phase("chatting", plan.duration)
+        await self._chat()
+        chat_s = time.perf_counter() - chat_start
+        phases["chat_s"] = chat_s
+        if self._media is not None:
+            await self._media.end_span()
+        notes_in_chat = self._notifications() - seq_before
+        self._phase("draining", DRAIN_TIMEOUT)
+        drain_start = time.perf_counter()
+        drained = await self._drain()
+        phases["drain_s"] = time.perf_counter() - drain_start
+        return drained, chat_s, notes_in_chat
 
     def _phase(self, name: str, length: float) -> None:
         self.snapshot.phase = name

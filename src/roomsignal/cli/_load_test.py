@@ -3,6 +3,10 @@
 The engine is ``_load_engine``; this module owns the command: its options
 and their checks, the refusal of a server that is not on this machine, the
 live progress and the summary (rich, the ``load`` extra), and ``--json``.
+Before any bot, a probe joins: an unreachable server, a wrong secret, or
+``--chaos`` against a server without simulation is one line and exit 1
+(2 for ``--chaos``). Ctrl-C stops the run: every bot leaves, the summary
+covers what ran, exit 130.
 
 The host check never resolves or dials anything: the URL's host must be
 ``localhost``, a loopback address (127.0.0.0/8, ::1), or an address of one
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import secrets
 import sys
 import time
 from typing import Any
@@ -42,6 +47,9 @@ MAX_ROOMS = 10_000
 MAX_DURATION = 3600.0
 MAX_RATE = 10_000.0
 _EXTRA_HINT = "pip install 'roomsignal[load]'"
+_TOKEN_NOT_VALID = 1101
+_METHOD_NOT_FOUND = -32601
+_PROBE_SCENARIO = "loadTestProbe"  # no such scenario: -32602 with simulation, -32601 without
 
 
 def _positive_int(text: str) -> int:
@@ -229,26 +237,121 @@ def _check(args: argparse.Namespace) -> LoadPlan:
 
 
 def run_load_test(args: argparse.Namespace) -> int:
-    """Check the options, run, print the summary (and JSON); 0 if nothing was lost."""
+    """Check the options and the server, run, print the summary (or JSON).
+
+    Exit status 0 if nothing was lost, 1 if the run failed, 130 if Ctrl-C
+    (or SIGTERM) stopped it: then every bot leaves and the summary covers
+    what ran.
+    """
     plan = _check(args)
     try:
         from rich.console import Console
     except ImportError:
         raise CommandError(f"load-test needs the 'load' extra: {_EXTRA_HINT}") from None
-    # With --json, stdout carries the JSON object alone; the table goes to stderr.
-    console = Console(stderr=args.json, highlight=False)
+    console = Console(highlight=False)
     live = not args.json and sys.stdout.isatty()
     report = asyncio.run(_run(plan, console, live))
-    console.print(summary_table(report))
-    if args.json:
+    if report is None:  # stopped before the first bot
+        return 130
+    if args.json:  # stdout carries the JSON object alone, and nothing else is printed
         print(json.dumps(report, separators=(",", ":")), flush=True)
+    else:
+        console.print(summary_table(report))
+    if report["interrupted"]:
+        return 130
     return 0 if report["ok"] else 1
 
 
-async def _run(plan: LoadPlan, console: Any, live: bool) -> dict[str, Any]:
+async def _preflight(plan: LoadPlan) -> None:
+    """Join once, before any bot, and fail in one line on what would spoil the run.
+
+    A server it cannot reach or a refused token (a wrong secret) raises
+    ``CommandError``; ``--chaos`` against a server without simulation raises
+    ``UsageError``.
+    """
+    from roomsignal.client import Session
+    from roomsignal.errors import SessionErrorException
+    from roomsignal.tokens import mint
+
+    room = f"loadtest-probe-{secrets.token_hex(4)}"
+    # The bots' connection options: a wss:// server's CA (--ca-file) when the plan has one.
+    options: dict[str, Any] = {}
+    ssl = getattr(plan, "ssl", None)
+    if ssl is not None:
+        options["ssl"] = ssl
+    session = Session(
+        plan.url,
+        token=mint(plan.secret, room, ttl=300),
+        name="load-test-probe",
+        participant_type="viewer",
+        reconnect=None,
+        open_timeout=plan.timeout,
+        request_timeout=plan.timeout,
+        close_timeout=min(2.0, plan.timeout),
+        **options,
+    )
+    try:
+        try:
+            await session.connect()
+        except SessionErrorException as exc:
+            error = exc.error
+            if error.code == _TOKEN_NOT_VALID:
+                raise CommandError(
+                    f"{plan.url} refused the bots' token ({error.code} {error.name}: "
+                    f"{error.message}): is --secret the server's secret?"
+                ) from None
+            if error.source == "client":  # no connection (refused, unreachable, timed out)
+                raise CommandError(error.message) from None  # "cannot connect to URL: why"
+            raise CommandError(
+                f"{plan.url} refused a join: {error.code} {error.name}: {error.message}"
+            ) from None
+        if plan.chaos:
+            try:
+                await session.simulate_scenario(_PROBE_SCENARIO)
+            except SessionErrorException as exc:
+                if exc.code == _METHOD_NOT_FOUND:
+                    raise UsageError(
+                        "--chaos needs a server that allows simulation "
+                        "(roomsignal serve --allow-simulation); this one does not"
+                    ) from None
+    finally:
+        await session.close()
+
+
+async def _run(plan: LoadPlan, console: Any, live: bool) -> dict[str, Any] | None:
+    from roomsignal.cli._serve import install_stop_signals
+
+    stopped = asyncio.Event()
+    install_stop_signals(stopped)
+    probe = asyncio.ensure_future(_preflight(plan))
+    waiting = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({probe, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        if not probe.done():
+            probe.cancel()
+        await asyncio.gather(probe, waiting, return_exceptions=True)
+    if probe.cancelled():  # Ctrl-C before any bot: nothing to report
+        return None
+    probe.result()
     test = LoadTest(plan)
-    if not live:
-        return await test.run()
+    watcher = asyncio.ensure_future(_stop_on(stopped, test))
+    try:
+        if not live:
+            return await test.run()
+        return await _run_live(test, console)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _stop_on(stopped: asyncio.Event, test: LoadTest) -> None:
+    await stopped.wait()
+    test.stop()
+
+
+async def _run_live(test: LoadTest, console: Any) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
@@ -287,6 +390,11 @@ def _progress(snap: Snapshot) -> dict[str, Any]:
     return {"completed": done, "stats": stats}
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 room``, ``2 rooms``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -297,7 +405,7 @@ def summary_table(report: dict[str, Any]) -> Any:
 
     plan = report["plan"]
     title = (
-        f"load test: {plan['participants']} bots in {plan['rooms']} rooms, "
+        f"load test: {_count(plan['participants'], 'bot')} in {_count(plan['rooms'], 'room')}, "
         f"{plan['duration']:g} s at {plan['message_rate']:g} msg/s per room"
         + (f", chaos {plan['chaos']:g}/s" if plan["chaos"] else "")
     )
@@ -361,12 +469,15 @@ def summary_table(report: dict[str, Any]) -> Any:
             ("video frames (fps per subscription)", f"{media['frames']} ({_ms(fps)})"),
             ("kbit/s per subscription", _ms(kbps)),
         ]
-    if report["cut_short"]:
+    if report["interrupted"]:
+        rows.append(("run", f"interrupted while {report['interrupted']}: every bot left"))
+    elif report["cut_short"]:
         rows.append(("run", "cut short at its deadline"))
     elif not report["drained"]:
         rows.append(("run", "some messages never arrived"))
     rows.append(("elapsed s", f"{report['elapsed_s']:.1f}"))
-    rows.append(("result", "OK" if report["ok"] else "FAILED"))
+    result = "OK" if report["ok"] else "FAILED"
+    rows.append(("result", "INTERRUPTED" if report["interrupted"] else result))
     for label, value in rows:
         table.add_row(label, value)
     return table

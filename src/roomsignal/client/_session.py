@@ -83,7 +83,6 @@ __all__ = ["RequestTimeoutError", "Session"]
 
 logger = logging.getLogger("roomsignal.client")
 
-_DEFAULT_POLICY = ReconnectPolicy()
 _CONNECT_OPTIONS: dict[str, Any] = {
     "subprotocols": [Subprotocol(SUBPROTOCOL)],
     "proxy": None,
@@ -132,7 +131,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         participant_type: ParticipantType = "full",
         metadata: Mapping[str, Any] | None = None,
         token_provider: TokenProvider | None = None,
-        reconnect: ReconnectPolicy | None = _DEFAULT_POLICY,
+        reconnect: ReconnectPolicy | None = ReconnectPolicy(),  # noqa: B008 - frozen: one shared
         request_timeout: float = 10.0,
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,

@@ -1,7 +1,7 @@
 """Test your own bots against the real reference server: a pytest plugin.
 
 Installed with roomsignal (entry point ``pytest11``), the plugin in
-:mod:`roomsignal.testing.plugin` offers these fixtures to every test:
+[`roomsignal.testing.plugin`][roomsignal.testing.plugin] offers these fixtures to every test:
 
 - ``roomsignal_server``: the reference server on loopback, port 0, with
   simulation on; options through ``@pytest.mark.roomsignal_server(...)``;
@@ -9,7 +9,7 @@ Installed with roomsignal (entry point ``pytest11``), the plugin in
   callable that mints a token for a room;
 - ``roomsignal_session``: a factory of ``Session`` objects with test-friendly
   defaults, closed at teardown; a listener that raised fails the test;
-- ``cut_proxy``: a :class:`CutProxy` in front of the server, to cut or stall
+- ``cut_proxy``: a [`CutProxy`][roomsignal.testing.CutProxy] in front of the server, to cut or stall
   connections and watch the client reconnect.
 
 It needs pytest and pytest-asyncio (the ``testing`` extra). See

@@ -12,7 +12,7 @@ __all__ = ["CutProxy"]
 class CutProxy:
     """A TCP proxy between clients and a server on this machine, for reconnection tests.
 
-    Point a ``Session`` at :attr:`url` instead of the server's own URL, then:
+    Point a ``Session`` at [`url`][roomsignal.testing.CutProxy.url] instead of the server's own URL, then:
 
     - ``cut()`` aborts every proxied connection on both sides, with no close
       frame (a crash, a dead Wi-Fi);

@@ -101,7 +101,7 @@ async def roomsignal_session(
     """A factory of sessions on the test's server, every one closed at teardown.
 
     Defaults (each overridable by keyword): a token for ``room``, fast
-    reconnection (:data:`roomsignal.testing.FAST_RECONNECT`), 5 s request
+    reconnection ([`FAST_RECONNECT`][roomsignal.testing.FAST_RECONNECT]), 5 s request
     timeout, 1 s close timeout, and ``strict_listeners``: a listener that
     raised fails the test at teardown with that exception.
     """
@@ -135,6 +135,6 @@ async def roomsignal_session(
 
 @pytest_asyncio.fixture
 async def cut_proxy(roomsignal_server: SignalingServer) -> AsyncIterator[CutProxy]:
-    """A :class:`~roomsignal.testing.CutProxy` in front of ``roomsignal_server``."""
+    """A [`CutProxy`][roomsignal.testing.CutProxy] in front of ``roomsignal_server``."""
     async with CutProxy(roomsignal_server.port) as proxy:
         yield proxy

@@ -152,6 +152,14 @@ async function join(event) {
     setStatus("idle", "the ice parameter is not a JSON list of ICE servers");
     throw new Error("bad ice parameter");
   }
+  if (!$("token").value) {
+    try {
+      $("token").value = await devToken($("room").value.trim());
+    } catch (exc) {
+      setStatus("idle", exc.message);
+      throw exc;
+    }
+  }
   const session = new Session($("server-url").value, {
     token: $("token").value,
     name: $("name").value,
@@ -187,6 +195,7 @@ async function join(event) {
       throw exc;
     }
     setStatus("joined", `in ${session.sessionId} as ${session.name}`);
+    $("room").value = session.sessionId; // the token's room, whatever the field said
     $("leave").disabled = false;
     $("join").disabled = true;
     $("sync-controls").hidden = !session.roles.includes("synchronizer");
@@ -236,18 +245,33 @@ async function startCamera() {
   }
 }
 
+// Without a token, Join asks /dev/token for the Room field's room: a token for
+// `room` from a server started with --dev.
+async function devToken(room) {
+  if (!room) throw new Error("give a token, or a room (on a server started with --dev)");
+  const params = new URLSearchParams({ session: room, name: $("name").value, roles: query.get("roles") || "" });
+  const answer = await fetch(`/dev/token?${params}`);
+  if (!answer.ok) throw new Error("this server gives no tokens (start it with --dev), paste one");
+  return (await answer.json()).token;
+}
+
 async function fill() {
   // Over TLS the page talks secure WebSockets to the same port (serve --tls-cert).
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   $("server-url").value = query.get("url") || `${scheme}://${location.host}`;
   $("name").value = query.get("name") || `guest-${Math.random().toString(36).slice(2, 7)}`;
   $("token").value = query.get("token") || "";
-  const sessionId = query.get("session");
-  if (!$("token").value && sessionId) {
-    const params = new URLSearchParams({ session: sessionId, name: $("name").value, roles: query.get("roles") || "" });
-    const answer = await fetch(`/dev/token?${params}`);
-    if (answer.ok) $("token").value = (await answer.json()).token;
+  $("room").value = query.get("session") || "";
+  if (!$("token").value && $("room").value) {
+    $("token").value = await devToken($("room").value).catch(() => "");
   }
+}
+
+// A closed (or navigated-away) tab leaves at once: else its seat waits out the
+// server's resume window (a frozen tile for the others, its name still taken).
+// leave() sends its frame before it awaits anything, so it goes out now.
+function leaveOnHide() {
+  if (app.session !== null) leave().catch(() => {});
 }
 
 $("join-form").addEventListener("submit", (e) => join(e).catch(() => {}));
@@ -257,6 +281,7 @@ $("sync-play").addEventListener("click", () => shareState(true));
 $("sync-pause").addEventListener("click", () => shareState(false));
 $("sync-seek-go").addEventListener("click", () => shareState(!$("shared-player").paused, Number($("sync-seek").value)));
 $("shared-player").addEventListener("loadedmetadata", follow);
+window.addEventListener("pagehide", leaveOnHide);
 setInterval(follow, 200);
 
 app.ready = (async () => {
