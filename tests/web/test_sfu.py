@@ -160,6 +160,12 @@ async def test_page_publishes_to_aiortc_viewers_and_receives_an_aiortc_publisher
             timeout=WAIT * 1000,
         )
         assert await page.evaluate("window.requests.length") == 0
+        # The page answered the media node as the DTLS server (Janus speaks first).
+        setups = await page.evaluate(
+            "[...window.app.session._incoming.values()].map((s) =>"
+            " s.pc.localDescription.sdp.match(/a=setup:(\\w+)/)[1])"
+        )
+        assert setups == ["passive"]
         await page.evaluate("window.app.session.leave()")
     finally:
         await publisher.close()

@@ -891,6 +891,11 @@ export class Session {
       sub.remoteSet = true;
       for (const c of sub.early.splice(0)) await this._addCandidate(pc, c);
       const answer = await pc.createAnswer();
+      // As the Python Subscriber: the offerer (the ICE controlling side, the
+      // publisher or the media node) is the DTLS client and speaks first once its
+      // pair is nominated; our ClientHello could reach Janus before its ICE is up,
+      // be dropped, and wait out DTLS's 1 s resend.
+      answer.sdp = answer.sdp.replace(/a=setup:active\r\n/g, "a=setup:passive\r\n");
       await pc.setLocalDescription(answer);
       pc._firstMid = pc.getTransceivers()[0]?.mid ?? "0";
       await this.request("sdpAnswer", { exchangeId, sdp: pc.localDescription.sdp });
