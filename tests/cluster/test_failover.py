@@ -68,8 +68,9 @@ async def test_a_request_whose_answer_died_with_the_home_is_not_handled_twice(
         sending = asyncio.ensure_future(sender.send_message("once"))
         assert await inbox.wait_for(1) == ["once"]  # the home handled it
 
-        async def journaled() -> bool:
-            return f"a:{sender_id}" in await room_hash(redis, "answers")
+        async def journaled() -> bool:  # its answer, in the seat's answers (a:PID...)
+            fields = await room_hash(redis, "answers")
+            return any(name.startswith(f"a:{sender_id}") for name in fields)
 
         await wait_until(journaled)
         nodes[0].kill()  # the home dies with the answer still held
@@ -80,20 +81,3 @@ async def test_a_request_whose_answer_died_with_the_home_is_not_handled_twice(
         assert event.resumed and event.resent == 1
         await sender.send_message("after")
         assert await inbox.wait_for(2, timeout=20) == ["once", "after"]
-
-
-def test_the_journaled_answers_are_bounded_in_count_and_bytes() -> None:
-    """``a:PID`` holds the newest answers only: 64 of them, 64 KiB at most."""
-    import json
-
-    from roomsignal.server._journal import ANSWERS_KEPT, ANSWERS_KEPT_BYTES, _answers
-    from roomsignal.server._state import Member
-
-    member = Member.__new__(Member)
-    member.answered = {n: "" for n in range(1000)}
-    kept = json.loads(_answers(member))
-    assert [request_id for request_id, _ in kept] == list(range(1000 - ANSWERS_KEPT, 1000))
-    member.answered = {f"{n}-" + "x" * 10_000: "" for n in range(20)}
-    kept = json.loads(_answers(member))
-    assert 0 < len(kept) < 20 and len(json.dumps(kept)) <= ANSWERS_KEPT_BYTES
-    assert kept[-1][0].startswith("19-")  # the newest
