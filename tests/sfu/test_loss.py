@@ -62,8 +62,11 @@ async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
         assert await healthz(server) == (200, "ok\n")
         await publisher.start()
         await publisher.wait_for_connected(1, timeout=WAIT)
-        again = await sub_a.subscribe(target, timeout=WAIT)
-        await again.wait_for_frames(5, timeout=WAIT)
+        # each Subscriber makes its ended subscription again by itself (its restore)
+        for sub, before in ((sub_a, subscriptions[0]), (sub_b, subscriptions[1])):
+            again = await sub.wait_for_subscription(target, timeout=WAIT)
+            assert again.exchange_id != before.exchange_id
+            await again.wait_for_frames(5, timeout=WAIT)
 
 
 async def test_a_resume_keeps_media_flowing(server: SignalingServer, join: SessionFactory) -> None:
