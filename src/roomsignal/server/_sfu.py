@@ -351,15 +351,26 @@ class MediaRules(ExchangeRules):
         logger.info("subscription %s timed out", exchange.id)
 
     def _upstream_time_out(self, out: Out, upstream: Upstream) -> None:
-        """The publisher did not send its upstream offer within ``sdp_timeout``."""
+        """An upstream not offered, or not connected, within ``sdp_timeout``.
+
+        The publisher owes its offer within ``sdp_timeout`` of ``publish``;
+        once the media node answered it, the upstream must connect (the media
+        node says ``webrtcup``) within ``sdp_timeout`` of that answer, else a
+        peer connection that never does ICE would hold it open until the
+        media node gives up on it. Either way the upstream ends (its held
+        subscriptions with ``unpublished``) and the publisher gets 303.
+        """
         member = upstream.member
+        denial = (
+            Denial.UPSTREAM_CONNECT_TIMEOUT
+            if upstream.state is _U.CONNECTING
+            else Denial.UPSTREAM_TIMEOUT
+        )
         self._end_upstream(out, upstream, "unpublished")
         member.stream_id = None
-        member.tombstone(upstream.id, Denial.UPSTREAM_TIMEOUT, MEDIA_ID)
-        self._session_error(
-            out, member, Denial.UPSTREAM_TIMEOUT, participant_id=MEDIA_ID, exchange_id=upstream.id
-        )
-        logger.info("upstream %s timed out", upstream.id)
+        member.tombstone(upstream.id, denial, MEDIA_ID)
+        self._session_error(out, member, denial, participant_id=MEDIA_ID, exchange_id=upstream.id)
+        logger.info("upstream %s timed out (%s)", upstream.id, upstream.state.value)
 
     # --- what the media node says -------------------------------------------------
 
@@ -414,7 +425,7 @@ class MediaRules(ExchangeRules):
                 **failure.extra,
             )
         if op.kind == "publish":
-            self._publish_done(out, op, sdp, error)
+            self._publish_done(out, op, sdp, error, now)
         elif op.kind == "subscribe":
             self._subscribe_done(out, op, sdp, error)
         elif op.kind == "start":
@@ -433,7 +444,7 @@ class MediaRules(ExchangeRules):
         return out.effects
 
     def _publish_done(
-        self, out: Out, op: MediaOp, sdp: str | None, error: RoomError | None
+        self, out: Out, op: MediaOp, sdp: str | None, error: RoomError | None, now: float
     ) -> None:
         upstream = self._upstreams.get(op.key)
         if error is not None or sdp is None:
@@ -449,6 +460,8 @@ class MediaRules(ExchangeRules):
             self._answer(out, op.ticket, EmptyResult(), None)
             return
         upstream.state = _U.CONNECTING
+        upstream.deadline = now + self._config.sdp_timeout  # to connect (``media_up``)
+        self._schedule(upstream.deadline, "upstream", upstream.id)
         member = upstream.member
         self._answer(out, op.ticket, EmptyResult(), None)
         out.notify(
@@ -507,6 +520,7 @@ class MediaRules(ExchangeRules):
         if upstream is None or upstream.state is _U.UP:
             return out.effects
         upstream.state = _U.UP
+        upstream.deadline = None
         member = upstream.member
         streams = upstream.streams
         member.set_streams(streams)
