@@ -14,7 +14,18 @@ from roomsignal.media import Publisher, Subscriber, TestPatternTrack
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import SECRET, WAIT, H, Heard, ServerFactory, SessionFactory, W, healthz, token
+from .conftest import (
+    SECRET,
+    WAIT,
+    H,
+    Heard,
+    ServerFactory,
+    SessionFactory,
+    W,
+    healthz,
+    janus_rooms,
+    token,
+)
 
 
 async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
@@ -132,6 +143,7 @@ async def test_a_missed_keepalive_counts_as_losing_the_media_node(
     async with Publisher(studio, video=TestPatternTrack(W, H)) as publisher:
         await publisher.wait_for_connected(1, timeout=WAIT)
         await seen.wait("stream_published")
+        assert len(await janus_rooms(janus.url)) == 1  # the session's room
         assert janus.pid is not None
         os.kill(janus.pid, signal.SIGSTOP)  # alive, connected, and silent
         try:
@@ -144,5 +156,7 @@ async def test_a_missed_keepalive_counts_as_losing_the_media_node(
         assert server.media_node is not None
         async with asyncio.timeout(WAIT):
             await server.media_node.wait_healthy()
+        # The same Janus, on a new session: the lost session's room is gone from it.
+        assert await janus_rooms(janus.url) == []
         await publisher.start()  # a new upstream on the new session
         await publisher.wait_for_connected(1, timeout=WAIT)
