@@ -19,7 +19,16 @@ from websockets.asyncio.server import ServerConnection, serve
 from roomsignal import ErrorCode, MediaError, SessionErrorException
 from roomsignal.server._janus_process import JanusProcess, _free_port
 
-from .conftest import WAIT, Heard, ServerFactory, SessionFactory, healthz, janus_rooms
+from .conftest import (
+    WAIT,
+    Heard,
+    ServerFactory,
+    SessionFactory,
+    healthz,
+    janus_rooms,
+    media_node_errors,
+    scrape,
+)
 
 GOOD_SDP = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
 
@@ -55,7 +64,7 @@ async def test_nothing_listening_is_801_unreachable_and_healthz_503(
 async def test_an_sdp_janus_refuses_is_303_on_the_offer(
     janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
 ) -> None:
-    server = await make_server(media_node=janus.url)
+    server = await make_server(media_node=janus.url, metrics=True)
     assert await healthz(server) == (200, "ok\n")
     session = await dial(server, "studio")
     result = await session.publish_result(video=True, audio=False)
@@ -66,6 +75,7 @@ async def test_an_sdp_janus_refuses_is_303_on_the_offer(
     assert raised.value.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
     assert data["method"] == "sdpOffer" and data["exchangeId"] == result.exchange_id
     assert data["mediaNodeCode"] == 465 and "m=" in data["mediaNodeReason"]
+    assert (await scrape(server))[media_node_errors(303, "refused")] == 1.0
     # The upstream ended: publishing again opens a new one.
     again = await session.publish_result(video=True, audio=False)
     assert again.exchange_id != result.exchange_id
@@ -237,7 +247,7 @@ async def test_junk_or_an_unmapped_error_is_802(
 ) -> None:
     url, mode = fake_node
     mode["attach"] = attach
-    server = await make_server(media_node=url)
+    server = await make_server(media_node=url, metrics=True)
     session = await dial(server, "studio")
     result = await session.publish_result(video=True, audio=False)
     with pytest.raises(MediaError) as raised:
@@ -250,6 +260,7 @@ async def test_junk_or_an_unmapped_error_is_802(
         assert error.data["mediaNodeReason"] == "out of cheese"
     else:
         assert "mediaNodeCode" not in error.data
+    assert (await scrape(server))[media_node_errors(802, "response")] == 1.0
 
 
 async def test_an_answer_janus_refuses_is_303_on_the_answer(

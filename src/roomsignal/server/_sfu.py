@@ -87,7 +87,12 @@ class MediaRules(ExchangeRules):
 
     def _need_media_node(self) -> None:
         if not self._media_available:
+            self._count_media_error(Denial.MEDIA_NODE_UNREACHABLE.value.code, "unreachable")
             raise RoomError(Denial.MEDIA_NODE_UNREACHABLE, reason="unreachable")
+
+    def _count_media_error(self, code: int, reason: str, count: int = 1) -> None:
+        """Count errors sent because of the media node (``roomsignal_media_node_errors``)."""
+        self.counts.bump(self.counts.media_errors, (int(code), reason), count)
 
     def _sfu_publish(self, out: Out, member: Member, request: PublishRequest, now: float) -> Model:
         audio, video = request.params.audio, request.params.video
@@ -111,6 +116,7 @@ class MediaRules(ExchangeRules):
         )
         member.upstream = upstream
         self._upstreams[upstream.id] = upstream
+        self.counts.bump(self.counts.media_opened, "upstream")
         assert upstream.deadline is not None
         self._schedule(upstream.deadline, "upstream", upstream.id)
         logger.info("participant %s opens upstream %s", member.id, upstream.id)
@@ -154,6 +160,7 @@ class MediaRules(ExchangeRules):
         session.pairs[(target.id, member.id)] = exchange
         member.exchanges[exchange.id] = exchange
         upstream.subscriptions[exchange.id] = exchange
+        self.counts.bump(self.counts.media_opened, "subscription")
         assert exchange.deadline is not None
         self._schedule(exchange.deadline, "sdp", exchange.id)
         if upstream.state is _U.UP:
@@ -417,6 +424,11 @@ class MediaRules(ExchangeRules):
         out = Out()
         error = None
         if failure is not None:
+            code = failure.denial.value.code
+            reason = failure.extra.get("reason")
+            if not isinstance(reason, str):  # 802, or 303 on an SDP the node refused
+                reason = "refused" if code == Denial.MEDIA_REFUSED.value.code else "response"
+            self._count_media_error(code, reason)
             error = RoomError(
                 failure.denial,
                 message=failure.message,
@@ -585,6 +597,7 @@ class MediaRules(ExchangeRules):
         """The server lost its media node: every exchange through it ends (section 10)."""
         out = Out()
         self._media_available = False
+        self.counts.media_losses += 1
         touched: dict[str, list[tuple[str, str]]] = {}  # member id -> (exchange, publisher)
         members: dict[str, Member] = {}
         for upstream in list(self._upstreams.values()):
@@ -598,6 +611,7 @@ class MediaRules(ExchangeRules):
         for member_id, ended in touched.items():
             member = members[member_id]
             self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
             for exchange_id, publisher_id in ended:
                 out.notify(
                     [member],
@@ -638,6 +652,7 @@ class MediaRules(ExchangeRules):
                 continue
             told += 1
             self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
             for exchange_id, publisher_id in ended:
                 out.notify(
                     [member],
