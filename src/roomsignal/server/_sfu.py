@@ -687,6 +687,19 @@ class MediaRules(ExchangeRules):
             )
         return out.effects
 
+    def media_released(self, session_id: str) -> list[Effect]:
+        """This node no longer homes session ``session_id`` (its lease went to another node).
+
+        Every exchange the session has through this node's media node is
+        hung up, quietly: the new home tells the members (``media_moved``),
+        and this node's media node stops carrying media nobody here serves.
+        """
+        out = Out()
+        session = self._sessions.get(session_id)
+        for member in list(session.members.values()) if session is not None else ():
+            self._end_media(out, member)
+        return out.effects
+
     def media_back(self, now: float) -> list[Effect]:
         """The media node answers again: requests that need it are served."""
         self._media_available = True
