@@ -573,20 +573,27 @@ class JanusNode:
         a dropped connection), they would stay until it restarts. After a
         restart they are gone already, and Janus says so (logged, harmless).
         """
-        await asyncio.gather(*(self._destroy_room(room) for room in rooms))
-        logger.info("media node %s: %d room(s) of the lost session destroyed", self.url, len(rooms))
+        done = await asyncio.gather(*(self._destroy_room(room) for room in rooms))
+        logger.info(
+            "media node %s: %d of %d room(s) of the lost session destroyed",
+            self.url,
+            sum(done),
+            len(rooms),
+        )
 
-    async def _destroy_room(self, room: int) -> None:
+    async def _destroy_room(self, room: int) -> bool:
+        """Destroy one VideoRoom; whether Janus did (never raises)."""
         try:
             answer = await self._one_shot({"request": "destroy", "room": room})
         except JanusError as exc:
             logger.info("media node room %d not destroyed: %s", room, exc)
-            return
+            return False
         data = _plugin_data(answer)
         if data is None or data.get("videoroom") != "destroyed":
             logger.info("media node room %d not destroyed: %s", room, data)
-        else:
-            logger.debug("media node room %d destroyed", room)
+            return False
+        logger.debug("media node room %d destroyed", room)
+        return True
 
     async def _one_shot(self, body: dict[str, Any]) -> dict[str, Any]:
         """A synchronous VideoRoom request on a handle of its own (create, destroy)."""
