@@ -240,8 +240,9 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             "`sdpOffer` or `sdpAnswer` that carried it, with `data.mediaNodeCode` and "
             "`data.mediaNodeReason`)",
             "through a media node: an upstream offer not sent within `sdp_timeout` of `publish`, "
-            "or a subscriber's answer not sent within `sdp_timeout` of the offer (to the party "
-            "that owes it, as `sessionError`)",
+            "an upstream not connected within `sdp_timeout` of the media node's answer, or a "
+            "subscriber's answer not sent within `sdp_timeout` of the offer (to the publisher, "
+            "or the subscriber, as `sessionError`)",
         ),
         True,
     ),

@@ -19,6 +19,7 @@ from roomsignal.protocol import decode
 from roomsignal.server import ServerConfig
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms
 from roomsignal.server._rooms import Effect, Send
+from roomsignal.server._state import MediaOp
 from roomsignal.tokens import mint
 
 from .conftest import RedisServer
@@ -272,3 +273,72 @@ async def test_a_request_sent_again_after_a_takeover_is_answered_not_handled_twi
     await c.take("r")
     kept = c.rooms._members[p1["participantId"]].answered
     assert kept is not None and next(iter(kept)) == 77 and len(kept) == 5
+
+
+async def test_a_takeover_ends_each_journaled_media_node_exchange_once(client: Redis) -> None:
+    a, b = Home(client, "a", media_node=True), Home(client, "b", media_node=True)
+    for home in (a, b):
+        home.rooms.media_back(NOW)
+    await a.take("r")
+    studio, viewer, gone, bystander = (
+        a.join(i, name) for i, name in enumerate(("studio", "viewer", "gone", "bystander"), 1)
+    )
+    upstream = sent(a.request(1, "publish", audio=False, video=True), 1)[0]["result"]["exchangeId"]
+    offer = a.request(1, "sdpOffer", exchangeId=upstream, sdp="offer")
+    (op,) = [e for e in offer if isinstance(e, MediaOp)]
+    a.rooms.media_done(op, "answer", None, NOW)
+    a.rooms.media_up(upstream, NOW)
+    subscriptions = {}
+    for conn in (2, 3):
+        (sub,) = [
+            e
+            for e in a.request(conn, "subscribe", target=studio["participantId"])
+            if isinstance(e, MediaOp)
+        ]
+        a.rooms.media_done(sub, "offer", None, NOW)
+        subscriptions[conn] = sub.key
+    assert await a.flush() == [1]
+    a.request(3, "unsubscribe", target=studio["participantId"])  # ended: journaled as such
+    assert await a.flush() == [1]
+    seats = await client.hgetall(key("room", "r"))
+    record = json.loads(seats[f"m:{viewer['participantId']}".encode()])
+    assert record["mx"] == [[subscriptions[2], studio["participantId"]]]
+    assert "mx" not in json.loads(seats[f"m:{gone['participantId']}".encode()])
+
+    await b.take("r")  # a is dead, and its media node with it
+    token = mint(SECRET, "r", now=NOW)
+    heard = {}
+    seats_by = {1: ("studio", studio), 2: ("viewer", viewer), 3: ("gone", gone)}
+    seats_by[4] = ("bystander", bystander)
+    for conn, (name, seat) in seats_by.items():
+        effects = b.request(
+            10 + conn,
+            "join",
+            token=token,
+            name=name,
+            oldParticipantSecret=seat["participantSecret"],
+            lastSeq=a.rooms.last_seq(seat["participantId"]),
+        )
+        answer, *replayed = sent(effects, 10 + conn)
+        assert answer["result"]["resumed"] is True
+        heard[conn] = [(f["method"], f["params"]) for f in replayed]
+    for conn, mine in ((1, upstream), (2, subscriptions[2])):
+        (lost, ended, *rest) = heard[conn]
+        assert lost[0] == "sessionError" and lost[1]["code"] == 801
+        assert lost[1]["data"]["reason"] == "mediaNodeLost"
+        assert ended == (
+            "subscriptionEnded",
+            {
+                "seq": ended[1]["seq"],
+                "exchangeId": mine,
+                "participantId": studio["participantId"],
+                "reason": "mediaNodeLost",
+            },
+        )
+        assert [m for m, _ in rest] == ([] if conn == 1 else ["streamUnpublished"])
+    for conn in (3, 4):  # no exchange through the media node: only the unpublish
+        assert [m for m, _ in heard[conn]] == ["streamUnpublished"]
+    # what b journals now holds no exchange: a second takeover ends nothing again
+    assert await b.flush() == [1]
+    seats = await client.hgetall(key("room", "r"))
+    assert not [raw for name, raw in seats.items() if name.startswith(b"m:") and b'"mx"' in raw]

@@ -114,23 +114,35 @@ async def send_surely(talker: Session, text: str) -> None:
 
 @contextlib.asynccontextmanager
 async def chat(talker: Session, period: float) -> AsyncIterator[list[str]]:
-    """``talker`` sends m0, m1, ... every ``period`` until the block ends; yields what it sent."""
+    """``talker`` sends m0, m1, ... every ``period`` until the block ends; yields what it sent.
+
+    At the end the message being sent is let through (not cancelled half-way:
+    it may have reached the room already), then the loop stops.
+    """
     sent: list[str] = []
+    stop = asyncio.Event()
 
     async def run() -> None:
-        while True:
+        while not stop.is_set():
             text = f"m{len(sent)}"
             await send_surely(talker, text)
             sent.append(text)
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(period):
+                    await stop.wait()
 
     task = asyncio.get_running_loop().create_task(run())
     try:
         yield sent
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        try:
+            async with asyncio.timeout(30):
+                await task
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def test_rolling_restart_loses_nothing(redis: RedisServer, sessions: list[Any]) -> None:

@@ -96,3 +96,19 @@ async def test_load_test_over_tls_with_a_ca_file(tls_files: dict[str, Path]) -> 
             assert await bad.wait() != 0
         assert any("CA file not found: /nonexistent/ca.pem" in line for line in bad.stderr)
         assert not any("Traceback" in line for line in bad.stderr)
+
+
+def test_ca_file_checks_every_url(tls_files: dict[str, Path]) -> None:
+    import argparse
+    import ssl
+
+    import pytest
+
+    from roomsignal.cli._options import UsageError
+    from roomsignal.cli._tls import client_ssl
+
+    args = argparse.Namespace(ca_file=str(tls_files["ca"]))
+    assert isinstance(client_ssl(args, ["wss://a:1", "wss://b:2"]), ssl.SSLContext)
+    with pytest.raises(UsageError, match="ws://b:2"):
+        client_ssl(args, ["wss://a:1", "ws://b:2"])
+    assert client_ssl(argparse.Namespace(ca_file=None), "ws://a:1") is None

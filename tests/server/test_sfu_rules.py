@@ -165,3 +165,34 @@ def test_unknown_exchanges_are_refused_as_peer_to_peer() -> None:
         assert error["code"] == 101, method
     error = frames(driver.request(1, "sdpAnswer", exchangeId="x_nope", sdp="v=0"), 1)[0]["error"]
     assert error["code"] == 105
+
+
+def test_an_upstream_answered_but_not_up_within_sdp_timeout_is_303_and_ends() -> None:
+    driver = sfu(sdp_timeout=2.0)
+    driver.join(1, "studio")
+    driver.join(2, "viewer")
+    result = frames(driver.request(1, "publish", audio=False, video=True), 1)[0]["result"]
+    upstream = result["exchangeId"]
+    (op,) = ops(driver.request(1, "sdpOffer", exchangeId=upstream, sdp="offer"), "publish")
+    driver.now += 1.5  # the node answers late: the publisher gets sdp_timeout from then
+    driver.rooms.media_done(op, "answer", None, driver.now)
+    held = frames(driver.request(2, "subscribe", target=driver.ids[1]), 2)[0]["result"]
+    assert driver.rooms.expire(driver.now + 1.999) == []
+    effects = driver.rooms.expire(driver.now + 2.0)
+    (error,) = notes(effects, 1, "sessionError")
+    assert error["code"] == 303 and "connect" in error["message"]
+    assert error["data"]["participantId"] == "@media" and error["data"]["exchangeId"] == upstream
+    (ended,) = notes(effects, 2, "subscriptionEnded")
+    assert ended["exchangeId"] == held["exchangeId"] and ended["reason"] == "unpublished"
+    assert notes(effects, 2, "streamUnpublished") == []  # it was never published
+    assert sorted(o.key for o in ops(effects, "hangup")) == sorted([upstream, held["exchangeId"]])
+    late = frames(driver.request(1, "iceCandidate", exchangeId=upstream, candidate=""), 1)[0]
+    assert late["error"]["code"] == 303
+
+
+def test_an_upstream_up_in_time_has_no_deadline_left() -> None:
+    driver = sfu(sdp_timeout=2.0)
+    driver.join(1, "studio")
+    up(driver, 1)
+    assert driver.rooms.expire(driver.now + 60) == []
+    assert driver.rooms.next_deadline() is None

@@ -223,3 +223,33 @@ async def janus_rooms(url: str) -> list[int]:
         )
         await call({"janus": "destroy", "session_id": session})
         return [room["room"] for room in answer["plugindata"]["data"]["list"]]
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(server: SignalingServer) -> Samples:
+    """``GET /metrics`` over plain HTTP, parsed: ``{(sample name, sorted labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    assert head.split()[1] == "200", head
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def media_node_errors(code: int, reason: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The key in ``scrape``'s samples of ``roomsignal_media_node_errors`` for code, reason."""
+    from roomsignal import ErrorCode
+
+    labels = (("code", str(code)), ("name", ErrorCode(code).name), ("reason", reason))
+    return "roomsignal_media_node_errors_total", labels

@@ -104,6 +104,8 @@ async def test_after_kill_9_of_janus_media_comes_back_with_no_app_code(
         assert back.exchange_ids == (before.exchange_id,)
         assert back.subscription is after and back.exchange_id == after.exchange_id
         assert list(publisher.connections) == [publisher.upstream_exchange_id]
+        # An app that subscribes again itself (as it had to before) gets the same one.
+        assert await subscriber.subscribe(target, timeout=WAIT) is after
 
 
 async def _closed(subscription: Subscription) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cluster.conftest import (  # the cluster tests' real redis-server and node processes
+    SECRET,
     Node,
     RedisServer,
     home_of,
@@ -21,11 +22,13 @@ from cluster.conftest import (  # the cluster tests' real redis-server and node 
     sessions,  # noqa: F401 (a fixture)
     start_node,
 )
-from roomsignal import ErrorCode, ReconnectPolicy
+from roomsignal import ErrorCode, ReconnectPolicy, Session
 from roomsignal.media import Publisher, Subscriber, SubscriptionClosed, TestPatternTrack
+from roomsignal.server._janus_process import JanusProcess
 from roomsignal.testing import CutProxy
+from roomsignal.tokens import mint
 
-from .conftest import WAIT, H, Heard, W
+from .conftest import WAIT, H, Heard, W, janus_rooms
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -94,3 +97,43 @@ async def test_a_takeover_ends_the_media_and_it_flows_again_on_the_new_home(
                     ]
     finally:
         await asyncio.gather(*(node.stop() for node in started))
+
+
+async def test_a_home_that_lost_its_lease_hangs_up_the_rooms_media(
+    redis: RedisServer,  # noqa: F811
+    janus: JanusProcess,
+) -> None:
+    """A partition: the home lives on, but its lease went elsewhere; its Janus keeps nothing."""
+    from redis.asyncio import Redis
+
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._cluster import Cluster
+
+    server = SignalingServer(secret=SECRET, media_node=janus.url)
+    cluster = Cluster(server, redis.url, node_id="alive", lease=1.5)
+    await cluster.start()
+    client = Redis.from_url(redis.url)
+    try:
+        host = Session(server.url, token=mint(SECRET, "show"), name="host", reconnect=None)
+        viewer = Session(server.url, token=mint(SECRET, "show"), name="viewer", reconnect=None)
+        async with (
+            host,
+            viewer,
+            Publisher(host, video=TestPatternTrack(W, H)) as publisher,
+            Subscriber(viewer) as subscriber,
+        ):
+            await publisher.wait_for_connected(1, timeout=WAIT)
+            subscription = await subscriber.subscribe(host.participant_id or "", timeout=WAIT)
+            await subscription.wait_for_frames(3, timeout=WAIT)
+            assert len(await janus_rooms(janus.url)) == 1
+            dropped = asyncio.get_running_loop().create_future()
+            host.on_disconnected(lambda event: dropped.done() or dropped.set_result(event))
+            await client.set("roomsignal:home:show", "elsewhere")  # another node's now
+            await asyncio.wait_for(dropped, WAIT)  # given up at the next beat
+            assert server.media_node is not None
+            async with asyncio.timeout(WAIT):
+                await server.media_node.wait_idle()
+            assert await janus_rooms(janus.url) == []
+    finally:
+        await client.aclose()
+        await cluster.close()

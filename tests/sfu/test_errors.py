@@ -19,7 +19,16 @@ from websockets.asyncio.server import ServerConnection, serve
 from roomsignal import ErrorCode, MediaError, SessionErrorException
 from roomsignal.server._janus_process import JanusProcess, _free_port
 
-from .conftest import WAIT, Heard, ServerFactory, SessionFactory, healthz
+from .conftest import (
+    WAIT,
+    Heard,
+    ServerFactory,
+    SessionFactory,
+    healthz,
+    janus_rooms,
+    media_node_errors,
+    scrape,
+)
 
 GOOD_SDP = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
 
@@ -55,7 +64,7 @@ async def test_nothing_listening_is_801_unreachable_and_healthz_503(
 async def test_an_sdp_janus_refuses_is_303_on_the_offer(
     janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
 ) -> None:
-    server = await make_server(media_node=janus.url)
+    server = await make_server(media_node=janus.url, metrics=True)
     assert await healthz(server) == (200, "ok\n")
     session = await dial(server, "studio")
     result = await session.publish_result(video=True, audio=False)
@@ -66,6 +75,7 @@ async def test_an_sdp_janus_refuses_is_303_on_the_offer(
     assert raised.value.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
     assert data["method"] == "sdpOffer" and data["exchangeId"] == result.exchange_id
     assert data["mediaNodeCode"] == 465 and "m=" in data["mediaNodeReason"]
+    assert (await scrape(server))[media_node_errors(303, "refused")] == 1.0
     # The upstream ended: publishing again opens a new one.
     again = await session.publish_result(video=True, audio=False)
     assert again.exchange_id != result.exchange_id
@@ -85,6 +95,41 @@ async def test_an_upstream_offer_not_sent_in_time_is_303(
     assert seen.of("stream_published") == [] and seen.of("stream_unpublished") == []
     with pytest.raises(SessionErrorException):  # the exchange is over
         await session.send_offer(result.exchange_id or "", GOOD_SDP)
+
+
+async def test_an_upstream_that_never_connects_is_303_and_ends(
+    janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
+) -> None:
+    server = await make_server(media_node=janus.url, sdp_timeout=1.0)
+    session, viewer = await dial(server, "studio"), await dial(server, "viewer")
+    heard, seen = Heard(session), Heard(viewer)
+    # A real offer, answered by Janus; but its peer connection never takes
+    # the answer, so it never does ICE: the upstream cannot come up.
+    pc, sdp = await raw_offer()
+    try:
+        result = await session.publish_result(video=True, audio=False)
+        upstream = result.exchange_id or ""
+        await session.send_offer(upstream, sdp)
+        answer = await heard.wait("sdp_answer")
+        assert answer.exchange_id == upstream and answer.from_ == "@media"
+        held = await viewer.subscribe(session.participant_id or "")  # held until it is up
+        error = await heard.wait("session_error")
+        assert error.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
+        assert error.data["exchangeId"] == upstream and error.data["participantId"] == "@media"
+        assert "connect" in error.message
+        # The upstream ended: its held subscription, and its media on Janus.
+        ended = await seen.wait("subscription_ended")
+        assert ended.exchange_id == held and ended.reason == "unpublished"
+        assert seen.of("stream_published") == [] and seen.of("session_error") == []
+        with pytest.raises(MediaError) as raised:  # the exchange is over
+            await session.send_ice_candidate(upstream, "")
+        assert raised.value.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_idle()
+        assert await janus_rooms(janus.url) == []
+    finally:
+        await pc.close()
 
 
 async def test_a_subscriber_answer_not_sent_in_time_is_303(
@@ -202,7 +247,7 @@ async def test_junk_or_an_unmapped_error_is_802(
 ) -> None:
     url, mode = fake_node
     mode["attach"] = attach
-    server = await make_server(media_node=url)
+    server = await make_server(media_node=url, metrics=True)
     session = await dial(server, "studio")
     result = await session.publish_result(video=True, audio=False)
     with pytest.raises(MediaError) as raised:
@@ -215,6 +260,7 @@ async def test_junk_or_an_unmapped_error_is_802(
         assert error.data["mediaNodeReason"] == "out of cheese"
     else:
         assert "mediaNodeCode" not in error.data
+    assert (await scrape(server))[media_node_errors(802, "response")] == 1.0
 
 
 async def test_an_answer_janus_refuses_is_303_on_the_answer(

@@ -14,7 +14,18 @@ from roomsignal.media import Publisher, Subscriber, TestPatternTrack
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import SECRET, WAIT, H, Heard, ServerFactory, SessionFactory, W, healthz, token
+from .conftest import (
+    SECRET,
+    WAIT,
+    H,
+    Heard,
+    ServerFactory,
+    SessionFactory,
+    W,
+    healthz,
+    janus_rooms,
+    token,
+)
 
 
 async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
@@ -62,8 +73,11 @@ async def test_kill_9_ends_every_exchange_and_media_flows_again_after_a_restart(
         assert await healthz(server) == (200, "ok\n")
         await publisher.start()
         await publisher.wait_for_connected(1, timeout=WAIT)
-        again = await sub_a.subscribe(target, timeout=WAIT)
-        await again.wait_for_frames(5, timeout=WAIT)
+        # each Subscriber makes its ended subscription again by itself (its restore)
+        for sub, before in ((sub_a, subscriptions[0]), (sub_b, subscriptions[1])):
+            again = await sub.wait_for_subscription(target, timeout=WAIT)
+            assert again.exchange_id != before.exchange_id
+            await again.wait_for_frames(5, timeout=WAIT)
 
 
 async def test_a_resume_keeps_media_flowing(server: SignalingServer, join: SessionFactory) -> None:
@@ -129,6 +143,7 @@ async def test_a_missed_keepalive_counts_as_losing_the_media_node(
     async with Publisher(studio, video=TestPatternTrack(W, H)) as publisher:
         await publisher.wait_for_connected(1, timeout=WAIT)
         await seen.wait("stream_published")
+        assert len(await janus_rooms(janus.url)) == 1  # the session's room
         assert janus.pid is not None
         os.kill(janus.pid, signal.SIGSTOP)  # alive, connected, and silent
         try:
@@ -141,5 +156,7 @@ async def test_a_missed_keepalive_counts_as_losing_the_media_node(
         assert server.media_node is not None
         async with asyncio.timeout(WAIT):
             await server.media_node.wait_healthy()
+        # The same Janus, on a new session: the lost session's room is gone from it.
+        assert await janus_rooms(janus.url) == []
         await publisher.start()  # a new upstream on the new session
         await publisher.wait_for_connected(1, timeout=WAIT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ssl
+from collections.abc import Sequence
 
 from roomsignal.cli._options import UsageError
 
@@ -23,17 +24,19 @@ def add_ca_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     )
 
 
-def client_ssl(args: argparse.Namespace, url: str) -> ssl.SSLContext | None:
+def client_ssl(args: argparse.Namespace, url: str | Sequence[str]) -> ssl.SSLContext | None:
     """The client context ``--ca-file`` asks for; None to use the defaults.
 
+    ``url`` is the server's URL, or a list of them (a cluster's nodes).
     Raises ``UsageError`` for a CA file that cannot be read, or one given
     for a ``ws://`` URL.
     """
     ca_file = getattr(args, "ca_file", None)
     if ca_file is None:
         return None
-    if not url.lower().startswith("wss://"):
-        raise UsageError(f"--ca-file is for a wss:// server, not {url!r}")
+    for one in [url] if isinstance(url, str) else url:
+        if not one.lower().startswith("wss://"):
+            raise UsageError(f"--ca-file is for a wss:// server, not {one!r}")
     from roomsignal.server._tls import TLSConfigError, client_context
 
     try:

@@ -6,13 +6,15 @@ Two cases, one mechanism (subscribe when a participant publishes):
   that publishes, now or later, is subscribed to, and again after a state
   reset or when it publishes anew; a predicate may narrow it.
 - Restore: a subscription the server ended because it lost its media node
-  (``mediaNodeLost``, PROTOCOL.md section 10) or because the publisher
-  published other tracks (``republished``) is made again when the target's
-  ``streamPublished`` comes, which the server sends once the target's new
-  upstream is connected. No polling: that notification is the signal.
+  (``mediaNodeLost``, PROTOCOL.md section 10) is made again when the
+  target's ``streamPublished`` comes, which the server sends once the
+  target's new upstream is connected. No polling: that notification is the
+  signal.
 
 Each subscription is made by a task this object owns (one per target at a
-time), cancelled and awaited by ``close()``.
+time), cancelled and awaited by ``close()``. What it made, or is making, is
+shared with the app: ``Subscriber.subscribe`` returns it instead of asking
+the server again (an app that restores by itself gets the same one).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ AutoSubscribe = bool | Callable[[Participant], bool]
 SubscribedListener = Callable[["Subscription"], Any]
 
 # Reasons of a subscriptionEnded after which the same target is subscribed to again
-# when it publishes: the target did not ask to stop being watched.
-RESTORED_AFTER = frozenset({MEDIA_NODE_LOST, "republished"})
+# when it publishes: nobody asked to stop watching it.
+RESTORED_AFTER = frozenset({MEDIA_NODE_LOST})
 
 
 class Follower:
@@ -54,7 +56,8 @@ class Follower:
         self._auto = auto
         self._timeout = timeout
         self._lost: dict[str, tuple[str, list[str]]] = {}  # target -> (reason, exchange ids)
-        self._tasks: dict[str, asyncio.Task[None]] = {}  # target -> the task subscribing to it
+        self._tasks: dict[str, asyncio.Task[Subscription | None]] = {}  # target -> making it
+        self._made: dict[str, Subscription] = {}  # target -> the last one made by itself
         self._subscribed_listeners: list[SubscribedListener] = []
         self._restored_listeners: list[RestoredListener] = []
         self._closed = False
@@ -76,6 +79,8 @@ class Follower:
         session = self._subscriber.session
         if target == session.participant_id or target in self._tasks:
             return
+        if target in self._subscriber._asking:
+            return  # the app is subscribing to it right now
         if target not in self._lost and not self._wants(participant):
             return
         if self._subscriber.subscription_to(target) is not None:
@@ -95,6 +100,15 @@ class Follower:
         """``target`` left: nothing of it comes back."""
         self._lost.pop(target, None)
 
+    async def shared(self, target: str) -> Subscription | None:
+        """The open subscription to ``target`` made by itself, once made (None if none)."""
+        task = self._tasks.get(target)
+        if task is not None and task is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        made = self._made.get(target)
+        return made if made is not None and not made.closed else None
+
     def reset(self) -> None:
         """The session joined afresh: the old participant ids are gone."""
         self._lost.clear()
@@ -111,24 +125,27 @@ class Follower:
 
     # -- subscribing ------------------------------------------------------------------------
 
-    async def _subscribe(self, target: str) -> None:
+    async def _subscribe(self, target: str) -> Subscription | None:
         lost = self._lost.pop(target, None)
         try:
             try:
-                subscription = await self._subscriber.subscribe(target, timeout=self._timeout)
+                subscription = await self._subscriber._make(
+                    target, wait=True, timeout=self._timeout
+                )
             except SessionErrorException as exc:
                 if lost is not None and exc.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE:
                     self._lost.setdefault(target, lost)  # lost again: its next publish retries
                 logger.warning("could not subscribe to %s by itself: %s", target, exc)
-                return
+                return None
             except TimeoutError:
                 if lost is not None:
                     self._lost.setdefault(target, lost)
                 logger.warning("no media from %s within %s s", target, self._timeout)
-                return
+                return None
             except Exception as exc:  # SubscriptionClosed, or the Subscriber closed
                 logger.info("subscription to %s by itself ended early: %r", target, exc)
-                return
+                return None
+            self._made[target] = subscription
             for fn in list(self._subscribed_listeners):
                 try:
                     result = fn(subscription)
@@ -145,6 +162,7 @@ class Follower:
                         reason, tuple(ids), target, subscription.exchange_id, subscription
                     ),
                 )
+            return subscription
         finally:
             if self._tasks.get(target) is asyncio.current_task():
                 del self._tasks[target]
@@ -167,3 +185,4 @@ class Follower:
                 await task
         self._tasks.clear()
         self._lost.clear()
+        self._made.clear()

@@ -72,9 +72,8 @@ def is_media_node_lost(error: SessionError) -> bool:
 class MediaRestored:
     """Media that ended for ``reason`` flows again, with no call from the app.
 
-    ``reason`` is why the old exchanges ended (``mediaNodeLost``, or
-    ``republished`` for a subscription whose publisher published other
-    tracks); ``exchange_ids`` are those ended exchanges. ``participant_id``
+    ``reason`` is why the old exchanges ended (``mediaNodeLost``);
+    ``exchange_ids`` are those ended exchanges. ``participant_id``
     is whose media it is: the publisher's own id for a ``Publisher``, the
     target for a ``Subscriber``. ``exchange_id`` is the new exchange (the
     new upstream, or the new subscription's), ``subscription`` the new

@@ -73,7 +73,7 @@ class SubscriptionClosed(Exception):
     left), ``stateReset``, ``sessionEnded``, ``sessionClosed``,
     ``connectionFailed`` (ICE or DTLS failed), ``badOffer``; through a media
     node also ``mediaNodeLost`` and ``republished`` (the publisher published
-    other tracks).
+    other tracks) and ``mediaNodeHangup``.
     """
 
     def __init__(self, reason: str) -> None:
@@ -356,9 +356,8 @@ class Subscriber(SessionListeners):
     later, as LiveKit's rooms do by default; ``on_subscribed(fn)`` gets each
     such ``Subscription`` once its media flows, and ``auto_timeout`` bounds
     that wait. Whatever made a subscription, one the server ended because it
-    lost its media node (or because the publisher published other tracks)
-    is made again when the publisher's stream is back, and
-    ``on_restored(fn)`` gets a ``MediaRestored``.
+    lost its media node is made again when the publisher's stream is back,
+    and ``on_restored(fn)`` gets a ``MediaRestored``.
     """
 
     def __init__(
@@ -377,6 +376,7 @@ class Subscriber(SessionListeners):
         self._subs: dict[str, Subscription] = {}
         self._early: dict[str, list[tuple[str, Any]]] = {}
         self._claiming = 0
+        self._asking: set[str] = set()  # targets whose subscribe request is in flight
         self._closed = False
         self._reset_listeners: list[ResetListener] = []
         self._changed = asyncio.Event()
@@ -462,18 +462,36 @@ class Subscriber(SessionListeners):
         session's ``on_session_error`` listeners first. ``TimeoutError`` when
         no frame came within ``timeout``. A subscription that failed or timed
         out is closed before this raises.
+
+        A subscription to ``target`` that the ``Subscriber`` made, or is
+        making, by itself (``auto_subscribe``, a restore after a lost media
+        node) is returned rather than asked for again: an app that
+        subscribes again itself after the loss gets the same one.
         """
+        if self._closed:
+            raise RuntimeError("this Subscriber is closed")
+        shared = await self._follower.shared(target)
+        if shared is not None:
+            if wait:
+                await shared.wait_for_media(timeout)
+            return shared
+        return await self._make(target, wait=wait, timeout=timeout)
+
+    async def _make(self, target: str, *, wait: bool, timeout: float | None) -> Subscription:
+        """``subscribe`` itself: ask the server, answer the offer, wait for media."""
         if self._closed:
             raise RuntimeError("this Subscriber is closed")
         self._listen()
         started_at = time.perf_counter()
         self._claiming += 1
+        self._asking.add(target)
         try:
             # The session must not subscribe again by itself after a reset:
             # this Subscription owns the exchange (it closes on a reset).
             exchange_id = await self.session.subscribe(target, restore=False)
             early = self._early.pop(exchange_id, [])
         finally:
+            self._asking.discard(target)
             self._claiming -= 1
             if not self._claiming:
                 self._early.clear()  # events of exchanges nobody is making: not ours

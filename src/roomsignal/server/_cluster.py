@@ -681,6 +681,8 @@ class Cluster:
             link = server._links.get(conn)
             if link is not None:
                 link.abort()
+        if server.media_node is not None:  # its media goes from this node's media node
+            server._apply(server.rooms.media_released(room))
 
     def _set_health(self, healthy: bool, why: object = None) -> None:
         if healthy and not self.healthy:

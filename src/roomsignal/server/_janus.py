@@ -213,11 +213,7 @@ class JanusNode:
         ws, session = self._ws, self._session
         if ws is not None and session is not None:
             # Rooms outlive the session in Janus: destroy ours, then the session.
-            rooms = [
-                f.result()
-                for f in self._rooms.values()
-                if f.done() and not f.cancelled() and f.exception() is None
-            ]
+            rooms = self._made_rooms()
             self._rooms.clear()
             self._room_keys.clear()
             with contextlib.suppress(Exception):
@@ -259,10 +255,13 @@ class JanusNode:
                         if answer.get("janus") != "success" or not isinstance(data, dict):
                             raise JanusError(failure_of(answer, carries_sdp=False))
                         self._session = int(data["id"])
+                        stale = self._made_rooms()
                         self._rooms.clear()
                         self._room_keys.clear()
                         self._feeds.clear()
                         logger.info("media node %s: session %d", self.url, self._session)
+                        if stale:  # before anything is served again
+                            await self._destroy_stale(stale)
                         self._sink.media_back()
                         self._up.set()
                         self._first.set()
@@ -558,17 +557,43 @@ class JanusNode:
             return
         await self._destroy_room(pending.result())
 
-    async def _destroy_room(self, room: int) -> None:
+    def _made_rooms(self) -> list[int]:
+        """The Janus rooms this adapter made and has not destroyed yet."""
+        return [
+            f.result()
+            for f in self._rooms.values()
+            if f.done() and not f.cancelled() and f.exception() is None
+        ]
+
+    async def _destroy_stale(self, rooms: list[int]) -> None:
+        """Destroy the rooms made on a Janus session that was lost.
+
+        Janus keeps a room after the session that made it ends (only its
+        handles go): when the same Janus is still there (a missed keepalive,
+        a dropped connection), they would stay until it restarts. After a
+        restart they are gone already, and Janus says so (logged, harmless).
+        """
+        done = await asyncio.gather(*(self._destroy_room(room) for room in rooms))
+        logger.info(
+            "media node %s: %d of %d room(s) of the lost session destroyed",
+            self.url,
+            sum(done),
+            len(rooms),
+        )
+
+    async def _destroy_room(self, room: int) -> bool:
+        """Destroy one VideoRoom; whether Janus did (never raises)."""
         try:
             answer = await self._one_shot({"request": "destroy", "room": room})
         except JanusError as exc:
             logger.info("media node room %d not destroyed: %s", room, exc)
-            return
+            return False
         data = _plugin_data(answer)
         if data is None or data.get("videoroom") != "destroyed":
             logger.info("media node room %d not destroyed: %s", room, data)
-        else:
-            logger.debug("media node room %d destroyed", room)
+            return False
+        logger.debug("media node room %d destroyed", room)
+        return True
 
     async def _one_shot(self, body: dict[str, Any]) -> dict[str, Any]:
         """A synchronous VideoRoom request on a handle of its own (create, destroy)."""

@@ -105,6 +105,9 @@ class Counts:
         "latency",
         "leaves",
         "left_seq",
+        "media_errors",
+        "media_losses",
+        "media_opened",
         "pings",
         "refused",
         "relay_flush",
@@ -134,6 +137,10 @@ class Counts:
         self.relay_flush = Histogram()
         self.relay_latency = Histogram()  # a frame's or write's send call to the peer's reader
         self.takeovers = 0
+        # the media node (PROTOCOL.md section 10)
+        self.media_opened: dict[str, int] = {}  # exchanges opened, by kind
+        self.media_errors: dict[tuple[int, str], int] = {}  # (801/802/303, reason)
+        self.media_losses = 0  # Janus sessions lost (connection closed, keepalive missed)
 
     def error(self, code: int, via: str, count: int = 1) -> None:
         """Count ``count`` errors with ``code``, answered (``answer``) or pushed (``push``)."""
@@ -184,6 +191,7 @@ class Metric:
     labels: tuple[str, ...]
     read: Callable[[SignalingServer], Iterable[tuple[tuple[str, ...], Any]]]
     cluster: bool = False  # only on a cluster node
+    media: bool = False  # only on a server with a media node
 
 
 def _one(value: float) -> list[Sample]:
@@ -242,6 +250,31 @@ def _cluster_value(read: Callable[[Any], float]) -> Callable[[SignalingServer], 
         return [] if cluster is None else _one(read(cluster))
 
     return value
+
+
+def _media_exchanges(server: SignalingServer) -> list[Sample]:
+    rooms = server._rooms
+    by: dict[tuple[str, str], int] = {}
+    if rooms is not None:
+        for upstream in rooms._upstreams.values():
+            key = ("upstream", upstream.state.value)
+            by[key] = by.get(key, 0) + 1
+            for exchange in upstream.subscriptions.values():
+                key = ("subscription", exchange.state.value)
+                by[key] = by.get(key, 0) + 1
+    return [(key, float(n)) for key, n in sorted(by.items())]
+
+
+def _media_errors(server: SignalingServer) -> list[Sample]:
+    return [
+        ((*error_labels(code), reason), float(n))
+        for (code, reason), n in sorted(server.counts.media_errors.items())
+    ]
+
+
+def _media_up(server: SignalingServer) -> list[Sample]:
+    node = server.media_node
+    return _one(1.0 if node is not None and node.healthy else 0.0)
 
 
 # The relay's message kinds (_relay.py) by their names.
@@ -453,6 +486,53 @@ METRICS: list[Metric] = [
         cluster=True,
     ),
     Metric(
+        "roomsignal_media_node_up",
+        "gauge",
+        "1 while this server has a session on its media node (Janus), else 0 (/healthz "
+        "answers 503 meanwhile).",
+        (),
+        _media_up,
+        media=True,
+    ),
+    Metric(
+        "roomsignal_media_node_losses",
+        "counter",
+        "Times this server lost its media node session (its connection closed, or a "
+        "keepalive went unanswered): every exchange through it ended.",
+        (),
+        lambda s: _one(s.counts.media_losses),
+        media=True,
+    ),
+    Metric(
+        "roomsignal_media_node_exchanges",
+        "gauge",
+        "Exchanges through the media node now, by kind (upstream: a publisher's upload; "
+        "subscription) and state (upstream: awaiting-offer, negotiating, connecting, up; "
+        "subscription: awaiting-offer, awaiting-answer, established).",
+        ("kind", "state"),
+        _media_exchanges,
+        media=True,
+    ),
+    Metric(
+        "roomsignal_media_node_exchanges_opened",
+        "counter",
+        "Exchanges opened through the media node, by kind (upstream, subscription).",
+        ("kind",),
+        lambda s: _table(s.counts.media_opened),
+        media=True,
+    ),
+    Metric(
+        "roomsignal_media_node_errors",
+        "counter",
+        "Errors this server sent because of its media node, by code and reason: 801 "
+        "unreachable, timeout, connectionClosed (answers) and mediaNodeLost (one per "
+        "participant told, a takeover's included); 802 response (an answer it cannot use); "
+        "303 refused (the media node refused the participant's SDP).",
+        ("code", "name", "reason"),
+        _media_errors,
+        media=True,
+    ),
+    Metric(
         "roomsignal_draining",
         "gauge",
         "1 while this node drains (SIGTERM in a cluster): /healthz and /readyz answer 503.",
@@ -470,6 +550,7 @@ def render_markdown() -> str:
         name = metric.name + ("_total" if metric.kind == "counter" else "")
         labels = ", ".join(f"`{label}`" for label in metric.labels) or "-"
         help_text = metric.help + (" Cluster nodes only." if metric.cluster else "")
+        help_text += " Servers with a media node only." if metric.media else ""
         lines.append(f"| `{name}` | {metric.kind} | {labels} | {help_text} |")
     return "\n".join(lines) + "\n"
 
@@ -511,6 +592,8 @@ def make_registry(server: SignalingServer) -> Any:
         def collect(self) -> Iterator[Family]:
             for metric in METRICS:
                 if metric.cluster and server.cluster is None:
+                    continue
+                if metric.media and server.media_node_url is None:
                     continue
                 labels = list(metric.labels)
                 family: Family

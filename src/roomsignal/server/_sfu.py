@@ -84,7 +84,12 @@ class MediaRules(ExchangeRules):
 
     def _need_media_node(self) -> None:
         if not self._media_available:
+            self._count_media_error(Denial.MEDIA_NODE_UNREACHABLE.value.code, "unreachable")
             raise RoomError(Denial.MEDIA_NODE_UNREACHABLE, reason="unreachable")
+
+    def _count_media_error(self, code: int, reason: str, count: int = 1) -> None:
+        """Count errors sent because of the media node (``roomsignal_media_node_errors``)."""
+        self.counts.bump(self.counts.media_errors, (int(code), reason), count)
 
     def _sfu_publish(self, out: Out, member: Member, request: PublishRequest, now: float) -> Model:
         audio, video = request.params.audio, request.params.video
@@ -108,6 +113,7 @@ class MediaRules(ExchangeRules):
         )
         member.upstream = upstream
         self._upstreams[upstream.id] = upstream
+        self.counts.bump(self.counts.media_opened, "upstream")
         assert upstream.deadline is not None
         self._schedule(upstream.deadline, "upstream", upstream.id)
         logger.info("participant %s opens upstream %s", member.id, upstream.id)
@@ -151,6 +157,7 @@ class MediaRules(ExchangeRules):
         session.pairs[(target.id, member.id)] = exchange
         member.exchanges[exchange.id] = exchange
         upstream.subscriptions[exchange.id] = exchange
+        self.counts.bump(self.counts.media_opened, "subscription")
         assert exchange.deadline is not None
         self._schedule(exchange.deadline, "sdp", exchange.id)
         if upstream.state is _U.UP:
@@ -348,15 +355,26 @@ class MediaRules(ExchangeRules):
         logger.info("subscription %s timed out", exchange.id)
 
     def _upstream_time_out(self, out: Out, upstream: Upstream) -> None:
-        """The publisher did not send its upstream offer within ``sdp_timeout``."""
+        """An upstream not offered, or not connected, within ``sdp_timeout``.
+
+        The publisher owes its offer within ``sdp_timeout`` of ``publish``;
+        once the media node answered it, the upstream must connect (the media
+        node says ``webrtcup``) within ``sdp_timeout`` of that answer, else a
+        peer connection that never does ICE would hold it open until the
+        media node gives up on it. Either way the upstream ends (its held
+        subscriptions with ``unpublished``) and the publisher gets 303.
+        """
         member = upstream.member
+        denial = (
+            Denial.UPSTREAM_CONNECT_TIMEOUT
+            if upstream.state is _U.CONNECTING
+            else Denial.UPSTREAM_TIMEOUT
+        )
         self._end_upstream(out, upstream, "unpublished")
         member.stream_id = None
-        member.tombstone(upstream.id, Denial.UPSTREAM_TIMEOUT, MEDIA_ID)
-        self._session_error(
-            out, member, Denial.UPSTREAM_TIMEOUT, participant_id=MEDIA_ID, exchange_id=upstream.id
-        )
-        logger.info("upstream %s timed out", upstream.id)
+        member.tombstone(upstream.id, denial, MEDIA_ID)
+        self._session_error(out, member, denial, participant_id=MEDIA_ID, exchange_id=upstream.id)
+        logger.info("upstream %s timed out (%s)", upstream.id, upstream.state.value)
 
     # --- what the media node says -------------------------------------------------
 
@@ -403,6 +421,11 @@ class MediaRules(ExchangeRules):
         out = Out()
         error = None
         if failure is not None:
+            code = failure.denial.value.code
+            reason = failure.extra.get("reason")
+            if not isinstance(reason, str):  # 802, or 303 on an SDP the node refused
+                reason = "refused" if code == Denial.MEDIA_REFUSED.value.code else "response"
+            self._count_media_error(code, reason)
             error = RoomError(
                 failure.denial,
                 message=failure.message,
@@ -411,7 +434,7 @@ class MediaRules(ExchangeRules):
                 **failure.extra,
             )
         if op.kind == "publish":
-            self._publish_done(out, op, sdp, error)
+            self._publish_done(out, op, sdp, error, now)
         elif op.kind == "subscribe":
             self._subscribe_done(out, op, sdp, error)
         elif op.kind == "start":
@@ -430,7 +453,7 @@ class MediaRules(ExchangeRules):
         return out.effects
 
     def _publish_done(
-        self, out: Out, op: MediaOp, sdp: str | None, error: RoomError | None
+        self, out: Out, op: MediaOp, sdp: str | None, error: RoomError | None, now: float
     ) -> None:
         upstream = self._upstreams.get(op.key)
         if error is not None or sdp is None:
@@ -446,6 +469,8 @@ class MediaRules(ExchangeRules):
             self._answer(out, op.ticket, EmptyResult(), None)
             return
         upstream.state = _U.CONNECTING
+        upstream.deadline = now + self._config.sdp_timeout  # to connect (``media_up``)
+        self._schedule(upstream.deadline, "upstream", upstream.id)
         member = upstream.member
         self._answer(out, op.ticket, EmptyResult(), None)
         out.notify(
@@ -504,6 +529,7 @@ class MediaRules(ExchangeRules):
         if upstream is None or upstream.state is _U.UP:
             return out.effects
         upstream.state = _U.UP
+        upstream.deadline = None
         member = upstream.member
         streams = upstream.streams
         member.set_streams(streams)
@@ -568,6 +594,7 @@ class MediaRules(ExchangeRules):
         """The server lost its media node: every exchange through it ends (section 10)."""
         out = Out()
         self._media_available = False
+        self.counts.media_losses += 1
         touched: dict[str, list[tuple[str, str]]] = {}  # member id -> (exchange, publisher)
         members: dict[str, Member] = {}
         for upstream in list(self._upstreams.values()):
@@ -581,6 +608,7 @@ class MediaRules(ExchangeRules):
         for member_id, ended in touched.items():
             member = members[member_id]
             self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
             for exchange_id, publisher_id in ended:
                 out.notify(
                     [member],
@@ -621,6 +649,7 @@ class MediaRules(ExchangeRules):
                 continue
             told += 1
             self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
             for exchange_id, publisher_id in ended:
                 out.notify(
                     [member],
@@ -653,6 +682,19 @@ class MediaRules(ExchangeRules):
                 session_id,
                 told,
             )
+        return out.effects
+
+    def media_released(self, session_id: str) -> list[Effect]:
+        """This node no longer homes session ``session_id`` (its lease went to another node).
+
+        Every exchange the session has through this node's media node is
+        hung up, quietly: the new home tells the members (``media_moved``),
+        and this node's media node stops carrying media nobody here serves.
+        """
+        out = Out()
+        session = self._sessions.get(session_id)
+        for member in list(session.members.values()) if session is not None else ():
+            self._end_media(out, member)
         return out.effects
 
     def media_back(self, now: float) -> list[Effect]:

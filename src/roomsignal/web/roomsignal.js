@@ -119,7 +119,7 @@ export const MEDIA_NODE_LOST = "mediaNodeLost";
 
 // Reasons of a subscriptionEnded after which the client subscribes again to the
 // same publisher when its stream is back (its streamPublished): nobody asked to stop.
-const RESTORED_AFTER = new Set([MEDIA_NODE_LOST, "republished"]);
+const RESTORED_AFTER = new Set([MEDIA_NODE_LOST]);
 
 // A publish after the media node's loss is tried again on these codes, with backoff:
 // 801 until the server has its media node back, the rest while our connection is down.
