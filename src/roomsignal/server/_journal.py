@@ -5,10 +5,8 @@ The home keeps, per room it homes, what a resume needs (docs/scaling.md,
 
 - ``P:room:SID`` -- a hash: ``epoch`` (the writing home's token), ``meta``
   (JSON: the streaming limit and the sync state), ``m:PID`` (a member's
-  seat as JSON: name, type, roles, grants, metadata, secret, streams),
-  ``q:PID`` (its last ``seq``) and ``a:PID:ID`` (the answer to its request
-  ``ID``, JSON, from the seat's response cache: ``ORDER:frame``, so that a
-  request sent again after a takeover is answered, not handled twice);
+  seat as JSON: name, type, roles, grants, metadata, secret, streams) and
+  ``q:PID`` (its last ``seq``);
 - ``P:replay:SID:PID`` -- a stream: the participant's numbered
   notifications, entry ID ``SEQ-0``, field ``b`` the notification's
   template (``_frames.template``), trimmed with ``XTRIM MINID`` to what
@@ -250,19 +248,6 @@ class JournaledRooms(Rooms):
                 seq=seq,
             )
             members.append(member)
-        answers: dict[str, list[tuple[int, int | str, str]]] = {}
-        for name, raw in fields.items():
-            if name.startswith("a:"):
-                member_id, request_id = name[2:].split(":", 1)
-                order, frame = raw.split(":", 1)
-                answers.setdefault(member_id, []).append(
-                    (int(order), json.loads(request_id), frame)
-                )
-        for member in members:
-            kept = sorted(answers.get(member.id, ()), key=lambda answer: answer[0])
-            if kept:
-                member.answered = {request_id: frame for _, request_id, frame in kept}
-                member.answered_bytes = sum(_size(frame) for _, _, frame in kept)
         for member in members:
             if member.name in session.names or member.secret in self._secrets:
                 continue  # cannot happen with one writer per epoch; never seat a twin
@@ -295,11 +280,6 @@ class _Room:
     touched: float = 0.0
     reset: bool = False  # what Redis holds is unknown: rewrite it all (same epoch)
     touch: bool = False  # renew the TTL of every key of the room on the next write
-    # the response cache: member -> the a:PID:ID fields written, and the
-    # (size, newest id) of its cache when last written (unchanged: not diffed)
-    answers: dict[str, set[str]] = field(default_factory=dict)
-    answer_marks: dict[str, Any] = field(default_factory=dict)
-    order: int = 0  # the order of the last answer written (kept on a takeover)
 
 
 Write = tuple[str, list[str], list[Any]]  # room, keys, args of one JOURNAL call
@@ -435,16 +415,6 @@ class Journal:
         record.shapes = {m.id: (m.streams, m.stream_id) for m in session.members.values()}
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
-        for name, raw in fields.items():  # the answers as Redis holds them (seated or not)
-            if name.startswith("a:"):
-                member_id = name[2:].split(":", 1)[0]
-                record.answers.setdefault(member_id, set()).add(name)
-                record.order = max(record.order, int(raw.split(":", 1)[0]))
-        for member in session.members.values():
-            answered = member.answered
-            record.answer_marks[member.id] = (
-                (len(answered), next(reversed(answered))) if answered else None
-            )
         # members in the hash but not seated: delete them at the next write
         for name in fields:
             if name.startswith("m:") and name[2:] not in record.seqs:
@@ -508,15 +478,11 @@ class Journal:
             keys += [prefix + member_id for member_id in record.seqs]
             record.seqs.clear()
             record.shapes.clear()
-            record.answers.clear()
-            record.answer_marks.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, True
             return room, keys, self._args(record, {"e": 1}, reset=False)
         if reset:
             record.seqs.clear()
             record.shapes.clear()
-            record.answers.clear()
-            record.answer_marks.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, False
         index: dict[str, int] = {}
 
@@ -533,7 +499,6 @@ class Journal:
             record.sync, record.max_streaming = session.sync_state, session.max_streaming
         groups: dict[str, list[list[Any]]] = {}
         trims: list[list[Any]] = []
-        hdel: list[str] = []
         seqs, shapes = record.seqs, record.shapes
         for member in session.members.values():
             member_id = member.id
@@ -542,11 +507,6 @@ class Journal:
             if written is None or shapes.get(member_id) != shape:
                 hset += ["m:" + member_id, _record(member)]
                 shapes[member_id] = shape
-            answered = member.answered
-            mark = (len(answered), next(reversed(answered))) if answered else None
-            if record.answer_marks.get(member_id, None) != mark:
-                self._answers(record, member_id, answered or {}, hset, hdel)
-                record.answer_marks[member_id] = mark
             if written is not None and member.seq == written:
                 continue
             replay = member.replay
@@ -559,11 +519,10 @@ class Journal:
                 trims.append([at, str(first)])
             hset += ["q:" + member_id, str(member.seq)]
             seqs[member_id] = member.seq
+        hdel: list[str] = []
         gone: list[int] = []
         for member_id in [m for m in seqs if m not in session.members]:
             hdel += ["m:" + member_id, "q:" + member_id]
-            hdel += record.answers.pop(member_id, ())
-            record.answer_marks.pop(member_id, None)
             gone.append(key_index(member_id))
             del seqs[member_id]
             shapes.pop(member_id, None)
@@ -585,28 +544,6 @@ class Journal:
         if trims:
             ops["m"] = trims
         return room, keys, self._args(record, ops, reset=reset)
-
-    @staticmethod
-    def _answers(
-        record: _Room,
-        member_id: str,
-        answered: dict[int | str, str],
-        hset: list[str],
-        hdel: list[str],
-    ) -> None:
-        """The writes that make Redis hold ``member_id``'s response cache as it is here."""
-        written = record.answers.setdefault(member_id, set())
-        current = set()
-        for request_id, frame in answered.items():
-            name = f"a:{member_id}:{json.dumps(request_id)}"
-            current.add(name)
-            if name not in written:
-                record.order += 1
-                hset += [name, f"{record.order}:{frame}"]
-                written.add(name)
-        for name in written - current:
-            hdel.append(name)
-            written.discard(name)
 
     def _args(self, record: _Room, ops: dict[str, Any], *, reset: bool) -> list[Any]:
         return [
