@@ -559,3 +559,19 @@ async def test_flag_wakes_every_waiter_even_if_cleared_at_once() -> None:
     assert flag._waiters == []  # a cancelled wait leaves nothing behind
     flag.set()
     await asyncio.wait_for(flag.wait(), 5)  # set: returns at once
+
+
+def test_requests_in_flight_are_kept_for_the_resume_with_their_ids() -> None:
+    """A drop keeps what can be sent again; a join cannot; ids go on counting."""
+    core: ClientCore[Waiter] = ClientCore()
+    join, chat, ping = Waiter(), Waiter(), Waiter()
+    core.request("join", lambda i: PingRequest(id=i), join, resend=False)
+    _, chat_frame = core.request("sendMessage", lambda i: PingRequest(id=i), chat)
+    _, ping_frame = core.request("ping", lambda i: PingRequest(id=i), ping)
+    assert core.take_pending(keep_resendable=True) == [("join", join)]
+    assert core.resend() == [chat_frame, ping_frame]  # oldest first, the same frames
+    ping.settled = True  # answered meanwhile: not sent again
+    assert core.resend() == [chat_frame]
+    assert core.request("ping", lambda i: PingRequest(id=i), Waiter())[0] == 4
+    assert [m for m, _ in core.take_pending()] == ["sendMessage", "ping", "ping"]
+    assert core.resend() == []

@@ -414,3 +414,31 @@ async def test_a_request_cut_before_the_server_is_delivered_after_the_resume(
     await inbox.wait_for(3)
     assert inbox.items == ["one", "two", "after"]  # once each, in order
     assert receiver.participants[sender.participant_id].streams is not None
+
+
+async def test_pipelined_requests_survive_repeated_cuts_exactly_once_in_order(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """600 chat messages, 20 in flight at a time, the TCP connection cut every 60
+    deliveries: each arrives once, in the order sent, and every call completes."""
+    sender = make_session("sender", url=proxy.url)
+    receiver = make_session("receiver")
+    inbox, reconnected = Recorder(), Recorder()
+    sender.on_reconnected(reconnected)
+
+    @receiver.on_message
+    def on_message(message: MessageReceivedParams) -> None:
+        inbox(message.text)
+        if len(inbox.items) % 60 == 30:
+            proxy.cut()  # mid-batch: some sent, some answered, some in the air
+
+    await receiver.connect()
+    await sender.connect()
+    for batch in range(30):
+        texts = [f"m{batch * 20 + i}" for i in range(20)]
+        await asyncio.wait_for(asyncio.gather(*(sender.send_message(t) for t in texts)), 10)
+    await sender.send_message("end")
+    expected = [f"m{i}" for i in range(600)] + ["end"]
+    assert await inbox.wait_for(len(expected), timeout=10) == expected
+    assert len(reconnected.items) >= 5
+    assert all(event.resumed for event in reconnected.items)

@@ -7,6 +7,7 @@ key set here, as the placing script would set it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from roomsignal.tokens import mint
 from .conftest import RedisServer
 
 pytestmark = pytest.mark.timeout(30)
+_IDS = itertools.count(1)
 
 SECRET = "journal-unit-secret-0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -49,7 +51,6 @@ class Home:
         self.node_id = node_id
         self.journal = Journal(key, node_id, ttl=20.0, wake=lambda: None)
         self.rooms = JournaledRooms(SECRET, ServerConfig(**config), self.journal.mark)
-        self._id = 0
         self.lost: list[str] = []
 
     async def take(self, room: str) -> None:
@@ -63,8 +64,8 @@ class Home:
         return results
 
     def request(self, conn: int, method: str, **params: Any) -> list[Effect]:
-        self._id += 1
-        frame = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+        # Ids unique across homes: a seat's ids must not repeat (protocol.md section 8).
+        frame = {"jsonrpc": "2.0", "id": next(_IDS), "method": method, "params": params}
         return self.rooms.handle(conn, decode(json.dumps(frame)), NOW)  # type: ignore[arg-type]
 
     def join(self, conn: int, name: str, room: str = "r", **params: Any) -> dict[str, Any]:

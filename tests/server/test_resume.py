@@ -231,7 +231,7 @@ async def test_frames_queued_behind_a_connection_drop_are_not_handled(
     await bob.quiet()  # no participantJoined for a ghost
 
 
-async def send(peer: Peer, request_id: int, method: str, **params: Any) -> dict[str, Any]:
+async def send(peer: Peer, request_id: int | str, method: str, **params: Any) -> dict[str, Any]:
     """A request with the id the caller chose (a client re-sending after a resume)."""
     frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
     await peer.send_raw(json.dumps(frame))
@@ -257,6 +257,19 @@ async def test_a_request_sent_again_after_a_resume_is_answered_once(
     # An id the seat never used is handled as new.
     assert (await send(again, 9003, "sendMessage", text="new"))["result"] == {}
     assert (await alice.note("messageReceived"))["text"] == "new"
+
+
+async def test_read_only_answers_are_not_kept(server: SignalingServer, make_peer: MakePeer) -> None:
+    """getSessionState and ping change nothing: answered afresh, never held per seat."""
+    alice, bob = await pair(server, make_peer)
+    await send(bob, 800, "getSessionState")
+    await send(bob, 801, "ping")
+    member = server.rooms._members[bob.participant_id or ""]
+    assert not member.answered
+    await alice.call("publish", audio=True, video=False)
+    state = (await send(bob, 800, "getSessionState"))["result"]  # the state of now
+    streams = {p["participantId"]: p["streams"] for p in state["participants"]}
+    assert streams[alice.participant_id] == {"audio": True, "video": False}
 
 
 async def test_a_connection_drop_sent_again_does_not_drop_twice(
@@ -306,10 +319,25 @@ async def test_the_answers_kept_are_bounded_in_bytes(
 ) -> None:
     server = await make_server(replay_buffer_bytes=4096)
     _alice, bob = await pair(server, make_peer)
-    for n in range(200):
-        await send(bob, 1000 + n, "getSessionState")
+    for n in range(200):  # refused (no such target): each answer a ~150-byte error
+        await send(bob, 1000 + n, "subscribe", target=f"p_nobody{n}")
     member = server.rooms._members[bob.participant_id or ""]
     assert member.answered is not None
     assert 0 < member.answered_bytes <= 4096
     assert member.answered_bytes == sum(len(f) for f in member.answered.values())
     assert 1199 in member.answered and 1000 not in member.answered
+
+
+async def test_long_string_ids_count_toward_the_byte_bound(
+    make_server: ServerFactory, make_peer: MakePeer
+) -> None:
+    """A {} answer is kept as a marker, but its id is held too: it counts."""
+    server = await make_server(replay_buffer_bytes=64 * 1024)
+    alice, bob = await pair(server, make_peer)
+    for n in range(8):
+        request_id = f"{n:04d}" + "x" * 20_000
+        assert (await send(bob, request_id, "sendMessage", text="m"))["result"] == {}
+        await alice.note("messageReceived")
+    member = server.rooms._members[bob.participant_id or ""]
+    assert member.answered is not None and len(member.answered) == 3  # 3 x 20 KB fit in 64 KB
+    assert member.answered_bytes <= 64 * 1024

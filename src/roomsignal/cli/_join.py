@@ -69,7 +69,7 @@ def add_join_command(commands: Any) -> None:
         type=non_negative_int,
         default=_DEFAULT_ATTEMPTS,
         metavar="N",
-        help="reconnection attempts before giving up "
+        help="reconnection attempts before giving up, and on while the server keeps the seat "
         f"(default: {_DEFAULT_ATTEMPTS}; 0 is --no-reconnect)",
     )
     parser.add_argument(

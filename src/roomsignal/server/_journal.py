@@ -5,8 +5,12 @@ The home keeps, per room it homes, what a resume needs (docs/scaling.md,
 
 - ``P:room:SID`` -- a hash: ``epoch`` (the writing home's token), ``meta``
   (JSON: the streaming limit and the sync state), ``m:PID`` (a member's
-  seat as JSON: name, type, roles, grants, metadata, secret, streams) and
-  ``q:PID`` (its last ``seq``);
+  seat as JSON: name, type, roles, grants, metadata, secret, streams),
+  ``q:PID`` (its last ``seq``) and ``a:PID`` (JSON: the answers to its last
+  ``ANSWERS_KEPT`` requests, at most ``ANSWERS_KEPT_BYTES``, as
+  ``[[id, frame], ...]`` with ``""`` for a ``{}`` result, so that a request sent
+  again after a takeover is answered, not handled twice: docs/protocol.md
+  section 8);
 - ``P:replay:SID:PID`` -- a stream: the participant's numbered
   notifications, entry ID ``SEQ-0``, field ``b`` the notification's
   template (``_frames.template``), trimmed with ``XTRIM MINID`` to what
@@ -124,6 +128,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {fields, streams}
 """
 
+# Answers journaled per seat: a client re-sends only what was in flight when
+# its connection died (at most ``max_queue`` requests unread by the server).
+ANSWERS_KEPT = 64
+ANSWERS_KEPT_BYTES = 65536  # and at most this much of them (ids and frames)
 _UNSET: Any = object()  # a sync state never written
 
 
@@ -152,6 +160,26 @@ def _record(member: Member) -> str:
         },
         separators=(",", ":"),
     )
+
+
+def _answers(member: Member) -> str:
+    """The member's last answers as JSON (``a:PID``)."""
+    answered = member.answered or {}
+    items: list[tuple[int | str, str]] = []
+    budget = ANSWERS_KEPT_BYTES
+    for request_id in reversed(answered):
+        frame = answered[request_id]
+        budget -= len(frame) + (len(request_id) if isinstance(request_id, str) else 8)
+        if budget < 0 or len(items) == ANSWERS_KEPT:
+            break
+        items.append((request_id, frame))
+    items.reverse()
+    return json.dumps(items, separators=(",", ":"))
+
+
+def _last_answered(member: Member) -> int | str | None:
+    answered = member.answered
+    return next(reversed(answered)) if answered else None
 
 
 def _meta(session: Session) -> str:
@@ -247,6 +275,13 @@ class JournaledRooms(Rooms):
                 stream_id=record["si"],
                 seq=seq,
             )
+            answers = fields.get("a:" + member_id)
+            if answers is not None:
+                for request_id, frame in json.loads(answers):
+                    if isinstance(request_id, int | str) and isinstance(frame, str):
+                        member.remember(
+                            request_id, frame, config.replay_buffer, config.replay_buffer_bytes
+                        )
             members.append(member)
         for member in members:
             if member.name in session.names or member.secret in self._secrets:
@@ -275,6 +310,7 @@ class _Room:
     epoch: str
     seqs: dict[str, int] = field(default_factory=dict)  # member -> last seq written
     shapes: dict[str, tuple[Streams | None, str | None]] = field(default_factory=dict)
+    answered: dict[str, int | str | None] = field(default_factory=dict)  # member -> last id
     sync: Any = _UNSET
     max_streaming: int | None = None
     touched: float = 0.0
@@ -413,6 +449,7 @@ class Journal:
         session = rooms._sessions[room]
         record.seqs = dict(seqs)
         record.shapes = {m.id: (m.streams, m.stream_id) for m in session.members.values()}
+        record.answered = {m.id: _last_answered(m) for m in session.members.values()}
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
         # members in the hash but not seated: delete them at the next write
@@ -478,11 +515,13 @@ class Journal:
             keys += [prefix + member_id for member_id in record.seqs]
             record.seqs.clear()
             record.shapes.clear()
+            record.answered.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, True
             return room, keys, self._args(record, {"e": 1}, reset=False)
         if reset:
             record.seqs.clear()
             record.shapes.clear()
+            record.answered.clear()
             record.sync, record.max_streaming, record.reset = _UNSET, None, False
         index: dict[str, int] = {}
 
@@ -507,6 +546,10 @@ class Journal:
             if written is None or shapes.get(member_id) != shape:
                 hset += ["m:" + member_id, _record(member)]
                 shapes[member_id] = shape
+            last = _last_answered(member)
+            if last is not None and record.answered.get(member_id, None) != last:
+                hset += ["a:" + member_id, _answers(member)]
+                record.answered[member_id] = last
             if written is not None and member.seq == written:
                 continue
             replay = member.replay
@@ -522,10 +565,11 @@ class Journal:
         hdel: list[str] = []
         gone: list[int] = []
         for member_id in [m for m in seqs if m not in session.members]:
-            hdel += ["m:" + member_id, "q:" + member_id]
+            hdel += ["m:" + member_id, "q:" + member_id, "a:" + member_id]
             gone.append(key_index(member_id))
             del seqs[member_id]
             shapes.pop(member_id, None)
+            record.answered.pop(member_id, None)
         if record.touch:
             record.touch = False
             for member_id in session.members:

@@ -72,6 +72,7 @@ from roomsignal.server._limits import check_sizes, json_size, too_large
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     CLOSE_REPLACED,
+    EMPTY_ANSWER,
     IN_PROGRESS,
     PARTICIPANT_TYPES,
     STREAMING_TYPES,
@@ -115,7 +116,9 @@ _READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no s
 # of its room), so that 2,000 seats of one room expiring together are ended
 # over many loop turns, not in one call of about 2 million notices.
 EXPIRE_BUDGET = 4096
-_NOT_KEPT = frozenset({"join", "ping"})  # requests whose answers are not kept per seat
+# Requests whose answers are not kept per seat: a join is never answered from them;
+# the others change nothing, and a room's state can be large (2000 members).
+_NOT_KEPT = frozenset({"join", "ping", "getSessionState"})
 
 
 class Rooms(ExchangeRules, ChatRules):
@@ -194,11 +197,12 @@ class Rooms(ExchangeRules, ChatRules):
             self._changed(caller.session.id)
         # Requests across a drop (docs/protocol.md section 8): a seat's request
         # whose id was answered already gets that answer again, and is not
-        # handled twice. A join is never looked up; a ping changes nothing.
+        # handled twice. A join is never looked up; see _NOT_KEPT.
         member = caller if method not in _NOT_KEPT else None
         if member is not None and member.answered is not None:
             again = member.answered.get(request.id)
             if again is not None:
+                again = again or response_frame(request.id, EmptyResult())
                 logger.info(
                     "participant %s sent %s %r again: answered as before",
                     member.id,
@@ -206,7 +210,7 @@ class Rooms(ExchangeRules, ChatRules):
                     request.id,
                 )
                 return [Send(conn, again)]
-        frame = None
+        frame = kept = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -216,18 +220,19 @@ class Rooms(ExchangeRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             logger.info("%s refused with %s: %s", method, exc.code, exc.message)
-            frame = error_frame(request.id, exc.code, exc.message, data)
+            frame = kept = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
-            frame = internal_error_frame(request.id, method)
+            frame = kept = internal_error_frame(request.id, method)
         else:
             if result is not None:
                 frame = response_frame(request.id, result)
+                kept = EMPTY_ANSWER if type(result) is EmptyResult else frame
         if frame is not None:
             out.first(Send(conn, frame))
-            if member is not None:
+            if member is not None and kept is not None:
                 config = self._config
-                member.remember(request.id, frame, config.replay_buffer, config.replay_buffer_bytes)
+                member.remember(request.id, kept, config.replay_buffer, config.replay_buffer_bytes)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -611,10 +616,7 @@ class Rooms(ExchangeRules, ChatRules):
             # (handled once: it must not drop the new connection too).
             config = self._config
             member.remember(
-                request.id,
-                response_frame(request.id, EmptyResult()),
-                config.replay_buffer,
-                config.replay_buffer_bytes,
+                request.id, EMPTY_ANSWER, config.replay_buffer, config.replay_buffer_bytes
             )
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)

@@ -29,6 +29,7 @@ from roomsignal.tokens import Grants
 __all__ = [
     "CLOSE_NORMAL",
     "CLOSE_REPLACED",
+    "EMPTY_ANSWER",
     "EXCHANGE_DENIALS",
     "EXCHANGE_TRANSITIONS",
     "IN_PROGRESS",
@@ -54,6 +55,10 @@ STREAMING_TYPES = frozenset({"full", "screen"})
 CLOSE_NORMAL = 1000
 CLOSE_REPLACED = 4001
 _TOMBSTONES = 64  # ended exchanges remembered per participant, to answer late requests
+# A kept answer that is ``{"jsonrpc":"2.0","id":ID,"result":{}}`` (most requests'):
+# kept as this shared empty string and rebuilt when needed, not a frame per request.
+EMPTY_ANSWER = ""
+_EMPTY_ANSWER_SIZE = 40  # what such a frame costs, about, for the byte bound
 
 
 # --- effects: what the transport must do -------------------------------------
@@ -154,6 +159,13 @@ def _size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
+def _answer_size(request_id: int | str, frame: str) -> int:
+    """What a kept answer costs for the byte bound: its frame (with the id in it)."""
+    if frame:
+        return _size(frame)
+    return _EMPTY_ANSWER_SIZE + (_size(request_id) if type(request_id) is str else 0)
+
+
 _STAMP = 9  # what ``stamp`` adds to a template besides the digits: ,"seq": and }}
 
 
@@ -250,19 +262,20 @@ class Member:
 
         A re-sent request with that id is then answered with it again, not
         handled twice. Bounded like the replay: at most ``max_count``
-        responses and ``max_bytes`` of them (a frame alone over that is not kept).
+        responses and ``max_bytes`` of them (a frame alone over that is not
+        kept). ``EMPTY_ANSWER`` stands for a ``{}`` result.
         """
         answered = self.answered
         if answered is None:
             answered = self.answered = {}
-        size = _size(frame)
         old = answered.pop(request_id, None)
         if old is not None:
-            self.answered_bytes -= _size(old)
+            self.answered_bytes -= _answer_size(request_id, old)
         answered[request_id] = frame
-        total = self.answered_bytes + size
+        total = self.answered_bytes + _answer_size(request_id, frame)
         while answered and (total > max_bytes or len(answered) > max_count):
-            total -= _size(answered.pop(next(iter(answered))))
+            oldest = next(iter(answered))
+            total -= _answer_size(oldest, answered.pop(oldest))
         self.answered_bytes = total
 
     def tombstone(self, exchange_id: str, denial: Denial, other_id: str) -> None:

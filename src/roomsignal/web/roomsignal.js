@@ -404,7 +404,7 @@ export class Session {
     const final = this._closedForGood || ev.code === 1000 || ev.code === 4001 || !this.reconnect;
     // Requests in flight wait for the resume, which sends them again with their
     // ids (docs/protocol.md section 8); a join or a leave cannot be sent again.
-    const keep = this.state === "joined" && !final;
+    const keep = !final && this.state !== "closed"; // also a rejoin's socket that died
     this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, why, closed, keep);
     this._lostBy = { why, closed };
     if (this.state !== "joined") return; // a join in flight failed: join() reports it
