@@ -36,6 +36,4 @@ async def test_media_load_through_a_media_node_reports_upstreams_and_sustained()
     assert media["subscriptions"] == 4 and media["subscription_failures"] == {}
     assert media["subscribers_sustained"] == 4
     assert media["frames_delivered"] > 0
-    text = "\n".join(proc.stderr)
-    assert "sfu, 1 upstream(s)" in text
-    assert "subscribers sustained" in text
+    assert not proc.stderr  # --json prints the JSON object only (no table on stderr)
