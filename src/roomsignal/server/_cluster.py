@@ -675,14 +675,14 @@ class Cluster:
         if self._journal is not None:
             self._journal.forget(room)
         server = self.server
+        if server.media_node is not None:  # its media goes from this node's media node
+            server._apply(server.rooms.media_released(room))  # (before its seats go)
         # forgotten here, or its stale seats would be written over the real
         # home's journal if the room ever came back to this node
         for conn in server.rooms.forget(room):
             link = server._links.get(conn)
             if link is not None:
                 link.abort()
-        if server.media_node is not None:  # its media goes from this node's media node
-            server._apply(server.rooms.media_released(room))
 
     def _set_health(self, healthy: bool, why: object = None) -> None:
         if healthy and not self.healthy:

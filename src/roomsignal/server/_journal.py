@@ -53,6 +53,7 @@ from roomsignal.server._state import (
     Out,
     ReplayBuffer,
     Session,
+    _answer_size,
     _size,
 )
 from roomsignal.tokens import Grants, TokenClaims
@@ -305,7 +306,7 @@ class JournaledRooms(Rooms):
             kept = sorted(answers.get(member.id, ()), key=lambda answer: answer[0])
             if kept:
                 member.answered = {request_id: frame for _, request_id, frame in kept}
-                member.answered_bytes = sum(_size(frame) for _, _, frame in kept)
+                member.answered_bytes = sum(_answer_size(rid, frame) for _, rid, frame in kept)
         for member in members:
             if member.name in session.names or member.secret in self._secrets:
                 continue  # cannot happen with one writer per epoch; never seat a twin
@@ -483,6 +484,9 @@ class Journal:
         }
         record.sync = session.sync_state
         record.max_streaming = session.max_streaming
+        if rooms.config.media_node:  # its media was on the old home's media node
+            # (nobody is connected yet: what it tells them waits in their replay)
+            rooms.media_moved(room, media)
         for name, raw in fields.items():  # the answers as Redis holds them (seated or not)
             if name.startswith("a:"):
                 member_id = name[2:].split(":", 1)[0]
