@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,15 @@ def test_demo_media_sfu_in_a_terminal_leaves_no_janus() -> None:
 def test_sfu_without_media_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--sfu"]) == 2
     assert "--sfu goes with --media" in capsys.readouterr().err
+
+
+def test_demo_media_sfu_with_a_janus_that_does_not_start_is_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "janus"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    path = f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = run_cli("demo", "--media", "--sfu", timeout=60, PATH=path)
+    assert result.returncode == 1
+    line = one_clear_line(result.stderr)
+    assert line.startswith("roomsignal demo: demo --media --sfu: Janus did not start: ")
+    assert "exited with 3" in line

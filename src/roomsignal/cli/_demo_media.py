@@ -62,6 +62,23 @@ async def _quiet_media_logs(verbose: bool) -> AsyncIterator[None]:
             lg.propagate = propagate
 
 
+class _Janus:
+    """A ``JanusProcess`` whose failure to start is one clear line (``CommandError``)."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+
+    async def __aenter__(self) -> Any:
+        try:
+            await self.process.start()
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            raise CommandError(f"demo --media --sfu: Janus did not start: {exc!r}") from None
+        return self.process
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.process.stop()
+
+
 async def _run(args: argparse.Namespace) -> int:
     try:
         import roomsignal.media  # noqa: F401  (aiortc: only with --media)
@@ -78,7 +95,7 @@ async def _run(args: argparse.Namespace) -> int:
 
         if janus_binary() is None:
             raise CommandError("demo --media --sfu needs Janus: apt-get install janus")
-        janus = JanusProcess()
+        janus = _Janus(JanusProcess())
     names = SFU_SUBSCRIBERS if sfu else SUBSCRIBERS
     quiet = args.json
 
