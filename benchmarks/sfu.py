@@ -72,28 +72,6 @@ TARGETS = {
 }
 
 
-class TunedJanus(JanusProcess):
-    """``JanusProcess`` with ``event_loops``: that many loop threads shared by every handle.
-
-    Janus's default (0) gives each handle (each upstream, each subscription)
-    a thread of its own: hundreds of threads on two cores.
-    """
-
-    def __init__(self, event_loops: int, **options: Any) -> None:
-        super().__init__(**options)
-        self.event_loops = event_loops
-
-    def _write_config(self) -> Path:
-        folder = super()._write_config()
-        if self.event_loops:
-            config = folder / "janus.jcfg"
-            text = config.read_text()
-            config.write_text(
-                text.replace("general: {", f"general: {{\n    event_loops = {self.event_loops}", 1)
-            )
-        return folder
-
-
 def log(message: str) -> None:
     print(f"[sfu] {message}", file=sys.stderr, flush=True)
 
@@ -492,7 +470,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "reduced": args.quick,
         "video": f"{SIZE[0]}x{SIZE[1]} at {FPS:g} fps",
     }
-    async with TunedJanus(args.event_loops, debug_level=1) as janus:
+    async with JanusProcess(event_loops=args.event_loops, debug_level=1) as janus:
         if "first" in only:
             runs = 8 if args.quick else 20
             log(f"first frame: {runs} subscriptions through Janus, {runs} direct pairs")
@@ -574,7 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-size", default="320x240", help="the capacity bot's video")
     parser.add_argument("--capacity-fps", type=float, default=FPS)
     parser.add_argument(
-        "--event-loops", type=int, default=0, help="Janus's event_loops (0: a thread per handle)"
+        "--event-loops",
+        type=int,
+        default=None,
+        help="Janus's event_loops (0: a thread per handle; default: JanusProcess's, one a core)",
     )
     parser.add_argument("--p2p-peers", type=int, default=8, help="peer to peer subscribers")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")

@@ -85,6 +85,7 @@ _MAIN = """general: {{
     loggers_folder = "{dir}/loggers"
     debug_level = {debug_level}
     session_timeout = 60
+    event_loops = {event_loops}
     {api_secret}
 }}
 certificates: {{
@@ -133,6 +134,10 @@ class JanusProcess:
     WebSocket API answers; ``url`` is then ``ws://127.0.0.1:<port>``.
     ``kill()`` sends SIGKILL (as a crash); ``restart()`` starts it again on
     the same port. ``stop()`` is idempotent and removes the temp folder.
+    ``event_loops`` is Janus's setting of that name: by default one loop
+    thread a core (at most 4) shared by every handle, not a thread per
+    handle (Janus's own default, 0), which halves its CPU per forwarded
+    packet in a room of hundreds of viewers (docs/benchmarks.md).
     """
 
     def __init__(
@@ -145,8 +150,16 @@ class JanusProcess:
         start_timeout: float = 10.0,
         stop_timeout: float = 3.0,
         rtp_ports: str = "20000-60000",
+        event_loops: int | None = None,
     ) -> None:
         self.api_secret = api_secret
+        # Janus's default (0) gives every handle (each upstream, each
+        # subscription) a thread of its own: hundreds of threads for a room of
+        # viewers, about twice the CPU per forwarded packet (docs/benchmarks.md).
+        # A few shared loops, one a core, serve them instead.
+        self.event_loops = (
+            event_loops if event_loops is not None else max(1, min(os.cpu_count() or 1, 4))
+        )
         self.port = port if port is not None else _free_port()
         self._binary = binary or janus_binary() or JANUS
         self._debug_level = debug_level
@@ -189,6 +202,7 @@ class JanusProcess:
                 debug_level=self._debug_level,
                 api_secret=secret,
                 rtp_ports=self._rtp_ports,
+                event_loops=self.event_loops,
             )
         )
         (folder / "janus.transport.websockets.jcfg").write_text(_WEBSOCKETS.format(port=self.port))
