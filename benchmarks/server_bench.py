@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -228,16 +229,21 @@ async def fanout(
         ref = await _room(ref_url, [token], cfg.members, cfg.concurrency)
         bare = [await _open(bare_url) for _ in range(cfg.members)]
         try:
-            requests = [
-                _request(100 + i, "sendMessage", {"text": TEXT}) for i in range(cfg.messages)
-            ]
-            await _burst(ref, requests[:1])  # warm both, and get a frame to broadcast
+            # Ids unique for the sender's seat: a repeated one would be answered
+            # from the seat's answer cache and not sent again (protocol.md section 8).
+            ids = itertools.count(100)
+
+            def messages(n: int) -> list[bytes]:
+                return [_request(next(ids), "sendMessage", {"text": TEXT}) for _ in range(n)]
+
+            await _burst(ref, messages(1))  # warm both, and get a frame to broadcast
             sample = next(m.sample for m in ref[1:] if m.sample is not None)
             copies = [sample] * cfg.messages
             await _burst(bare, copies[:1])
             ref_rates, bare_rates, ref_cpu, bare_cpu, client = [], [], [], [], []
             deliveries = cfg.messages * (cfg.members - 1)
             for _ in range(cfg.reps):
+                requests = messages(cfg.messages)
                 cpu, mine = cpu_of(ref_pid), time.process_time()
                 seconds = await _burst(ref, requests)
                 client.append((time.process_time() - mine) / seconds)
