@@ -16,8 +16,10 @@ from cluster.conftest import (  # the cluster tests' real redis-server and node 
     SECRET,
     Node,
     RedisServer,
+    call,
     home_of,
     redis,  # noqa: F401 (a fixture)
+    room_hash,
     session,
     sessions,  # noqa: F401 (a fixture)
     start_node,
@@ -136,4 +138,64 @@ async def test_a_home_that_lost_its_lease_hangs_up_the_rooms_media(
             assert await janus_rooms(janus.url) == []
     finally:
         await client.aclose()
+        await cluster.close()
+
+
+async def test_what_the_media_node_makes_a_home_send_is_journaled_first(
+    redis: RedisServer,  # noqa: F811
+    janus: JanusProcess,
+) -> None:
+    """The commit gate holds for the media node's reports too (PROTOCOL.md sections 8, 10).
+
+    The answer to an ``sdpOffer`` (given late, when Janus answered) and the
+    ``sdpAnswer`` notification that follows reach a home's own client only
+    once Redis holds them: the seat's journaled answer ``a:PID:ID`` and its
+    ``seq``. Else a ``kill -9`` of the home right then leaves a client holding
+    a ``seq`` the new home never had (a replay gap: a state reset), and an
+    answer that a request sent again would not find.
+    """
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._cluster import Cluster
+
+    from .test_errors import raw_offer
+
+    server = SignalingServer(secret=SECRET, media_node=janus.url)
+    cluster = Cluster(server, redis.url, node_id="home", lease=1.5)
+    await cluster.start()
+    pc, sdp = await raw_offer()
+    try:
+        async with connect(server.url, subprotocols=[Subprotocol("roomsignal.v1")]) as ws:
+            joined = await call(ws, 1, "join", token=mint(SECRET, "show"), name="host")
+            me = joined["result"]["participantId"]
+            published = await call(ws, 2, "publish", audio=False, video=True)
+            upstream = published["result"]["exchangeId"]
+            await ws.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 3,
+                        "method": "sdpOffer",
+                        "params": {"exchangeId": upstream, "sdp": sdp},
+                    }
+                )
+            )
+            async with asyncio.timeout(WAIT):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame.get("id") == 3:
+                        assert frame["result"] == {}
+                        journal = await room_hash(redis, "show")
+                        assert f"a:{me}:3" in journal  # the answer, journaled before it came
+                    elif frame.get("method") == "sdpAnswer":
+                        seq = frame["params"]["seq"]
+                        journal = await room_hash(redis, "show")
+                        assert int(journal[f"q:{me}"]) >= seq  # so was its seq
+                        break
+    finally:
+        await pc.close()
         await cluster.close()

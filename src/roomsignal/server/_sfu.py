@@ -387,6 +387,8 @@ class MediaRules(ExchangeRules):
         member = self._members.get(ticket.participant_id)
         if member is None:
             return
+        # Journaled before it is written (the cluster's commit gate), as any answer.
+        self._changed(member.session.id)
         if member.waiting is not None:
             member.waiting.discard(ticket.request_id)
         if failure is not None:
@@ -472,6 +474,7 @@ class MediaRules(ExchangeRules):
         upstream.deadline = now + self._config.sdp_timeout  # to connect (``media_up``)
         self._schedule(upstream.deadline, "upstream", upstream.id)
         member = upstream.member
+        self._changed(member.session.id)  # its sdpAnswer is numbered below
         self._answer(out, op.ticket, EmptyResult(), None)
         out.notify(
             [member],
@@ -504,6 +507,7 @@ class MediaRules(ExchangeRules):
                 out.notify([subscriber], self._error_notification(error))
             return
         exchange.state = _S.AWAITING_ANSWER
+        self._changed(exchange.subscriber.session.id)  # its sdpOffer is numbered below
         self._answer(out, op.ticket, SubscribeResult(exchange_id=exchange.id), None)
         out.notify(
             [exchange.subscriber],
@@ -561,6 +565,7 @@ class MediaRules(ExchangeRules):
             recipient, sender = exchange.subscriber, exchange.publisher.id
         else:
             return out.effects
+        self._changed(recipient.session.id)  # numbered: journaled before it is written
         out.notify(
             [recipient],
             IceCandidateNotification(
