@@ -504,6 +504,7 @@ class MediaRules(ExchangeRules):
             else:
                 subscriber = exchange.subscriber
                 self._end_subscription(out, exchange)
+                self.counts.error(error.code, "push")
                 out.notify([subscriber], self._error_notification(error))
             return
         exchange.state = _S.AWAITING_ANSWER
