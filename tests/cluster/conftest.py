@@ -22,6 +22,7 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection
 
 from roomsignal import ReconnectPolicy, Session
+from roomsignal._processes import stop_process
 from roomsignal.tokens import mint
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -89,14 +90,7 @@ class Node:
             self.process.send_signal(signal.SIGKILL)
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-        await self.process.wait()
+        await stop_process(self.process, 10)
 
     async def health(self) -> int:
         """The HTTP status of ``GET /healthz``."""
