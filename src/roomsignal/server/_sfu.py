@@ -136,14 +136,7 @@ class MediaRules(ExchangeRules):
         if upstream is None:
             raise RoomError(Denial.TARGET_NOT_PUBLISHING, participant_id=target.id)
         session = member.session
-        existing = session.pairs.get((target.id, member.id))
-        if existing is not None:
-            denial = (
-                Denial.ALREADY_SUBSCRIBED
-                if existing.state is _S.ESTABLISHED
-                else Denial.EXCHANGE_IN_PROGRESS
-            )
-            raise RoomError(denial, participant_id=target.id, exchange_id=existing.id)
+        self._check_not_subscribed(member, target)
         self._need_media_node()
         exchange = Exchange(
             id=self._new_id("x", self._exchanges),
@@ -612,26 +605,33 @@ class MediaRules(ExchangeRules):
                 members[subscriber.id] = subscriber
                 touched.setdefault(subscriber.id, []).append((exchange.id, member.id))
         for member_id, ended in touched.items():
-            member = members[member_id]
-            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
-            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
-            for exchange_id, publisher_id in ended:
-                out.notify(
-                    [member],
-                    SubscriptionEndedNotification(
-                        params=SubscriptionEndedParams(
-                            seq=0,
-                            exchange_id=exchange_id,
-                            participant_id=publisher_id,
-                            reason="mediaNodeLost",
-                        )
-                    ),
-                )
+            self._tell_media_lost(out, members[member_id], ended)
         for upstream in list(self._upstreams.values()):
             self._end_upstream(out, upstream, None, hangup=False)
             upstream.member.stream_id = None
         logger.warning("media node lost: %d participants told", len(touched))
         return out.effects
+
+    def _tell_media_lost(self, out: Out, member: Member, ended: list[tuple[str, str]]) -> None:
+        """801 ``mediaNodeLost`` to ``member``, then ``subscriptionEnded`` per exchange.
+
+        ``ended``: its exchanges through the lost media node, ``(exchange id,
+        publisher id)`` pairs, its upstream included (section 10).
+        """
+        self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+        self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
+        for exchange_id, publisher_id in ended:
+            out.notify(
+                [member],
+                SubscriptionEndedNotification(
+                    params=SubscriptionEndedParams(
+                        seq=0,
+                        exchange_id=exchange_id,
+                        participant_id=publisher_id,
+                        reason="mediaNodeLost",
+                    )
+                ),
+            )
 
     def media_moved(self, session_id: str, media: dict[str, list[tuple[str, str]]]) -> list[Effect]:
         """Session ``session_id`` was taken over from another node (docs/scaling.md).
@@ -654,20 +654,7 @@ class MediaRules(ExchangeRules):
             if not ended and member.streams is None:
                 continue
             told += 1
-            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
-            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
-            for exchange_id, publisher_id in ended:
-                out.notify(
-                    [member],
-                    SubscriptionEndedNotification(
-                        params=SubscriptionEndedParams(
-                            seq=0,
-                            exchange_id=exchange_id,
-                            participant_id=publisher_id,
-                            reason="mediaNodeLost",
-                        )
-                    ),
-                )
+            self._tell_media_lost(out, member, ended)
         for member in list(session.members.values()):
             if member.streams is None and member.stream_id is None:
                 continue
