@@ -483,10 +483,10 @@ class MediaRules(ExchangeRules):
     ) -> None:
         exchange = self._exchanges.get(op.key)
         if exchange is None:
-            if error is not None:
-                self._answer(out, op.ticket, None, error)
-            else:  # ended meanwhile (its subscriber was told); the node's handle goes
+            if error is None:  # ended meanwhile; the node's handle goes
                 out.effects.append(MediaOp("hangup", op.key, op.room))
+                error = self._ended_error(op)
+            self._answer(out, op.ticket, None, error)
             return
         if error is not None or sdp is None:
             if error is None:
@@ -511,6 +511,19 @@ class MediaRules(ExchangeRules):
                 )
             ),
         )
+
+    def _ended_error(self, op: MediaOp) -> RoomError:
+        """Why a subscription ended before its offer was made, to answer its ``subscribe``.
+
+        Its tombstone's refusal (the publisher left: 103; timed out: 303),
+        else 101: no exchange with that id is open any more.
+        """
+        ticket = op.ticket
+        member = self._members.get(ticket.participant_id) if ticket is not None else None
+        ended = member.ended.get(op.key) if member is not None else None
+        if ended is not None:
+            return RoomError(ended[0], participant_id=ended[1], exchange_id=op.key)
+        return RoomError(Denial.UNKNOWN_EXCHANGE, exchange_id=op.key)
 
     @staticmethod
     def _error_notification(error: RoomError) -> SessionErrorNotification:
