@@ -37,6 +37,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from roomsignal._processes import stop_process
+
 SECRET = "soak-benchmark-secret-0123456789abcdef"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 LEASE = 1.5  # seconds: a dead home's rooms move after about 4/3 of it
@@ -61,14 +63,7 @@ async def wait_port(port: int, timeout: float = 15.0) -> None:
 
 
 async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
-    if process.returncode is None:
-        process.send_signal(sig)
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-    await process.wait()
+    await stop_process(process, 10, sig)
 
 
 @contextlib.asynccontextmanager

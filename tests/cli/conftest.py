@@ -83,7 +83,7 @@ class Proc:
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait(self, timeout: float = 10.0) -> int:
+    async def wait(self, timeout: float = 15.0) -> int:
         """The exit status, once the process and its pipes have ended."""
         async with asyncio.timeout(timeout):
             code = await self.process.wait()

@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.client import ClientConnection
 
-from roomsignal import ReconnectPolicy, Session
+from roomsignal import ReconnectPolicy, Session, SessionErrorException, SessionStateError
+from roomsignal._processes import stop_process
 from roomsignal.tokens import mint
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -89,14 +90,7 @@ class Node:
             self.process.send_signal(signal.SIGKILL)
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-        await self.process.wait()
+        await stop_process(self.process, 10)
 
     async def health(self) -> int:
         """The HTTP status of ``GET /healthz``."""
@@ -309,3 +303,14 @@ async def wait_until(check: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+async def send_surely(talker: Session, text: str, attempts: int = 200) -> None:
+    """``sendMessage``; again when the request died with its connection (then it was not handled)."""
+    for _ in range(attempts):
+        try:
+            await talker.send_message(text)
+            return
+        except (SessionErrorException, SessionStateError):
+            continue
+    raise AssertionError(f"could not send {text!r}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import sys
 from typing import Any
 
+from ops.conftest import body_of, http_get  # the ops tests' plain HTTP GET
 from roomsignal.server import SignalingServer
 from roomsignal.server._cluster import Cluster
 from roomsignal.testing import CutProxy
@@ -18,23 +18,11 @@ from .conftest import LEASE, SECRET, Node, Recorder, RedisServer, home_of, sessi
 
 
 async def _get(port: int, path: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    response = await reader.read()
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return response.split(b"\r\n\r\n", 1)[1]
+    return body_of(await http_get(port, path))
 
 
 async def _status(port: int, path: str) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    line = await reader.readline()
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return int(line.split()[1])
+    return int((await http_get(port, path)).split()[1])
 
 
 async def test_drain_hands_the_room_over_and_its_members_resume(

@@ -114,3 +114,86 @@ async def test_a_close_waits_behind_the_frames_held_for_the_journal(redis: Redis
                 assert ws.close_code == 1000
     finally:
         await cluster.close()
+
+
+async def test_frames_written_while_a_journal_write_is_in_flight_wait_for_the_next(
+    redis: RedisServer,
+) -> None:
+    """The writer took a link's held frames for a pipeline; more come before it returns.
+
+    Those later frames acknowledge a change that pipeline does not carry (it
+    was collected before them): they must wait for the next one, not go out
+    with the first. Redis is held (``CLIENT PAUSE ... WRITE``) while the
+    first pipeline is in flight, so that the second message is handled then.
+    """
+    from redis.asyncio import Redis
+
+    from roomsignal.server import Cluster, SignalingServer
+
+    from .conftest import SECRET
+
+    server = SignalingServer(secret=SECRET, port=0)
+    cluster = Cluster(server, redis.url, node_id="h1", lease=3.0)
+    await cluster.start()
+    client = Redis.from_url(redis.url)
+    try:
+        async with (
+            connect(server.url, subprotocols=["roomsignal.v1"]) as listener,  # type: ignore[list-item]
+            connect(server.url, subprotocols=["roomsignal.v1"]) as sender,  # type: ignore[list-item]
+        ):
+            joined = await call(listener, 1, "join", token=token("held"), name="listener")
+            me = joined["result"]["participantId"]
+            assert "result" in await call(sender, 1, "join", token=token("held"), name="sender")
+            await client.ping()
+            gate = cluster._gate
+            assert gate is not None
+            for attempt in range(3):
+                await client.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+                try:
+                    first = {"text": f"first{attempt}"}
+                    await sender.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": 10 + 2 * attempt,
+                                "method": "sendMessage",
+                                "params": first,
+                            }
+                        )
+                    )
+                    async with asyncio.timeout(10):  # its journal write is held in Redis
+                        while not gate.inflight:  # noqa: ASYNC110
+                            await asyncio.sleep(0.001)
+                    seq = server.rooms.last_seq(me)
+                    second = {"text": f"second{attempt}"}
+                    await sender.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": 11 + 2 * attempt,
+                                "method": "sendMessage",
+                                "params": second,
+                            }
+                        )
+                    )
+                    async with asyncio.timeout(10):  # handled meanwhile
+                        while server.rooms.last_seq(me) == seq:  # noqa: ASYNC110
+                            await asyncio.sleep(0.001)
+                finally:
+                    await client.execute_command("CLIENT", "UNPAUSE")
+                async with asyncio.timeout(10):
+                    while True:
+                        frame = json.loads(await listener.recv())
+                        params = frame.get("params", {})
+                        if params.get("text") == f"second{attempt}":
+                            break
+                # The instant it arrives, Redis holds it.
+                journaled = await client.hget("roomsignal:room:held", f"q:{me}")
+                assert journaled is not None and int(journaled) >= params["seq"], (
+                    attempt,
+                    journaled,
+                    params["seq"],
+                )
+    finally:
+        await client.aclose()
+        await cluster.close()

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from roomsignal import ReconnectPolicy, Session, SessionErrorException, SessionStateError
+from roomsignal import ReconnectPolicy, Session
 from roomsignal.client import Disconnected, Reconnected
 
-from .conftest import Node, Recorder, RedisServer, session, start_node, wait_health
+from .conftest import Node, Recorder, RedisServer, send_surely, session, start_node, wait_health
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,17 +99,6 @@ class Balancer:
         with contextlib.suppress(OSError, ConnectionError):
             dst.close()
         self._writers.discard(dst)
-
-
-async def send_surely(talker: Session, text: str) -> None:
-    """``sendMessage``; again when the request died with its connection (then it was not handled)."""
-    for _ in range(200):
-        try:
-            await talker.send_message(text)
-            return
-        except (SessionErrorException, SessionStateError):
-            continue
-    raise AssertionError(f"could not send {text!r}")
 
 
 @contextlib.asynccontextmanager

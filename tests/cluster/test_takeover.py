@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from roomsignal import ReconnectPolicy, Session, SessionErrorException, SessionStateError
+from roomsignal import ReconnectPolicy, Session
 from roomsignal.testing import CutProxy
 
 from .conftest import (
@@ -24,6 +24,7 @@ from .conftest import (
     home_of,
     room_hash,
     room_keys,
+    send_surely,
     session,
     start_node,
     wait_until,
@@ -42,17 +43,6 @@ async def _nodes(redis: RedisServer, tag: str, *extra: str) -> AsyncIterator[lis
         yield list(started)
     finally:
         await asyncio.gather(*(node.stop() for node in started))
-
-
-async def send_surely(talker: Session, text: str) -> None:
-    """``sendMessage`` once, again if the request died with its connection (never answered)."""
-    for _ in range(50):
-        try:
-            await talker.send_message(text)
-            return
-        except (SessionErrorException, SessionStateError):
-            continue
-    raise AssertionError(f"could not send {text!r}")
 
 
 def inbox_of(member: Session) -> Recorder:

@@ -47,22 +47,36 @@ async def impatient() -> AsyncIterator[SignalingServer]:
         yield srv
 
 
+async def open_session(opened: list[Session], url: str, name: str, **options: Any) -> Session:
+    """A joined session (fast reconnects, a short close; room ``room``), added to ``opened``.
+
+    Shared with tests/sfu. Close them with ``close_sessions(opened)``.
+    """
+    options.setdefault("reconnect", FAST)
+    options.setdefault("close_timeout", 0.5)
+    options.setdefault("token", token())
+    session = Session(url, name=name, **options)
+    opened.append(session)
+    await session.connect()
+    return session
+
+
+async def close_sessions(opened: list[Session]) -> None:
+    """Close the sessions ``open_session`` opened, newest first."""
+    for session in reversed(opened):
+        await session.close()
+
+
 @pytest.fixture
 async def join(server: SignalingServer) -> AsyncIterator[SessionFactory]:
     """``await join("name")``: a joined session on ``server``, closed after the test."""
     opened: list[Session] = []
 
     async def make(name: str, url: str | None = None, **options: Any) -> Session:
-        options.setdefault("reconnect", FAST)
-        options.setdefault("close_timeout", 0.5)
-        session = Session(url or server.url, token=token(), name=name, **options)
-        opened.append(session)
-        await session.connect()
-        return session
+        return await open_session(opened, url or server.url, name, **options)
 
     yield make
-    for session in reversed(opened):
-        await session.close()
+    await close_sessions(opened)
 
 
 def udp_sockets() -> int:

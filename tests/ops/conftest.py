@@ -15,13 +15,16 @@ import os
 import shutil
 import socket
 import ssl
-import sys
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from cli.conftest import Proc
+from cli.conftest import spawn as cli_spawn
+from roomsignal._processes import stop_process
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SECRET = "ops-test-secret-0123456789abcdef012345"
@@ -101,15 +104,8 @@ class Prometheus:
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        process = self.process
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        if self.process is not None:
+            await stop_process(self.process, 10)
         self.process = None
 
     async def query(self, promql: str) -> list[dict[str, Any]]:
@@ -174,73 +170,6 @@ def tls_files(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Proc:
-    """A ``python -m roomsignal`` subprocess whose stdout/stderr lines are collected."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._changed = asyncio.Event()
-        assert process.stdout is not None and process.stderr is not None
-        self._readers = [
-            asyncio.ensure_future(self._pump(process.stdout, self.stdout)),
-            asyncio.ensure_future(self._pump(process.stderr, self.stderr)),
-        ]
-
-    async def _pump(self, stream: asyncio.StreamReader, into: list[str]) -> None:
-        while line := await stream.readline():
-            into.append(line.decode(errors="replace").rstrip("\n"))
-            self._changed.set()
-        self._changed.set()
-
-    async def line(self, predicate: Any, *, stderr: bool = False, timeout: float = 10.0) -> str:
-        """The first line (of stdout, or stderr) matching ``predicate``, waiting for it."""
-        lines = self.stderr if stderr else self.stdout
-        async with asyncio.timeout(timeout):
-            while True:
-                for line in lines:
-                    if predicate(line):
-                        return line
-                if all(r.done() for r in self._readers):
-                    raise AssertionError(f"no such line; out={self.stdout!r} err={self.stderr!r}")
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def wait(self, timeout: float = 15.0) -> int:
-        async with asyncio.timeout(timeout):
-            code = await self.process.wait()
-            await asyncio.gather(*self._readers)
-        return code
-
-    async def close(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-        for reader in self._readers:
-            reader.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def spawn(*args: str) -> AsyncIterator[Proc]:
+def spawn(*args: str) -> contextlib.AbstractAsyncContextManager[Proc]:
     """Start ``python -m roomsignal ARGS`` (secret from ``SECRET``); killed on exit."""
-    env = {k: v for k, v in os.environ.items() if k != "ROOMSIGNAL_SECRET"}
-    env.update(PYTHONUNBUFFERED="1", ROOMSIGNAL_SECRET=SECRET)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "roomsignal",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    proc = Proc(process)
-    try:
-        yield proc
-    finally:
-        await proc.close()
+    return cli_spawn(*args, ROOMSIGNAL_SECRET=SECRET)

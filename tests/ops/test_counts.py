@@ -75,3 +75,26 @@ async def test_resumes_leaves_and_notifications_are_counted() -> None:
     # alice: bob joined, "one", "two", bob left; bob: nothing after his join
     assert "roomsignal_notifications_total 4.0" in text
     assert 'roomsignal_participants{connected="true",type="full"} 1.0' in text
+
+
+async def test_a_closed_session_keeps_its_notifications_counted_and_counts_its_seats() -> None:
+    """``roomsignal_notifications`` is a counter: a session's end must not take it down."""
+    async with SignalingServer(secret=SECRET, metrics=True) as server:
+        host = Session(
+            server.url, token=mint(SECRET, "room", roles=["moderator"]), name="host", reconnect=None
+        )
+        guest = Session(server.url, token=mint(SECRET, "room"), name="guest", reconnect=None)
+        closed = asyncio.Event()
+        guest.on_session_closed(lambda event: closed.set())
+        async with host, guest:
+            await guest.send_message("one")  # host: guest joined, "one"
+            before = await _metrics(server)
+            assert "roomsignal_notifications_total 2.0" in before
+            await host.close_session()
+            async with asyncio.timeout(10):
+                await closed.wait()
+            text = await _metrics(server)
+    # each: sessionError 203 and sessionClosed, on top of the two before
+    assert "roomsignal_notifications_total 6.0" in text
+    assert 'roomsignal_leaves_total{reason="sessionClosed"} 2.0' in text
+    assert "roomsignal_sessions 0.0" in text

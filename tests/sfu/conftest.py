@@ -16,26 +16,26 @@ import pytest
 
 pytest.importorskip("aiortc", reason="the media extra is not installed")
 
-from roomsignal import ReconnectPolicy, Session
+from media.conftest import (  # the media tests' helpers (not their fixtures)
+    SECRET,
+    WAIT,
+    H,
+    SessionFactory,
+    W,
+    close_sessions,
+    open_session,
+    token,
+)
+from roomsignal import Session
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess, janus_binary
-from roomsignal.tokens import mint
 
-SECRET = "sfu-test-secret-0123456789abcdef"
-FAST = ReconnectPolicy(max_attempts=200, initial_delay=0.005, max_delay=0.05)
-W, H = 160, 120
-WAIT = 10.0
-
-SessionFactory = Callable[..., Awaitable[Session]]
+__all__ = ["SECRET", "WAIT", "H", "SessionFactory", "W", "token"]
 
 if janus_binary() is None:
     if os.environ.get("CI"):
         pytest.fail("janus is not installed (.ci/run installs it)", pytrace=False)
     pytest.skip("janus is not installed (/usr/bin/janus)", allow_module_level=True)
-
-
-def token(session_id: str = "room", **claims: Any) -> str:
-    return mint(SECRET, session_id, **claims)
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +71,10 @@ async def join(server: SignalingServer) -> AsyncIterator[SessionFactory]:
     opened: list[Session] = []
 
     async def make(name: str, url: str | None = None, **options: Any) -> Session:
-        options.setdefault("reconnect", FAST)
-        options.setdefault("close_timeout", 0.5)
-        options.setdefault("token", token())
-        session = Session(url or server.url, name=name, **options)
-        opened.append(session)
-        await session.connect()
-        return session
+        return await open_session(opened, url or server.url, name, **options)
 
     yield make
-    for session in reversed(opened):
-        await session.close()
+    await close_sessions(opened)
 
 
 class Heard:
@@ -167,16 +160,10 @@ async def dial() -> AsyncIterator[SessionFactory]:
     opened: list[Session] = []
 
     async def make(server: SignalingServer, name: str, **options: Any) -> Session:
-        options.setdefault("reconnect", FAST)
-        options.setdefault("close_timeout", 0.5)
-        session = Session(server.url, token=token(), name=name, **options)
-        opened.append(session)
-        await session.connect()
-        return session
+        return await open_session(opened, server.url, name, **options)
 
     yield make
-    for session in reversed(opened):
-        await session.close()
+    await close_sessions(opened)
 
 
 async def healthz(server: SignalingServer) -> tuple[int, str]:

@@ -16,8 +16,10 @@ from cluster.conftest import (  # the cluster tests' real redis-server and node 
     SECRET,
     Node,
     RedisServer,
+    call,
     home_of,
     redis,  # noqa: F401 (a fixture)
+    room_hash,
     session,
     sessions,  # noqa: F401 (a fixture)
     start_node,
@@ -137,3 +139,119 @@ async def test_a_home_that_lost_its_lease_hangs_up_the_rooms_media(
     finally:
         await client.aclose()
         await cluster.close()
+
+
+async def test_what_the_media_node_makes_a_home_send_is_journaled_first(
+    redis: RedisServer,  # noqa: F811
+    janus: JanusProcess,
+) -> None:
+    """The commit gate holds for the media node's reports too (PROTOCOL.md sections 8, 10).
+
+    The answer to an ``sdpOffer`` (given late, when Janus answered) and the
+    ``sdpAnswer`` notification that follows reach a home's own client only
+    once Redis holds them: the seat's journaled answer ``a:PID:ID`` and its
+    ``seq``. Else a ``kill -9`` of the home right then leaves a client holding
+    a ``seq`` the new home never had (a replay gap: a state reset), and an
+    answer that a request sent again would not find.
+    """
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from roomsignal.server import SignalingServer
+    from roomsignal.server._cluster import Cluster
+
+    from .test_errors import raw_offer
+
+    server = SignalingServer(secret=SECRET, media_node=janus.url)
+    cluster = Cluster(server, redis.url, node_id="home", lease=1.5)
+    await cluster.start()
+    pc, sdp = await raw_offer()
+    try:
+        async with connect(server.url, subprotocols=[Subprotocol("roomsignal.v1")]) as ws:
+            joined = await call(ws, 1, "join", token=mint(SECRET, "show"), name="host")
+            me = joined["result"]["participantId"]
+            published = await call(ws, 2, "publish", audio=False, video=True)
+            upstream = published["result"]["exchangeId"]
+            await ws.send(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 3,
+                        "method": "sdpOffer",
+                        "params": {"exchangeId": upstream, "sdp": sdp},
+                    }
+                )
+            )
+            async with asyncio.timeout(WAIT):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame.get("id") == 3:
+                        assert frame["result"] == {}
+                        journal = await room_hash(redis, "show")
+                        assert f"a:{me}:3" in journal  # the answer, journaled before it came
+                    elif frame.get("method") == "sdpAnswer":
+                        seq = frame["params"]["seq"]
+                        journal = await room_hash(redis, "show")
+                        assert int(journal[f"q:{me}"]) >= seq  # so was its seq
+                        break
+    finally:
+        await pc.close()
+        await cluster.close()
+
+
+async def test_a_frozen_server_leaves_its_rooms_as_they_are_when_the_media_node_reports(
+    janus: JanusProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain freezes the rooms before it journals and hands them over (``Cluster.drain``).
+
+    What the media node reports after that (here Janus's ``webrtcup`` of an
+    upstream that connects meanwhile) must change nothing: else the node
+    would number and write notifications (``streamPublished``) that the
+    journal it handed over never holds, and the members would resume on the
+    new home past it (a replay gap, a state reset).
+    """
+    import json
+
+    from aiortc import RTCSessionDescription
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from roomsignal.server import SignalingServer
+
+    from .test_errors import raw_offer
+
+    reported = asyncio.Event()
+    pc, sdp = await raw_offer()
+    async with SignalingServer(secret=SECRET, media_node=janus.url) as server:
+        media_up = server.media_up
+
+        def spy(key: str) -> None:  # the server's own handler, then a mark for the test
+            media_up(key)
+            reported.set()
+
+        monkeypatch.setattr(server, "media_up", spy)
+        viewer = Session(server.url, token=mint(SECRET, "show"), name="viewer", reconnect=None)
+        try:
+            async with connect(server.url, subprotocols=[Subprotocol("roomsignal.v1")]) as ws:
+                await call(ws, 1, "join", token=mint(SECRET, "show"), name="host")
+                await viewer.connect()
+                published = await call(ws, 2, "publish", audio=False, video=True)
+                upstream = published["result"]["exchangeId"]
+                await call(ws, 3, "sdpOffer", exchangeId=upstream, sdp=sdp)
+                async with asyncio.timeout(WAIT):
+                    while (frame := json.loads(await ws.recv())).get("method") != "sdpAnswer":
+                        pass
+                before = server.rooms.last_seq(viewer.participant_id or "")
+                await server.freeze()
+                answer = frame["params"]["sdp"]
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+                await asyncio.wait_for(reported.wait(), WAIT)  # Janus: the upstream is up
+                assert server.rooms.last_seq(viewer.participant_id or "") == before
+                state = server.rooms.session_state("show")
+                assert state is not None
+                assert all(p.streams is None for p in state.participants)
+        finally:
+            await viewer.close()
+            await pc.close()

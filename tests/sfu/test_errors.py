@@ -17,6 +17,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from roomsignal import ErrorCode, MediaError, SessionErrorException
+from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess, _free_port
 
 from .conftest import (
@@ -324,3 +325,38 @@ def test_the_janus_error_table(
     failure = failure_of(answer, carries_sdp=carries_sdp)
     assert int(failure.denial.value.code) == code
     assert failure.extra.get("mediaNodeCode") == extra
+
+
+async def test_a_subscribe_whose_subscription_ends_before_the_offer_is_answered(
+    janus: JanusProcess, server: SignalingServer, join: SessionFactory
+) -> None:
+    """The subscription ends while its offer is being made: its ``subscribe`` still gets an answer.
+
+    Janus is frozen with the subscribe in flight; the subscriber unsubscribes
+    meanwhile. The ``subscribe`` is answered (101: the exchange is no longer
+    open), not left waiting forever.
+    """
+    from roomsignal.media import Publisher, TestPatternTrack
+
+    studio, viewer = await join("studio"), await join("viewer")
+    seen = Heard(viewer)
+    assert janus.pid is not None and server.media_node is not None
+    async with Publisher(studio, video=TestPatternTrack(160, 120)) as publisher:
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published")
+        target = studio.participant_id or ""
+        os.kill(janus.pid, signal.SIGSTOP)
+        try:
+            subscribing = asyncio.ensure_future(viewer.subscribe(target))
+            async with asyncio.timeout(WAIT):  # its offer is with Janus, which cannot answer
+                await server.media_node.wait_in_flight()
+            await viewer.unsubscribe(target)
+        finally:
+            os.kill(janus.pid, signal.SIGCONT)
+        with pytest.raises(SessionErrorException) as raised:
+            async with asyncio.timeout(WAIT):
+                await subscribing
+        assert raised.value.code == ErrorCode.USER_GENERIC_ERROR_CODE
+        assert raised.value.error.data["method"] == "subscribe"
+        member = server.rooms._members[viewer.participant_id or ""]
+        assert not member.waiting  # nothing left owed

@@ -160,3 +160,67 @@ async def test_a_missed_keepalive_counts_as_losing_the_media_node(
         assert await janus_rooms(janus.url) == []
         await publisher.start()  # a new upstream on the new session
         await publisher.wait_for_connected(1, timeout=WAIT)
+
+
+async def test_a_request_waiting_for_the_media_node_sent_again_after_a_resume_is_answered_once(
+    janus: JanusProcess, server: SignalingServer
+) -> None:
+    """PROTOCOL.md section 8 through a media node: the answer waits (a ``Ticket``).
+
+    The ``sdpOffer`` is with Janus (frozen) when the connection dies; the
+    client resumes on a new one and sends it again with the same id. It is
+    not handled twice (that would be a 303, the upstream being negotiated):
+    one answer, on the new connection, once Janus has answered.
+    """
+    import json
+    from typing import Any
+
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.typing import Subprotocol
+
+    from .test_errors import raw_offer
+
+    def request(request_id: int, method: str, **params: object) -> str:
+        return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+
+    async def answer_to(ws: ClientConnection, request_id: int) -> tuple[Any, list[str | None]]:
+        seen = []  # the methods of the frames before it (None: a response)
+        async with asyncio.timeout(WAIT):
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("id") == request_id:
+                    return frame, seen
+                seen.append(frame.get("method"))
+
+    pc, sdp = await raw_offer()
+    subprotocols = [Subprotocol("roomsignal.v1")]
+    assert janus.pid is not None and server.media_node is not None
+    try:
+        async with connect(server.url, subprotocols=subprotocols) as first:
+            await first.send(request(1, "join", token=token(), name="studio"))
+            joined, _ = await answer_to(first, 1)
+            secret = joined["result"]["participantSecret"]
+            await first.send(request(2, "publish", audio=False, video=True))
+            published, _ = await answer_to(first, 2)
+            upstream = published["result"]["exchangeId"]
+            os.kill(janus.pid, signal.SIGSTOP)
+            await first.send(request(3, "sdpOffer", exchangeId=upstream, sdp=sdp))
+            async with asyncio.timeout(WAIT):
+                await server.media_node.wait_in_flight()
+            first.transport.abort()  # the connection dies with the answer owed
+        async with connect(server.url, subprotocols=subprotocols) as again:
+            resume = {"token": token(), "name": "studio", "oldParticipantSecret": secret}
+            await again.send(request(4, "join", **resume, lastSeq=0))
+            resumed, _ = await answer_to(again, 4)
+            assert resumed["result"]["resumed"] is True
+            await again.send(request(3, "sdpOffer", exchangeId=upstream, sdp=sdp))
+            os.kill(janus.pid, signal.SIGCONT)
+            answered, _ = await answer_to(again, 3)
+            assert answered.get("result") == {}, answered
+            # the media node's answer follows, and no second answer to id 3 ever comes
+            await again.send(request(5, "ping"))
+            _, between = await answer_to(again, 5)
+            assert "sdpAnswer" in between and None not in between, between
+    finally:
+        os.kill(janus.pid, signal.SIGCONT)
+        await pc.close()

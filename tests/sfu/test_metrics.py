@@ -74,3 +74,57 @@ async def test_a_media_node_metric_is_absent_without_a_media_node() -> None:
         samples = await scrape(server)
     assert ("roomsignal_sessions", ()) in samples
     assert not [name for name, _ in samples if name.startswith("roomsignal_media_node")]
+
+
+async def test_a_held_subscription_the_media_node_fails_is_a_counted_push(
+    janus: JanusProcess,
+    make_server: ServerFactory,
+    dial: SessionFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A held subscription whose offer the media node fails to make: a counted push.
+
+    Held until its upstream is up, then refused (here: no answer in time), it
+    is told to its subscriber as ``sessionError``, as ``roomsignal_errors`` counts.
+    """
+    import os
+    import signal
+
+    from aiortc import RTCSessionDescription
+
+    from .test_errors import raw_offer
+
+    server = await make_server(media_node=janus.url, metrics=True, media_node_timeout=0.5)
+    studio, viewer = await dial(server, "studio"), await dial(server, "viewer")
+    heard, seen = Heard(studio), Heard(viewer)
+    assert janus.pid is not None
+    pid = janus.pid
+    media_up = server.media_up
+
+    def stop_janus_then(key: str) -> None:  # Janus freezes before the held subscribe goes
+        os.kill(pid, signal.SIGSTOP)
+        media_up(key)
+
+    monkeypatch.setattr(server, "media_up", stop_janus_then)
+    pc, sdp = await raw_offer()
+    try:
+        result = await studio.publish_result(video=True, audio=False)
+        await studio.send_offer(result.exchange_id or "", sdp)
+        answer = await heard.wait("sdp_answer")
+        held = await viewer.subscribe(studio.participant_id or "")  # not up yet: held
+        await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+        try:
+            error = await seen.wait("session_error")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert error.code == ErrorCode.TRANSPORT_REQUEST_ERROR_CODE
+        assert error.data["reason"] == "timeout" and error.data["exchangeId"] == held
+        samples = await scrape(server)
+        assert samples[media_node_errors(801, "timeout")] == 1.0
+        pushed = (
+            "roomsignal_errors_total",
+            (("code", "801"), ("name", ErrorCode(801).name), ("via", "push")),
+        )
+        assert samples.get(pushed) == 1.0
+    finally:
+        await pc.close()

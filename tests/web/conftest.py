@@ -155,3 +155,25 @@ async def page_joined(page: Any) -> None:
     """Wait until the page has joined, measured the clock, published and subscribed."""
     await page.wait_for_function("window.app.session?.state === 'joined'", timeout=WAIT * 1000)
     await page.evaluate("window.app.joined.then(() => true)")
+
+
+async def wait_for_video(page: Any, participant_id: str, size: tuple[int, int]) -> str:
+    """Wait until the page plays ``participant_id``'s video at ``size``; its CSS selector.
+
+    Playing: its size is known, then its ``currentTime`` moves on by 0.3 s.
+    """
+    selector = f'figure[data-participant="{participant_id}"] video'
+    await page.wait_for_function(
+        f"document.querySelector('{selector}')?.videoWidth > 0", timeout=WAIT * 1000
+    )
+    shown = await page.evaluate(
+        "(s) => { const v = document.querySelector(s);"
+        " return [v.videoWidth, v.videoHeight, v.currentTime]; }",
+        selector,
+    )
+    assert shown[:2] == list(size)
+    await page.wait_for_function(
+        f"document.querySelector('{selector}').currentTime > {shown[2] + 0.3}",
+        timeout=WAIT * 1000,
+    )
+    return selector

@@ -13,7 +13,7 @@ from roomsignal.media import Publisher, Subscriber, TestPatternTrack
 from roomsignal.protocol import IceCandidateNotificationParams
 from roomsignal.server import SignalingServer
 
-from .conftest import SECRET, WAIT, open_page, page_joined, token
+from .conftest import SECRET, WAIT, open_page, page_joined, token, wait_for_video
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,20 +64,7 @@ async def test_browser_and_aiortc_bot_exchange_video_both_ways(
             assert servers == [0, 0]
 
             # bot -> browser: the page subscribed on its own; its video plays.
-            selector = f'figure[data-participant="{bot.participant_id}"] video'
-            await page.wait_for_function(
-                f"document.querySelector('{selector}')?.videoWidth > 0", timeout=WAIT * 1000
-            )
-            size = await page.evaluate(
-                "(s) => { const v = document.querySelector(s);"
-                " return [v.videoWidth, v.videoHeight, v.currentTime]; }",
-                selector,
-            )
-            assert size[:2] == [WIDTH, HEIGHT]
-            await page.wait_for_function(
-                f"document.querySelector('{selector}').currentTime > {size[2] + 0.3}",
-                timeout=WAIT * 1000,
-            )
+            selector = await wait_for_video(page, bot.participant_id or "", (WIDTH, HEIGHT))
             # The page saw the bot's track unmute: subscribe() resolved to a stream.
             assert await page.evaluate(f"document.querySelector('{selector}').srcObject !== null")
             await page.evaluate("window.app.session.leave()")

@@ -27,7 +27,7 @@ from roomsignal.protocol import IceCandidateNotificationParams, SdpNotificationP
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess, janus_binary
 
-from .conftest import SECRET, WAIT, open_page, page_joined, token
+from .conftest import SECRET, WAIT, open_page, page_joined, token, wait_for_video
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -145,20 +145,7 @@ async def test_page_publishes_to_aiortc_viewers_and_receives_an_aiortc_publisher
         # aiortc -> Janus -> browser: the page subscribes by itself (autoSubscribe).
         await bot.connect()
         await publisher.start()
-        selector = f'figure[data-participant="{bot.participant_id}"] video'
-        await page.wait_for_function(
-            f"document.querySelector('{selector}')?.videoWidth > 0", timeout=WAIT * 1000
-        )
-        size = await page.evaluate(
-            "(s) => { const v = document.querySelector(s);"
-            " return [v.videoWidth, v.videoHeight, v.currentTime]; }",
-            selector,
-        )
-        assert size[:2] == [WIDTH, HEIGHT]
-        await page.wait_for_function(
-            f"document.querySelector('{selector}').currentTime > {size[2] + 0.3}",
-            timeout=WAIT * 1000,
-        )
+        await wait_for_video(page, bot.participant_id or "", (WIDTH, HEIGHT))
         assert await page.evaluate("window.requests.length") == 0
         # The page answered the media node as the DTLS server (Janus speaks first).
         setups = await page.evaluate(

@@ -119,7 +119,10 @@ class ChatRules(RoomsCore):
                 params=SessionClosedParams(seq=0, session_id=session.id, reason=reason)
             ),
         )
+        counts = self.counts
         for member in members:
+            counts.left_seq += member.seq  # (``roomsignal_notifications`` never goes down)
+            counts.bump(counts.leaves, "sessionClosed")
             if member.conn is not None:
                 out.close(member.conn, CLOSE_NORMAL, "sessionClosed" if remember else reason)
                 del self._conns[member.conn]

@@ -10,9 +10,10 @@ keeps from Redis: acknowledged, then lost at the takeover.
 So, on a journaling node, each local connection is a ``HeldLink``: while the
 journal has changes not yet in Redis (``CommitGate.holding``), its frames, and
 a close behind them, wait in the link, in order; the writer takes the links
-that wait when it collects the journal's changes, and releases them once that
-pipeline has run (group commit: one Redis round trip of latency at most, and
-every frame written meanwhile shares the next pipeline). A link with nothing
+that wait when it collects the journal's changes, and releases what they held
+then once that pipeline has run (group commit: one Redis round trip of
+latency at most, and every frame written meanwhile, to a link already taken
+too, waits for the next pipeline, which carries its change). A link with nothing
 waiting and a journal with nothing pending writes at once, as on a lone server.
 """
 
@@ -52,12 +53,21 @@ class CommitGate:
         return not self.open and (self.inflight or self._pending())
 
     def hold(self, link: HeldLink) -> None:
+        link.queued = True
         self.waiting.append(link)
         self._wake()
 
     def take(self) -> list[HeldLink]:
-        """The links waiting now: the writer releases them after its next pipeline."""
+        """The links waiting now: the writer releases them after its next pipeline.
+
+        Each releases then only the frames it holds now (``HeldLink.covered``):
+        those written while that pipeline is on its way acknowledge changes it
+        does not carry, and wait for the next one.
+        """
         links, self.waiting = self.waiting, []
+        for link in links:
+            link.queued = False
+            link.covered = len(link.held) if link.held is not None else 0
         return links
 
     def release_all(self) -> list[HeldLink]:
@@ -69,7 +79,7 @@ class CommitGate:
 class HeldLink(Link):
     """A local connection whose frames wait while ``gate`` holds (module docstring)."""
 
-    __slots__ = ("_closing", "_released", "conn", "gate", "held")
+    __slots__ = ("_closing", "_released", "conn", "covered", "gate", "held", "queued")
 
     def __init__(
         self,
@@ -84,6 +94,9 @@ class HeldLink(Link):
         self.gate = gate
         self.conn = conn
         self.held: list[str] | None = None  # None: nothing waits
+        self.queued = False  # in the gate's ``waiting``
+        # Taken by the writer: how many of ``held`` its pipeline covers (None: not taken).
+        self.covered: int | None = None
         self._closing: tuple[int, str] | None = None  # a close behind the held frames
         self._released: asyncio.Event | None = None
 
@@ -96,6 +109,8 @@ class HeldLink(Link):
                 return
             held = self.held = []
             self.gate.hold(self)
+        elif not self.queued:  # taken for a pipeline on its way: these wait for the next
+            self.gate.hold(self)
         if self._closing is None:
             held.extend(frames)
 
@@ -103,15 +118,28 @@ class HeldLink(Link):
         """Frames already journaled elsewhere (relayed from a home): only order waits."""
         if self.held is None:
             super().write(frames)
-        elif self._closing is None:
+            return
+        if not self.queued:  # behind frames taken for a pipeline on its way
+            self.gate.hold(self)
+        if self._closing is None:
             self.held.extend(frames)
 
     def release(self) -> None:
-        """Write what waited; a close that waited behind it starts next."""
-        frames, self.held = self.held, None
+        """Write what the writer's pipeline covered; a close that waited behind it starts next.
+
+        Frames written after the writer took the link stay held (it is queued
+        again for the next pipeline).
+        """
+        frames, covered = self.held, self.covered
+        self.covered = None
+        if frames is not None and covered is not None and covered < len(frames):
+            self.held = frames[covered:]
+            frames = frames[:covered]
+        else:
+            self.held = None
         if frames:
             super().write(frames)
-        if self._released is not None:
+        if self.held is None and self._released is not None:
             self._released.set()
             self._released = None
 
@@ -131,6 +159,7 @@ class HeldLink(Link):
     def abort(self) -> None:
         """Drop the connection now; what waited is dropped with it."""
         self.held = None
+        self.covered = None
         super().abort()
         if self._released is not None:
             self._released.set()

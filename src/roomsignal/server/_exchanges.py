@@ -53,12 +53,10 @@ _S = ExchangeState
 class ExchangeRules(RoomsCore):
     """The handlers of ``subscribe``, ``unsubscribe``, ``sdpOffer``, ``sdpAnswer``, ``iceCandidate``."""
 
-    def _subscribe(self, out: Out, member: Member, request: SubscribeRequest, now: float) -> Model:
-        target = self._target(member, request.params.target)
-        if target.streams is None:
-            raise RoomError(Denial.TARGET_NOT_PUBLISHING, participant_id=target.id)
-        session = member.session
-        existing = session.pairs.get((target.id, member.id))
+    @staticmethod
+    def _check_not_subscribed(member: Member, target: Member) -> None:
+        """Refuse a second exchange of one pair: 303, established or in progress."""
+        existing = member.session.pairs.get((target.id, member.id))
         if existing is not None:
             denial = (
                 Denial.ALREADY_SUBSCRIBED
@@ -66,6 +64,13 @@ class ExchangeRules(RoomsCore):
                 else Denial.EXCHANGE_IN_PROGRESS
             )
             raise RoomError(denial, participant_id=target.id, exchange_id=existing.id)
+
+    def _subscribe(self, out: Out, member: Member, request: SubscribeRequest, now: float) -> Model:
+        target = self._target(member, request.params.target)
+        if target.streams is None:
+            raise RoomError(Denial.TARGET_NOT_PUBLISHING, participant_id=target.id)
+        session = member.session
+        self._check_not_subscribed(member, target)
         exchange = Exchange(
             id=self._new_id("x", self._exchanges),
             publisher=target,

@@ -15,7 +15,6 @@ dies first, so a killed ``roomsignal serve --janus`` leaves no Janus behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import json
 import logging
@@ -32,6 +31,8 @@ from typing import Self
 
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
+
+from roomsignal._processes import stop_process
 
 __all__ = ["JANUS", "JanusProcess", "janus_binary"]
 
@@ -276,19 +277,8 @@ class JanusProcess:
     async def stop(self, keep_dir: bool = False) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; idempotent."""
         process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(self._stop_timeout):
-                    await process.wait()
-            except TimeoutError:
-                logger.warning("janus %d ignored SIGTERM; killing it", process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        elif process is not None:
-            await process.wait()
+        if process is not None and await stop_process(process, self._stop_timeout):
+            logger.warning("janus %d ignored SIGTERM: killed", process.pid)
         if not keep_dir and self._dir is not None:
             self._dir.cleanup()
             self._dir = None

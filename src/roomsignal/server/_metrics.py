@@ -338,7 +338,8 @@ METRICS: list[Metric] = [
     Metric(
         "roomsignal_leaves",
         "counter",
-        "Seats ended, by participantLeft's reason (left, disconnected, evicted, sessionClosed).",
+        "Seats ended, by reason: participantLeft's (left, disconnected), or sessionClosed "
+        "(their session was closed: closeSession, or the server's shutdown).",
         ("reason",),
         lambda s: _table(s.counts.leaves),
     ),

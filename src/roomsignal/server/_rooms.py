@@ -331,6 +331,7 @@ class Rooms(MediaRules, ChatRules):
             return []
         conns = []
         for member in session.members.values():
+            self.counts.left_seq += member.seq  # numbered here (a counter never goes down)
             if member.conn is not None:
                 self._conns.pop(member.conn, None)
                 conns.append(member.conn)

@@ -136,14 +136,7 @@ class MediaRules(ExchangeRules):
         if upstream is None:
             raise RoomError(Denial.TARGET_NOT_PUBLISHING, participant_id=target.id)
         session = member.session
-        existing = session.pairs.get((target.id, member.id))
-        if existing is not None:
-            denial = (
-                Denial.ALREADY_SUBSCRIBED
-                if existing.state is _S.ESTABLISHED
-                else Denial.EXCHANGE_IN_PROGRESS
-            )
-            raise RoomError(denial, participant_id=target.id, exchange_id=existing.id)
+        self._check_not_subscribed(member, target)
         self._need_media_node()
         exchange = Exchange(
             id=self._new_id("x", self._exchanges),
@@ -387,6 +380,8 @@ class MediaRules(ExchangeRules):
         member = self._members.get(ticket.participant_id)
         if member is None:
             return
+        # Journaled before it is written (the cluster's commit gate), as any answer.
+        self._changed(member.session.id)
         if member.waiting is not None:
             member.waiting.discard(ticket.request_id)
         if failure is not None:
@@ -472,6 +467,7 @@ class MediaRules(ExchangeRules):
         upstream.deadline = now + self._config.sdp_timeout  # to connect (``media_up``)
         self._schedule(upstream.deadline, "upstream", upstream.id)
         member = upstream.member
+        self._changed(member.session.id)  # its sdpAnswer is numbered below
         self._answer(out, op.ticket, EmptyResult(), None)
         out.notify(
             [member],
@@ -487,10 +483,10 @@ class MediaRules(ExchangeRules):
     ) -> None:
         exchange = self._exchanges.get(op.key)
         if exchange is None:
-            if error is not None:
-                self._answer(out, op.ticket, None, error)
-            else:  # ended meanwhile (its subscriber was told); the node's handle goes
+            if error is None:  # ended meanwhile; the node's handle goes
                 out.effects.append(MediaOp("hangup", op.key, op.room))
+                error = self._ended_error(op)
+            self._answer(out, op.ticket, None, error)
             return
         if error is not None or sdp is None:
             if error is None:
@@ -501,9 +497,11 @@ class MediaRules(ExchangeRules):
             else:
                 subscriber = exchange.subscriber
                 self._end_subscription(out, exchange)
+                self.counts.error(error.code, "push")
                 out.notify([subscriber], self._error_notification(error))
             return
         exchange.state = _S.AWAITING_ANSWER
+        self._changed(exchange.subscriber.session.id)  # its sdpOffer is numbered below
         self._answer(out, op.ticket, SubscribeResult(exchange_id=exchange.id), None)
         out.notify(
             [exchange.subscriber],
@@ -513,6 +511,19 @@ class MediaRules(ExchangeRules):
                 )
             ),
         )
+
+    def _ended_error(self, op: MediaOp) -> RoomError:
+        """Why a subscription ended before its offer was made, to answer its ``subscribe``.
+
+        Its tombstone's refusal (the publisher left: 103; timed out: 303),
+        else 101: no exchange with that id is open any more.
+        """
+        ticket = op.ticket
+        member = self._members.get(ticket.participant_id) if ticket is not None else None
+        ended = member.ended.get(op.key) if member is not None else None
+        if ended is not None:
+            return RoomError(ended[0], participant_id=ended[1], exchange_id=op.key)
+        return RoomError(Denial.UNKNOWN_EXCHANGE, exchange_id=op.key)
 
     @staticmethod
     def _error_notification(error: RoomError) -> SessionErrorNotification:
@@ -561,6 +572,7 @@ class MediaRules(ExchangeRules):
             recipient, sender = exchange.subscriber, exchange.publisher.id
         else:
             return out.effects
+        self._changed(recipient.session.id)  # numbered: journaled before it is written
         out.notify(
             [recipient],
             IceCandidateNotification(
@@ -606,26 +618,33 @@ class MediaRules(ExchangeRules):
                 members[subscriber.id] = subscriber
                 touched.setdefault(subscriber.id, []).append((exchange.id, member.id))
         for member_id, ended in touched.items():
-            member = members[member_id]
-            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
-            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
-            for exchange_id, publisher_id in ended:
-                out.notify(
-                    [member],
-                    SubscriptionEndedNotification(
-                        params=SubscriptionEndedParams(
-                            seq=0,
-                            exchange_id=exchange_id,
-                            participant_id=publisher_id,
-                            reason="mediaNodeLost",
-                        )
-                    ),
-                )
+            self._tell_media_lost(out, members[member_id], ended)
         for upstream in list(self._upstreams.values()):
             self._end_upstream(out, upstream, None, hangup=False)
             upstream.member.stream_id = None
         logger.warning("media node lost: %d participants told", len(touched))
         return out.effects
+
+    def _tell_media_lost(self, out: Out, member: Member, ended: list[tuple[str, str]]) -> None:
+        """801 ``mediaNodeLost`` to ``member``, then ``subscriptionEnded`` per exchange.
+
+        ``ended``: its exchanges through the lost media node, ``(exchange id,
+        publisher id)`` pairs, its upstream included (section 10).
+        """
+        self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
+        self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
+        for exchange_id, publisher_id in ended:
+            out.notify(
+                [member],
+                SubscriptionEndedNotification(
+                    params=SubscriptionEndedParams(
+                        seq=0,
+                        exchange_id=exchange_id,
+                        participant_id=publisher_id,
+                        reason="mediaNodeLost",
+                    )
+                ),
+            )
 
     def media_moved(self, session_id: str, media: dict[str, list[tuple[str, str]]]) -> list[Effect]:
         """Session ``session_id`` was taken over from another node (docs/scaling.md).
@@ -648,20 +667,7 @@ class MediaRules(ExchangeRules):
             if not ended and member.streams is None:
                 continue
             told += 1
-            self._session_error(out, member, Denial.MEDIA_NODE_LOST, reason="mediaNodeLost")
-            self._count_media_error(Denial.MEDIA_NODE_LOST.value.code, "mediaNodeLost")
-            for exchange_id, publisher_id in ended:
-                out.notify(
-                    [member],
-                    SubscriptionEndedNotification(
-                        params=SubscriptionEndedParams(
-                            seq=0,
-                            exchange_id=exchange_id,
-                            participant_id=publisher_id,
-                            reason="mediaNodeLost",
-                        )
-                    ),
-                )
+            self._tell_media_lost(out, member, ended)
         for member in list(session.members.values()):
             if member.streams is None and member.stream_id is None:
                 continue

@@ -354,7 +354,9 @@ class SignalingServer:
         """Start draining: refuse new connections, handle no more frames, run no deadline.
 
         ``/healthz`` and ``/readyz`` answer 503 from now on. The rooms stay
-        as they are (for a cluster's handover, ``Cluster.drain``); ``close``
+        as they are (for a cluster's handover, ``Cluster.drain``): what the
+        media node reports from now on is ignored too, as a frame would be
+        (the journal handed over would not hold what it changed). ``close``
         still ends the server. Idempotent.
         """
         self.draining = True
@@ -623,8 +625,8 @@ class SignalingServer:
 
     def _media(self, report: Callable[[Rooms, float], list[Effect]]) -> None:
         rooms = self._rooms
-        if rooms is None or self._closing:
-            return
+        if rooms is None or self._closing or self.draining:
+            return  # draining: frozen (``freeze``)
         try:
             self._apply(report(rooms, time.time()))
         except Exception:
