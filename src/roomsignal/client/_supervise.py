@@ -97,8 +97,17 @@ class Supervision:
         ) -> SessionErrorException: ...
 
         def _fail_pending(
-            self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+            self,
+            why: str,
+            closed: Closed | None = None,
+            *,
+            keep_resendable: bool = False,
+            code: ErrorCode | None = None,
         ) -> None: ...
+
+        def _offline(self) -> None: ...
+
+        def _online_again(self) -> None: ...
 
         async def _resend(self) -> int: ...
 
@@ -167,6 +176,7 @@ class Supervision:
                 )
             if final is None:
                 self._state = SessionState.RECONNECTING
+                self._offline()  # request deadlines wait for the rejoin
             self._hub.emit(
                 "disconnected",
                 Disconnected(code=closed.code, reason=closed.reason, will_reconnect=final is None),
@@ -207,7 +217,8 @@ class Supervision:
         if code is not None:
             exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
             error = exc.error
-        self._fail_pending(message, closed)
+        self._fail_pending(message, closed, code=code)  # with the end's error
+        self._online_again()  # (each deadline parked is for a request failed now)
         self._end_waits()
         self._ended(
             SessionEnded(
@@ -280,6 +291,7 @@ class Supervision:
                     closed,
                 )
             self._state = SessionState.JOINED
+            self._online_again()  # request deadlines run again, re-sent ones included
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq
