@@ -160,12 +160,18 @@ async function join(event) {
       throw exc;
     }
   }
-  const session = new Session($("server-url").value, {
-    token: $("token").value,
-    name: $("name").value,
-    iceServers,
-    autoSubscribe: true,
-  });
+  let session;
+  try {
+    session = new Session($("server-url").value, {
+      token: $("token").value,
+      name: $("name").value,
+      iceServers,
+      autoSubscribe: true,
+    });
+  } catch (exc) {
+    setStatus("idle", exc.message); // say, not a ws:// or wss:// URL
+    throw exc;
+  }
   app.session = session;
   session.onSessionError(showError);
   session.onMessage((m) => {

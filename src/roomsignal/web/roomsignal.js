@@ -86,6 +86,14 @@ const UNTRUSTED_REASON = "a notification's seq cannot be real";
 // attempts even if it delivered nothing new (the Python policy's stable_after).
 const STABLE_AFTER = 10000;
 
+/** `url` if it is a ws:// or wss:// URL; throws a TypeError otherwise. */
+function checkUrl(url) {
+  if (typeof url !== "string" || !/^wss?:\/\/[^/?#\s]+/i.test(url)) {
+    throw new TypeError(`not a ws:// or wss:// URL: ${JSON.stringify(url) ?? String(url)}`);
+  }
+  return url;
+}
+
 /** The notifications of PROTOCOL.md section 6 and the listener each feeds. */
 const NOTIFICATIONS = Object.freeze({
   participantJoined: "participantJoined",
@@ -142,9 +150,15 @@ function capitalized(event) {
 /**
  * One participant's seat in one session, over one WebSocket at a time.
  *
+ * `url` is the server's ws:// or wss:// URL, or a list of them (nodes of one
+ * cluster), or an async function returning such a list (service discovery,
+ * asked at each attempt): each attempt dials them in turn until one answers,
+ * and after a drop starts with the next one (as the Python client; a bad URL
+ * or an empty list throws a TypeError). `this.url` is the one in use.
+ *
  * Options: token, name, participantType ("full"), metadata, iceServers ([]:
  * host candidates only), reconnect (true), maxAttempts (10), requestTimeout
- * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100),
+ * (10000 ms), openTimeout (10000 ms per URL dialled), tokenProvider (async () => token, asked when a rejoin gets 1100),
  * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
  * the last one is reported as -32602, not delivered, and the connection is
  * dropped with UNTRUSTED_CLOSE and resumed), autoSubscribe (false: when
@@ -160,7 +174,18 @@ function capitalized(event) {
  */
 export class Session {
   constructor(url, options = {}) {
-    this.url = url;
+    if (typeof url === "function") {
+      this._urlProvider = url;
+      this._urls = null;
+    } else {
+      this._urlProvider = null;
+      this._urls = typeof url === "string" ? [checkUrl(url)] : Array.from(url ?? [], checkUrl);
+      if (this._urls.length === 0) throw new TypeError("no URL to dial: the list is empty");
+    }
+    /** The URL of the current (or last) connection; the first one given before. */
+    this.url = this._urls?.[0] ?? "";
+    this._startAfter = ""; // the URL that failed last: the next attempt starts after it
+    this.openTimeout = options.openTimeout ?? 10000;
     this.token = options.token;
     this.name = options.name;
     this.participantType = options.participantType ?? "full";
@@ -373,21 +398,65 @@ export class Session {
     return new SessionErrorException(this._error(code, message, data, method, "client"));
   }
 
-  _open() {
+  /** The URLs to try now, in order: after the one that failed last, else from the one in use. */
+  async _candidates() {
+    let urls = this._urls;
+    if (this._urlProvider !== null) {
+      const got = await this._urlProvider();
+      if (typeof got === "string" || !Array.isArray(got)) {
+        throw new TypeError(`the URL provider returned ${typeof got}, not a list`);
+      }
+      urls = got.map(checkUrl);
+      if (urls.length === 0) throw new TypeError("the URL provider returned no URL");
+    }
+    let start = urls.indexOf(this._startAfter) + 1; // 0 when not there
+    if (start === 0 && urls.includes(this.url)) start = urls.indexOf(this.url);
+    start %= urls.length;
+    return [...urls.slice(start), ...urls.slice(0, start)];
+  }
+
+  /** A socket to the first of the URLs that answers; rejects naming each that failed. */
+  async _open() {
+    const urls = await this._candidates();
+    const failures = [];
+    for (const url of urls) {
+      try {
+        const ws = await this._openOne(url);
+        this.url = url;
+        this._startAfter = "";
+        return ws;
+      } catch (exc) {
+        failures.push(`${url}: ${exc.message ?? exc}`);
+      }
+    }
+    if (failures.length === 1) throw new Error(`cannot connect to ${failures[0]}`);
+    throw new Error(`cannot connect to any of ${failures.length} URLs (${failures.join("; ")})`);
+  }
+
+  _openOne(url) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WebSocket(this.url, SUBPROTOCOL);
+        ws = new WebSocket(url, SUBPROTOCOL);
       } catch (exc) {
         reject(exc);
         return;
       }
+      const timer = setTimeout(() => {
+        ws.onopen = ws.onclose = null;
+        ws.close();
+        reject(new Error(`no answer within ${this.openTimeout} ms`));
+      }, this.openTimeout);
       ws.onopen = () => {
+        clearTimeout(timer);
         ws.onopen = null;
         resolve(ws);
       };
       ws.onerror = () => {};
-      ws.onclose = (ev) => reject(new Error(`cannot connect to ${this.url} (${ev.code})`));
+      ws.onclose = (ev) => {
+        clearTimeout(timer);
+        reject(new Error(`closed before it opened (${ev.code})`));
+      };
     });
   }
 
@@ -452,6 +521,7 @@ export class Session {
     }
     this._emit("disconnected", { code: ev.code, reason: ev.reason, willReconnect: true });
     this.state = "reconnecting";
+    this._startAfter = this.url; // with several URLs, the next attempt tries another first
     if (Date.now() - this._connectedAt >= STABLE_AFTER || this.lastSeq > this._progressMark) {
       this._streak = 0;
     }
@@ -517,6 +587,7 @@ export class Session {
           stateReset: !result.resumed,
           attempts: attempt,
           participantId: result.participantId,
+          url: this.url,
         });
         if (!result.resumed) this._followEveryone();
         return;
@@ -536,6 +607,9 @@ export class Session {
         }
         // As the Python client: the catalog says whether retrying can help.
         if (code !== undefined && (code === ErrorCode.TOKEN_EXPIRED || !lookup(code).retryable)) break;
+        // A node that refused us for now (not one we could not reach: _open tried
+        // every URL): another may serve us meanwhile.
+        if (code !== undefined && code !== ErrorCode.GENERIC_CONNECTION_ERROR) this._startAfter = this.url;
       }
     }
     if (this.state !== "reconnecting") return;
