@@ -171,9 +171,7 @@ async def test_a_server_closed_under_it_hands_over_to_the_next(context: Any) -> 
         await page.evaluate("window.s.leave()")
 
 
-async def test_a_provider_is_asked_at_each_attempt(
-    server: SignalingServer, context: Any
-) -> None:
+async def test_a_provider_is_asked_at_each_attempt(server: SignalingServer, context: Any) -> None:
     page = await open_page(context, server)
     async with CutProxy(server.port) as a, CutProxy(server.port) as b:
         await page.evaluate("(urls) => { window.urls = urls; }", [a.url])
