@@ -100,8 +100,11 @@ async def roomsignal_session(
 ) -> AsyncIterator[SessionFactory]:
     """A factory of sessions on the test's server, every one closed at teardown.
 
-    Defaults (each overridable by keyword): a token for ``room``, fast
-    reconnection ([`FAST_RECONNECT`][roomsignal.testing.FAST_RECONNECT]), 5 s request
+    ``url`` (the test's server by default) may be a list of URLs or an
+    async provider of them. Defaults (each overridable by keyword): a token
+    for ``room``, fast reconnection that gives up after about 5 s without
+    waiting out the seat ([`FAST_RECONNECT`][roomsignal.testing.FAST_RECONNECT];
+    ``reconnect=ReconnectPolicy(...)`` gives a test its own), 5 s request
     timeout, 1 s close timeout, and ``strict_listeners``: a listener that
     raised fails the test at teardown with that exception.
     """
