@@ -506,6 +506,7 @@ export class Session {
     // ids (docs/protocol.md section 8); a join or a leave cannot be sent again.
     const keep = !final && this.state !== "closed"; // also a rejoin's socket that died
     this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, why, closed, keep);
+    if (keep) this._pauseTimers(); // what waits for the resume does not time out meanwhile
     this._lostBy = { why, closed };
     if (this.state !== "joined") return; // a join in flight failed: join() reports it
     if (final) {
@@ -615,7 +616,8 @@ export class Session {
     if (this.state !== "reconnecting") return;
     this.state = "closed";
     const lost = this._lostBy ?? { why: "the connection closed", closed: {} };
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, lost.why, lost.closed);
+    // What was in flight fails with the session's end, as in the Python client.
+    this._failPending(ErrorCode.CONNECTION_LOST_ERROR_CODE, `gave up reconnecting (${lost.why})`, lost.closed);
     this._error(ErrorCode.CONNECTION_LOST_ERROR_CODE, "gave up reconnecting", {}, null, "client");
     this._emit("disconnected", { code: null, reason: "gave up", willReconnect: false });
     this._teardown("the connection was lost");
@@ -634,21 +636,40 @@ export class Session {
     const id = this._nextId++;
     const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._pending.delete(id);
-        reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${method} within ${timeout} ms`, method));
-      }, timeout);
       const resuming = method === "join" && params.oldParticipantSecret !== undefined;
-      this._pending.set(id, { method, resolve, reject, timer, frame: resend ? frame : null, resuming });
+      const p = { method, resolve, reject, timer: null, timeout, left: timeout, armedAt: 0, frame: resend ? frame : null, resuming };
+      this._pending.set(id, p);
+      this._arm(id, p);
       ws.send(frame);
     });
+  }
+
+  // The timeout counts only time connected: a drop pauses it (_pauseTimers),
+  // the resume runs it on from where it was (_resend), as the Python client.
+  _arm(id, p) {
+    p.armedAt = Date.now();
+    p.timer = setTimeout(() => {
+      this._pending.delete(id);
+      p.reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${p.method} within ${p.timeout} ms`, p.method));
+    }, p.left);
+  }
+
+  _pauseTimers() {
+    const now = Date.now();
+    for (const p of this._pending.values()) {
+      if (p.timer === null) continue;
+      clearTimeout(p.timer);
+      p.timer = null;
+      p.left = Math.max(0, p.left - (now - p.armedAt));
+    }
   }
 
   /** After a resume: send again, in id order, each request that had no answer. */
   _resend() {
     const ws = this._ws;
     let sent = 0;
-    for (const p of this._pending.values()) {
+    for (const [id, p] of this._pending) {
+      if (p.timer === null) this._arm(id, p); // paused by the drop: on from where it was
       if (p.frame === null || ws === null || ws.readyState !== WebSocket.OPEN) continue;
       ws.send(p.frame);
       sent += 1;
