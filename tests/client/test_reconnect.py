@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -532,3 +533,68 @@ async def test_a_session_that_gives_up_fails_calls_with_its_end(
     assert len(reconnecting.items) == 30  # about 2.9 s: far past request_timeout
     assert ErrorCode.REQUEST_TIMEOUT_ERROR_CODE not in [e.code for e in errors.items]
     assert session.state is SessionState.CLOSED
+
+
+@pytest.mark.parametrize("lost", ["request", "answer"])
+async def test_each_kind_of_request_survives_a_cut_exactly_once(
+    proxy: Proxy, make_session: SessionFactory, lost: str
+) -> None:
+    """send_sync_data, publish, subscribe, unpublish and get_state in flight across
+    a real cut (the request lost, or only its answer): each call completes and
+    the others hear its effect once."""
+    sender = make_session("sender", url=proxy.url, token=token("room", roles=["synchronizer"]))
+    other = make_session("other")
+    heard: list[str] = []
+    notified = asyncio.Event()
+
+    def note(kind: str) -> None:
+        heard.append(kind)
+        notified.set()
+
+    other.on_sync_data(lambda d: note(f"sync {d.position}"))
+    other.on_stream_published(lambda e: note("published"))
+    other.on_stream_unpublished(lambda e: note("unpublished"))
+    other.on_subscribe_request(lambda e: note("subscribe request"))
+    reconnected = Recorder()
+    sender.on_reconnected(reconnected)
+    await other.connect()
+    await sender.connect()
+    await other.publish(audio=True, video=False)
+
+    async def across_a_cut(*calls: Any, effects: int) -> list[Any]:
+        """Start ``calls`` with the proxy paused one way, cut, and gather them."""
+        if lost == "answer":
+            proxy.pause_downstream()
+        else:
+            proxy.pause_upstream()
+        tasks = [asyncio.ensure_future(call) for call in calls]
+        if lost == "answer":  # the server handled them; their answers are held
+            while len(heard) < effects:
+                notified.clear()
+                await asyncio.wait_for(notified.wait(), 5)
+        await asyncio.wait_for(proxy.holding(), 5)
+        proxy.cut()
+        proxy.resume()
+        return await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    stream, state, _ = await across_a_cut(
+        sender.publish(audio=True, video=False),
+        sender.get_state(),
+        sender.send_sync_data(1.5, playing=True),
+        effects=2,
+    )
+    assert stream.startswith("st_") and sender.participant_id in {
+        p.participant_id for p in state.participants
+    }
+    (exchange,) = await across_a_cut(sender.subscribe(other.participant_id), effects=3)
+    assert exchange
+    await across_a_cut(sender.unpublish(), effects=4)
+    await other.ping()  # a round trip behind anything the server still sends it
+    await sender.send_sync_data(2.5, playing=True)
+    while len(heard) < 5:
+        notified.clear()
+        await asyncio.wait_for(notified.wait(), 5)
+    assert sorted(heard[:2]) == ["published", "sync 1.5"]
+    assert heard[2:] == ["subscribe request", "unpublished", "sync 2.5"]  # once each
+    assert [e.resumed for e in reconnected.items] == [True, True, True]
+    assert [e.resent for e in reconnected.items] == [3, 1, 1]
