@@ -190,3 +190,26 @@ async def test_a_provider_is_asked_at_each_attempt(server: SignalingServer, cont
         event = await _until(page, "window.reconnected.length === 2 && window.reconnected[1]")
         assert event["resumed"] is True
         await page.evaluate("window.s.leave()")
+
+
+async def test_a_url_that_never_answers_is_passed_after_open_timeout(
+    server: SignalingServer, context: Any
+) -> None:
+    """A node that takes the TCP connection but never answers the upgrade (a
+    stalled proxy) costs openTimeout, then the next URL is dialled."""
+    page = await open_page(context, server)
+    async with CutProxy(server.port) as stalled:
+        stalled.pause()  # holds the HTTP upgrade: the socket stays CONNECTING
+        url = await page.evaluate(
+            """async ([urls, token]) => {
+              const { Session } = await import("/roomsignal.js");
+              const s = new Session(urls, { token, name: "js", openTimeout: 300 });
+              window.s = s;
+              await s.join();
+              return s.url;
+            }""",
+            [[stalled.url, server.url], token("fo-stalled")],
+        )
+        assert url == server.url
+        assert stalled.connections == 1  # it was tried first
+        await page.evaluate("window.s.leave()")
