@@ -61,7 +61,14 @@ from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
 from roomsignal.client._restore import Kept, Restore
-from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
+from roomsignal.client._supervise import (
+    Away,
+    Closed,
+    Deadline,
+    DialFailed,
+    Supervision,
+    TokenProvider,
+)
 from roomsignal.client._urls import Urls, UrlSource
 from roomsignal.errors import (
     SessionError,
@@ -109,26 +116,6 @@ _SMALL_FRAME = 16 * 1024
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(_Expired())
-
-
-_Deadline = tuple["asyncio.Future[Any]", float, Callable[["asyncio.Future[Any]"], None]]
-"""A request's deadline: its future, the online clock at its start, what expires it."""
-
-
-class _Away:
-    """Time spent reconnecting, which ``request_timeout`` does not count.
-
-    ``total`` before the current outage, ``since`` its start (None while
-    connected); ``parked``: deadlines that came due meanwhile, looked at
-    again at the rejoin.
-    """
-
-    __slots__ = ("parked", "since", "total")
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.since: float | None = None
-        self.parked: list[_Deadline] = []
 
 
 class Session(ListenerMethods, RequestMethods, Restore, Supervision):
@@ -241,7 +228,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._streak = 0  # reconnection attempts since the last stable connection
         self._connected_at = 0.0
         self._progress_mark = 0
-        self._away = _Away()  # request_timeout counts only time connected
+        self._away = Away()  # request_timeout counts only time connected
         self._connect_task: asyncio.Task[Any] | None = None
         # Why it ended; until then the Event the first wait_closed() made, or None.
         self._end: SessionEnded | asyncio.Event | None = None
@@ -588,7 +575,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         away = self._away
         return now - away.total - (0.0 if away.since is None else now - away.since)
 
-    def _on_deadline(self, deadline: _Deadline) -> None:
+    def _on_deadline(self, deadline: Deadline) -> None:
         """A request's timer fired: expire it, or wait on for the time spent reconnecting."""
         future, started, expire = deadline
         if future.done():

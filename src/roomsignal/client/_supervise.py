@@ -33,7 +33,7 @@ from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import JoinResult
 from roomsignal.tokens import peek_exp
 
-__all__ = ["Closed", "DialFailed", "Supervision", "TokenProvider"]
+__all__ = ["Away", "Closed", "Deadline", "DialFailed", "Supervision", "TokenProvider"]
 
 logger = logging.getLogger("roomsignal.client")
 
@@ -42,6 +42,26 @@ TokenProvider = Callable[[], Awaitable[str]]
 
 class DialFailed(Exception):
     """The server could not be reached (reported as 901 by ``connect()``)."""
+
+
+Deadline = tuple["asyncio.Future[Any]", float, Callable[["asyncio.Future[Any]"], None]]
+"""A request's deadline: its future, the online clock at its start, what expires it."""
+
+
+class Away:
+    """Time spent reconnecting, which ``request_timeout`` does not count.
+
+    ``total`` before the current outage, ``since`` its start (None while
+    connected); ``parked``: deadlines that came due meanwhile, looked at
+    again at the rejoin.
+    """
+
+    __slots__ = ("parked", "since", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.since: float | None = None
+        self.parked: list[Deadline] = []
 
 
 class Closed:
@@ -104,6 +124,8 @@ class Supervision:
             keep_resendable: bool = False,
             code: ErrorCode | None = None,
         ) -> None: ...
+
+        _away: Away
 
         def _offline(self) -> None: ...
 
@@ -218,7 +240,7 @@ class Supervision:
             exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
             error = exc.error
         self._fail_pending(message, closed, code=code)  # with the end's error
-        self._online_again()  # (each deadline parked is for a request failed now)
+        self._away.parked.clear()  # their calls fail now with the end, never with 902
         self._end_waits()
         self._ended(
             SessionEnded(
