@@ -206,7 +206,8 @@ async def test_a_call_across_an_outage_longer_than_its_timeout_completes_once(
 
 
 async def test_a_session_that_gives_up_fails_calls_with_its_end(context: Any) -> None:
-    """Past maxAttempts and the seat's window, a call in flight fails with 903."""
+    """Past maxAttempts and the seat's window, a call in flight and one waiting
+    for the rejoin fail with the session's end (903), not 902 nor 905."""
     async with (
         SignalingServer(secret=SECRET, resume_window=0.2) as short,
         CutProxy(short.port) as proxy,
@@ -228,7 +229,9 @@ async def test_a_session_that_gives_up_fails_calls_with_its_end(context: Any) ->
         proxy.refuse = True
         proxy.cut()
         proxy.resume()
+        await page.wait_for_function("window.s.state === 'reconnecting'", timeout=WAIT * 1000)
+        await page.evaluate(SEND, ["neither"])  # waits for the rejoin
         # the seat's window (0.2 s) plus the longest backoff (5 s), then it gives up
-        await page.wait_for_function("window.results.length === 1", timeout=(WAIT + 6) * 1000)
-        assert await page.evaluate("window.results") == [[903, "never"]]
+        await page.wait_for_function("window.results.length === 2", timeout=(WAIT + 6) * 1000)
+        assert sorted(await page.evaluate("window.results")) == [[903, "neither"], [903, "never"]]
         assert await page.evaluate("window.s.state") == "closed"

@@ -235,6 +235,7 @@ export class Session {
     this._progressMark = 0; // lastSeq right after that join
     this._streakSince = 0; // Date.now() of the first drop since the last stable connection
     this._lostBy = null; // how the last connection ended: {why, closed}, for requests lost in a reset
+    this._gaveUp = null; // why reconnecting was given up: calls waiting for the rejoin fail with it (903)
     /** Seconds the server keeps our seat after a drop (the join result's resumeWindow), or null. */
     this.resumeWindow = null;
   }
@@ -616,8 +617,9 @@ export class Session {
     if (this.state !== "reconnecting") return;
     this.state = "closed";
     const lost = this._lostBy ?? { why: "the connection closed", closed: {} };
-    // What was in flight fails with the session's end, as in the Python client.
-    this._failPending(ErrorCode.CONNECTION_LOST_ERROR_CODE, `gave up reconnecting (${lost.why})`, lost.closed);
+    // What was in flight, or waited for the rejoin, fails with the session's end (903).
+    this._gaveUp = { why: `gave up reconnecting (${lost.why})`, closed: lost.closed };
+    this._failPending(ErrorCode.CONNECTION_LOST_ERROR_CODE, this._gaveUp.why, lost.closed);
     this._error(ErrorCode.CONNECTION_LOST_ERROR_CODE, "gave up reconnecting", {}, null, "client");
     this._emit("disconnected", { code: null, reason: "gave up", willReconnect: false });
     this._teardown("the connection was lost");
@@ -694,6 +696,10 @@ export class Session {
   /** Send any request (awaiting a rejoin in progress); resolves to its result. */
   async request(method, params = {}) {
     if (this._waitJoined !== null) await this._waitJoined;
+    if (this.state === "closed" && this._gaveUp !== null) {
+      const { why, closed } = this._gaveUp;
+      throw this._clientFailure(ErrorCode.CONNECTION_LOST_ERROR_CODE, `${why} while ${method} waited to be sent`, method, closed);
+    }
     if (this.state === "closed" || this.state === "idle") {
       throw this._clientFailure(ErrorCode.NOT_CONNECTED_ERROR_CODE, `${method} while ${this.state}`, method);
     }
