@@ -504,6 +504,35 @@ async def test_a_call_across_an_outage_longer_than_its_timeout_completes_once(
     proxy.resume()
 
 
+async def test_a_state_reset_after_an_outage_longer_than_the_timeout_fails_calls_with_901(
+    make_session: SessionFactory,
+) -> None:
+    """The seat expired during an outage of 2.5 request_timeouts: the call in
+    flight fails with 901 "state reset" (not 902), the session joins afresh."""
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.2) as short,
+        Proxy(short.port) as proxy,
+    ):
+        session = make_session("bot", url=proxy.url, request_timeout=1.0)
+        reconnecting, reconnected, errors = Recorder(), Recorder(), Recorder()
+        session.on_reconnecting(reconnecting)
+        session.on_reconnected(reconnected)
+        session.on_session_error(errors)
+        await session.connect()
+        proxy.pause_upstream()
+        in_flight = asyncio.ensure_future(session.send_message("lost"))
+        await asyncio.wait_for(proxy.holding(), 5)
+        await _outage(proxy, reconnecting, 2.5)
+        with pytest.raises(SessionStateError) as info:
+            await asyncio.wait_for(in_flight, 5)
+        assert info.value.code == ErrorCode.GENERIC_CONNECTION_ERROR
+        assert "state reset" in info.value.error.message
+        (event,) = await reconnected.wait_for(1)
+        assert event.state_reset
+        assert ErrorCode.REQUEST_TIMEOUT_ERROR_CODE not in [e.code for e in errors.items]
+        await session.close()
+
+
 async def test_a_session_that_gives_up_fails_calls_with_its_end(
     proxy: Proxy, make_session: SessionFactory
 ) -> None:
