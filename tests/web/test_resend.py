@@ -235,3 +235,48 @@ async def test_a_session_that_gives_up_fails_calls_with_its_end(context: Any) ->
         await page.wait_for_function("window.results.length === 2", timeout=(WAIT + 6) * 1000)
         assert sorted(await page.evaluate("window.results")) == [[903, "neither"], [903, "never"]]
         assert await page.evaluate("window.s.state") == "closed"
+
+
+async def test_a_fresh_rejoin_refused_with_104_is_tried_again(context: Any) -> None:
+    """After its seat expired the page's resume is refused (106) and its fresh join
+    finds the name still held (104, as by its own old seat not let go yet): it
+    tries again, flagged recovering, and joins once the name is free; not the end."""
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.2) as short,
+        CutProxy(short.port) as proxy,
+    ):
+        page = await open_page(context, short)
+        witness = Session(short.url, token=token("held"), name="witness", reconnect=None)
+        left: asyncio.Queue[str] = asyncio.Queue()
+        witness.on_participant_left(lambda e: left.put_nowait(e.participant_id))
+        async with witness:
+            await page.evaluate(
+                """async ([url, token]) => {
+                  const { Session } = await import("/roomsignal.js");
+                  const s = new Session(url, { token, name: "js", maxAttempts: 1 });
+                  window.s = s;
+                  window.reconnected = [];
+                  window.errors = [];
+                  s.onReconnected((e) => window.reconnected.push(e));
+                  s.onSessionError((e) => window.errors.push(e));
+                  await s.join();
+                }""",
+                [proxy.url, token("held")],
+            )
+            old_id = await page.evaluate("window.s.participantId")
+            proxy.refuse = True
+            proxy.cut()
+            assert await asyncio.wait_for(left.get(), WAIT) == old_id  # the seat expired
+            holder = Session(short.url, token=token("held"), name="js", reconnect=None)
+            async with holder:  # the name is held meanwhile
+                proxy.refuse = False
+                await _until(page, "window.errors.some((e) => e.code === 104)")
+                assert await page.evaluate("window.s.state") == "reconnecting"
+            event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
+            assert event["stateReset"] is True
+            flags = await page.evaluate(
+                "window.errors.filter((e) => e.code === 104).map((e) => e.recovering)"
+            )
+            assert flags and all(flags)
+            assert await page.evaluate("window.s.state") == "joined"
+            await page.evaluate("window.s.leave()")

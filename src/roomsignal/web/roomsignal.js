@@ -603,6 +603,11 @@ export class Session {
           atOnce = true;
           continue;
         }
+        if (code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE && !resume && this._secret !== null) {
+          // A fresh rejoin refused with 104: the name is held by our own old seat,
+          // which the server has not let go yet (as the Python client): try again.
+          continue;
+        }
         if (code === ErrorCode.TOKEN_EXPIRED && this.tokenProvider) {
           this.token = await this.tokenProvider();
           continue;
@@ -639,7 +644,9 @@ export class Session {
     const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params });
     return new Promise((resolve, reject) => {
       const resuming = method === "join" && params.oldParticipantSecret !== undefined;
-      const p = { method, resolve, reject, timer: null, timeout, left: timeout, armedAt: 0, frame: resend ? frame : null, resuming };
+      // A fresh join made while reconnecting, with a seat before: a 104 is our own old seat.
+      const afresh = method === "join" && !resuming && this._secret !== null && this.state === "reconnecting";
+      const p = { method, resolve, reject, timer: null, timeout, left: timeout, armedAt: 0, frame: resend ? frame : null, resuming, afresh };
       this._pending.set(id, p);
       this._arm(id, p);
       ws.send(frame);
@@ -722,8 +729,11 @@ export class Session {
       clearTimeout(p.timer);
       if (frame.error) {
         const e = frame.error;
-        // A refused resume on the way to a fresh seat is expected: flagged, still reported.
-        const recovering = p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE;
+        // A refused resume on the way to a fresh seat is expected: flagged, still reported;
+        // so is a fresh rejoin's 104 (our old seat still holds the name: tried again).
+        const recovering =
+          (p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE) ||
+          (p.afresh && e.code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE);
         p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method, "server", recovering)));
       } else {
         p.resolve(frame.result ?? {});
