@@ -164,7 +164,10 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
         ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
-        URL that is not ``ws://`` or ``wss://``. ``strict_listeners`` makes
+        URL that is not ``ws://`` or ``wss://``. ``request_timeout`` bounds
+        each call's wait for its answer (902), counting only time connected: a
+        call in flight across a drop waits for the resume and is sent again.
+        ``strict_listeners`` makes
         ``close()`` re-raise the first exception a listener raised (for tests).
         ``max_queued_events`` bounds each listener's and each ``errors()``
         iterator's queue: at the bound the session stops reading from the
