@@ -72,6 +72,13 @@ async def test_the_factory_takes_several_urls_and_fails_over(
         assert event.resumed and event.url == roomsignal_server.url == bot.url
 
 
+async def test_the_factory_refuses_an_empty_list_of_urls(
+    roomsignal_session: SessionFactory,
+) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        roomsignal_session("bot", url=[])
+
+
 async def test_refusing_proxy_makes_connect_fail(
     roomsignal_session: SessionFactory, cut_proxy: CutProxy
 ) -> None:

@@ -118,7 +118,8 @@ async def roomsignal_session(
         kwargs.setdefault("request_timeout", 5.0)
         kwargs.setdefault("close_timeout", 1.0)
         kwargs.setdefault("strict_listeners", True)
-        session = Session(url or roomsignal_server.url, name=name, **kwargs)
+        # (an empty list is Session's ValueError, not the default server)
+        session = Session(url if url is not None else roomsignal_server.url, name=name, **kwargs)
         made.append(session)
         return session
 
