@@ -627,3 +627,20 @@ async def test_each_kind_of_request_survives_a_cut_exactly_once(
     assert heard[2:] == ["subscribe request", "unpublished", "sync 2.5"]  # once each
     assert [e.resumed for e in reconnected.items] == [True, True, True]
     assert [e.resent for e in reconnected.items] == [3, 1, 1]
+
+
+async def test_without_reconnection_a_cut_fails_calls_in_flight_with_903(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """reconnect=None: the cut is the session's end; the call in flight fails with it."""
+    session = make_session(url=proxy.url, reconnect=None)
+    await session.connect()
+    proxy.pause_upstream()
+    in_flight = asyncio.ensure_future(session.send_message("lost"))
+    await asyncio.wait_for(proxy.holding(), 5)
+    proxy.cut()
+    with pytest.raises(SessionStateError) as info:
+        await asyncio.wait_for(in_flight, 5)
+    assert info.value.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+    assert info.value.error.data["closeCode"] is None  # how the connection ended
+    assert session.state is SessionState.CLOSED

@@ -280,3 +280,30 @@ async def test_a_fresh_rejoin_refused_with_104_is_tried_again(context: Any) -> N
             assert flags and all(flags)
             assert await page.evaluate("window.s.state") == "joined"
             await page.evaluate("window.s.leave()")
+
+
+async def test_without_reconnect_a_cut_fails_calls_in_flight_with_903(
+    server: SignalingServer, context: Any
+) -> None:
+    """reconnect: false: the cut is the session's end, and the call in flight fails
+    with it (903, its close code in data), as in the Python client."""
+    page = await open_page(context, server)
+    async with CutProxy(server.port) as proxy:
+        await page.evaluate(
+            """async ([url, token]) => {
+              const { Session } = await import("/roomsignal.js");
+              const s = new Session(url, { token, name: "js", reconnect: false });
+              window.s = s;
+              window.results = [];
+              await s.join();
+            }""",
+            [proxy.url, token("no-reconnect")],
+        )
+        proxy.pause_upstream()
+        await page.evaluate(SEND, ["lost"])
+        await asyncio.wait_for(proxy.holding(), WAIT)
+        proxy.cut()
+        assert await _until(page, "window.results.length === 1 && window.results") == [
+            [903, "lost"]
+        ]
+        assert await page.evaluate("window.s.state") == "closed"

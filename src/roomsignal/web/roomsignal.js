@@ -506,7 +506,13 @@ export class Session {
     // Requests in flight wait for the resume, which sends them again with their
     // ids (docs/protocol.md section 8); a join or a leave cannot be sent again.
     const keep = !final && this.state !== "closed"; // also a rejoin's socket that died
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, why, closed, keep);
+    // A joined session's end fails what was in flight with that end (903, or 904 for
+    // another connection taking the seat), as in the Python client; else 901.
+    let code = ErrorCode.GENERIC_CONNECTION_ERROR;
+    if (final && !this._closedForGood && this.state === "joined") {
+      code = ev.code === 4001 ? ErrorCode.CONNECTION_REPLACED_ERROR_CODE : ErrorCode.CONNECTION_LOST_ERROR_CODE;
+    }
+    this._failPending(code, why, closed, keep);
     if (keep) this._pauseTimers(); // what waits for the resume does not time out meanwhile
     this._lostBy = { why, closed };
     if (this.state !== "joined") return; // a join in flight failed: join() reports it
