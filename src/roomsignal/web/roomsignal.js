@@ -158,7 +158,8 @@ function capitalized(event) {
  *
  * Options: token, name, participantType ("full"), metadata, iceServers ([]:
  * host candidates only), reconnect (true), maxAttempts (10), requestTimeout
- * (10000 ms), openTimeout (10000 ms per URL dialled), tokenProvider (async () => token, asked when a rejoin gets 1100),
+ * (10000 ms of time connected: a drop pauses it), openTimeout (10000 ms per
+ * URL dialled), tokenProvider (async () => token, asked when a rejoin gets 1100),
  * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
  * the last one is reported as -32602, not delivered, and the connection is
  * dropped with UNTRUSTED_CLOSE and resumed), autoSubscribe (false: when
