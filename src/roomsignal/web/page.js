@@ -160,9 +160,11 @@ async function join(event) {
       throw exc;
     }
   }
+  // One URL, or several separated by spaces or commas (a cluster's nodes: failover).
+  const urls = $("server-url").value.split(/[\s,]+/).filter(Boolean);
   let session;
   try {
-    session = new Session($("server-url").value, {
+    session = new Session(urls.length === 1 ? urls[0] : urls, {
       token: $("token").value,
       name: $("name").value,
       iceServers,
