@@ -184,3 +184,36 @@ async def test_a_provider_giving_bad_urls_fails_the_attempt_clearly(
     with pytest.raises(SessionErrorException) as info:
         await session.connect()
     assert "no URL to dial" in str(info.value) and "http://not-a-websocket" in str(info.value)
+
+
+async def test_a_fresh_rejoin_refused_with_104_is_tried_again(
+    make_session: SessionFactory,
+) -> None:
+    """After its seat expired the resume is refused (106) and the fresh join finds
+    the name held (104, as by its own old seat not let go yet): tried again,
+    flagged recovering, and joined once the name is free; never a bare 104."""
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.05) as short,
+        Proxy(short.port) as proxy,
+    ):
+        session = make_session("bot", url=proxy.url)
+        witness = make_session("witness", url=short.url)
+        reconnected, errors, left = Recorder(), Recorder(), Recorder()
+        session.on_reconnected(reconnected)
+        session.on_session_error(errors)
+        witness.on_participant_left(left)
+        await session.connect()
+        await witness.connect()
+        proxy.refuse = True
+        proxy.cut()
+        await left.wait_for(1)  # the seat expired
+        holder = make_session("bot", url=short.url, reconnect=None)
+        async with holder:  # the name is held meanwhile
+            proxy.refuse = False
+            while not any(e.code == 104 for e in errors.items):
+                await errors.wait_for(len(errors.items) + 1)
+            assert session.state is SessionState.RECONNECTING
+        (event,) = await reconnected.wait_for(1)
+        assert event.state_reset and session.state is SessionState.JOINED
+        held = [e for e in errors.items if e.code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE]
+        assert held and all(e.recovering for e in held)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -442,3 +443,204 @@ async def test_pipelined_requests_survive_repeated_cuts_exactly_once_in_order(
     assert await inbox.wait_for(len(expected), timeout=10) == expected
     assert len(reconnected.items) >= 5
     assert all(event.resumed for event in reconnected.items)
+
+
+async def _outage(proxy: Proxy, reconnecting: Recorder, longer_than: float) -> None:
+    """Refuse new connections until ``longer_than`` seconds of reconnecting have passed."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    proxy.refuse = True
+    proxy.cut()
+    proxy.resume()
+    seen = 0
+    while loop.time() - start < longer_than:  # each attempt is an event: no fixed sleep
+        seen += 1
+        await reconnecting.wait_for(seen, timeout=5)
+    proxy.refuse = False
+
+
+@pytest.mark.parametrize("lost", ["request", "answer"])
+async def test_a_call_across_an_outage_longer_than_its_timeout_completes_once(
+    proxy: Proxy, make_session: SessionFactory, lost: str
+) -> None:
+    """request_timeout counts only time connected: an awaited send_message whose
+    request (or answer) a cut lost, across an outage of 2.5 request_timeouts
+    within the resume window, completes after the resume, delivered once; so
+    does a call made while reconnecting."""
+    sender = make_session("sender", url=proxy.url, request_timeout=1.0)
+    receiver = make_session("receiver")
+    inbox, reconnected, reconnecting, errors = Recorder(), Recorder(), Recorder(), Recorder()
+    receiver.on_message(lambda m: inbox(m.text))
+    sender.on_reconnected(reconnected)
+    sender.on_reconnecting(reconnecting)
+    sender.on_session_error(errors)
+    await receiver.connect()
+    await sender.connect()
+    if lost == "answer":
+        proxy.pause_downstream()
+        sending = asyncio.ensure_future(sender.send_message("exactly once"))
+        await inbox.wait_for(1)  # the server handled it; its answer is held
+    else:
+        proxy.pause_upstream()
+        sending = asyncio.ensure_future(sender.send_message("exactly once"))
+    await asyncio.wait_for(proxy.holding(), 5)
+    outage = asyncio.ensure_future(_outage(proxy, reconnecting, 2.5))
+    await reconnecting.wait_for(1)
+    later = asyncio.ensure_future(sender.send_message("sent while reconnecting"))
+    await outage
+    await asyncio.wait_for(sending, 5)  # no 902: the call simply completes
+    await asyncio.wait_for(later, 5)
+    (event,) = await reconnected.wait_for(1)
+    assert event.resumed and event.resent == 1
+    await sender.send_message("after")
+    await inbox.wait_for(3)
+    assert inbox.items == ["exactly once", "sent while reconnecting", "after"]
+    assert errors.items == []  # no 902, nothing else
+    # and the timeout still holds once connected: an answer that never comes is 902
+    proxy.pause_downstream()
+    with pytest.raises(SessionStateError) as info:
+        await sender.ping()
+    assert info.value.code == ErrorCode.REQUEST_TIMEOUT_ERROR_CODE
+    proxy.resume()
+
+
+async def test_a_state_reset_after_an_outage_longer_than_the_timeout_fails_calls_with_901(
+    make_session: SessionFactory,
+) -> None:
+    """The seat expired during an outage of 2.5 request_timeouts: the call in
+    flight fails with 901 "state reset" (not 902), the session joins afresh."""
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.2) as short,
+        Proxy(short.port) as proxy,
+    ):
+        session = make_session("bot", url=proxy.url, request_timeout=1.0)
+        reconnecting, reconnected, errors = Recorder(), Recorder(), Recorder()
+        session.on_reconnecting(reconnecting)
+        session.on_reconnected(reconnected)
+        session.on_session_error(errors)
+        await session.connect()
+        proxy.pause_upstream()
+        in_flight = asyncio.ensure_future(session.send_message("lost"))
+        await asyncio.wait_for(proxy.holding(), 5)
+        await _outage(proxy, reconnecting, 2.5)
+        with pytest.raises(SessionStateError) as info:
+            await asyncio.wait_for(in_flight, 5)
+        assert info.value.code == ErrorCode.GENERIC_CONNECTION_ERROR
+        assert "state reset" in info.value.error.message
+        (event,) = await reconnected.wait_for(1)
+        assert event.state_reset
+        assert ErrorCode.REQUEST_TIMEOUT_ERROR_CODE not in [e.code for e in errors.items]
+        await session.close()
+
+
+async def test_a_session_that_gives_up_fails_calls_with_its_end(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """Past request_timeout while reconnecting, a call in flight and one waiting
+    for the rejoin fail with the session's end (903) once it gives up, not 902."""
+    policy = ReconnectPolicy(
+        max_attempts=30, initial_delay=0.05, max_delay=0.1, jitter=False, outlast_seat=False
+    )
+    session = make_session(url=proxy.url, reconnect=policy, request_timeout=0.5)
+    reconnecting, errors = Recorder(), Recorder()
+    session.on_reconnecting(reconnecting)
+    session.on_session_error(errors)
+    await session.connect()
+    proxy.pause_upstream()
+    in_flight = asyncio.ensure_future(session.send_message("never"))
+    await asyncio.wait_for(proxy.holding(), 5)
+    proxy.refuse = True
+    proxy.cut()
+    proxy.resume()
+    await reconnecting.wait_for(1)
+    waiting = asyncio.ensure_future(session.send_message("neither"))
+    for call in (in_flight, waiting):
+        with pytest.raises(SessionStateError) as info:
+            await asyncio.wait_for(call, 10)
+        assert info.value.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+        assert "gave up after 30 reconnection attempts" in info.value.error.message
+    assert len(reconnecting.items) == 30  # about 2.9 s: far past request_timeout
+    assert ErrorCode.REQUEST_TIMEOUT_ERROR_CODE not in [e.code for e in errors.items]
+    assert session.state is SessionState.CLOSED
+
+
+@pytest.mark.parametrize("lost", ["request", "answer"])
+async def test_each_kind_of_request_survives_a_cut_exactly_once(
+    proxy: Proxy, make_session: SessionFactory, lost: str
+) -> None:
+    """send_sync_data, publish, subscribe, unpublish and get_state in flight across
+    a real cut (the request lost, or only its answer): each call completes and
+    the others hear its effect once."""
+    sender = make_session("sender", url=proxy.url, token=token("room", roles=["synchronizer"]))
+    other = make_session("other")
+    heard: list[str] = []
+    notified = asyncio.Event()
+
+    def note(kind: str) -> None:
+        heard.append(kind)
+        notified.set()
+
+    other.on_sync_data(lambda d: note(f"sync {d.position}"))
+    other.on_stream_published(lambda e: note("published"))
+    other.on_stream_unpublished(lambda e: note("unpublished"))
+    other.on_subscribe_request(lambda e: note("subscribe request"))
+    reconnected = Recorder()
+    sender.on_reconnected(reconnected)
+    await other.connect()
+    await sender.connect()
+    await other.publish(audio=True, video=False)
+
+    async def across_a_cut(*calls: Any, effects: int) -> list[Any]:
+        """Start ``calls`` with the proxy paused one way, cut, and gather them."""
+        if lost == "answer":
+            proxy.pause_downstream()
+        else:
+            proxy.pause_upstream()
+        tasks = [asyncio.ensure_future(call) for call in calls]
+        if lost == "answer":  # the server handled them; their answers are held
+            while len(heard) < effects:
+                notified.clear()
+                await asyncio.wait_for(notified.wait(), 5)
+        await asyncio.wait_for(proxy.holding(), 5)
+        proxy.cut()
+        proxy.resume()
+        return await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    stream, state, _ = await across_a_cut(
+        sender.publish(audio=True, video=False),
+        sender.get_state(),
+        sender.send_sync_data(1.5, playing=True),
+        effects=2,
+    )
+    assert stream.startswith("st_") and sender.participant_id in {
+        p.participant_id for p in state.participants
+    }
+    (exchange,) = await across_a_cut(sender.subscribe(other.participant_id), effects=3)
+    assert exchange
+    await across_a_cut(sender.unpublish(), effects=4)
+    await other.ping()  # a round trip behind anything the server still sends it
+    await sender.send_sync_data(2.5, playing=True)
+    while len(heard) < 5:
+        notified.clear()
+        await asyncio.wait_for(notified.wait(), 5)
+    assert sorted(heard[:2]) == ["published", "sync 1.5"]
+    assert heard[2:] == ["subscribe request", "unpublished", "sync 2.5"]  # once each
+    assert [e.resumed for e in reconnected.items] == [True, True, True]
+    assert [e.resent for e in reconnected.items] == [3, 1, 1]
+
+
+async def test_without_reconnection_a_cut_fails_calls_in_flight_with_903(
+    proxy: Proxy, make_session: SessionFactory
+) -> None:
+    """reconnect=None: the cut is the session's end; the call in flight fails with it."""
+    session = make_session(url=proxy.url, reconnect=None)
+    await session.connect()
+    proxy.pause_upstream()
+    in_flight = asyncio.ensure_future(session.send_message("lost"))
+    await asyncio.wait_for(proxy.holding(), 5)
+    proxy.cut()
+    with pytest.raises(SessionStateError) as info:
+        await asyncio.wait_for(in_flight, 5)
+    assert info.value.code == ErrorCode.CONNECTION_LOST_ERROR_CODE
+    assert info.value.error.data["closeCode"] is None  # how the connection ended
+    assert session.state is SessionState.CLOSED

@@ -11,7 +11,7 @@ import pytest
 from roomsignal import ErrorCode, Reconnected, SessionErrorException
 from roomsignal.events import MessageReceivedParams
 from roomsignal.server import SignalingServer
-from roomsignal.testing import CutProxy
+from roomsignal.testing import FAST_RECONNECT, CutProxy
 from roomsignal.testing.plugin import SessionFactory, TokenFactory
 from roomsignal.tokens import verify
 
@@ -72,6 +72,13 @@ async def test_the_factory_takes_several_urls_and_fails_over(
         assert event.resumed and event.url == roomsignal_server.url == bot.url
 
 
+async def test_the_factory_refuses_an_empty_list_of_urls(
+    roomsignal_session: SessionFactory,
+) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        roomsignal_session("bot", url=[])
+
+
 async def test_refusing_proxy_makes_connect_fail(
     roomsignal_session: SessionFactory, cut_proxy: CutProxy
 ) -> None:
@@ -80,6 +87,14 @@ async def test_refusing_proxy_makes_connect_fail(
     with pytest.raises(SessionErrorException) as info:
         await bot.connect()
     assert info.value.error.code in (ErrorCode.GENERIC_CONNECTION_ERROR, 902, 903)
+
+
+def test_the_plugins_policy_gives_up_without_waiting_out_the_seat() -> None:
+    """A user's test of giving up must not wait out a 30 s resume window."""
+    assert not FAST_RECONNECT.outlast_seat
+    assert FAST_RECONNECT.gives_up(FAST_RECONNECT.max_attempts, 0.0, 30.0)
+    # the most its waits can add up to (jittered: about half of it on average)
+    assert FAST_RECONNECT.max_attempts * FAST_RECONNECT.max_delay <= 10.0
 
 
 def test_cut_proxy_refuses_a_target_off_this_machine() -> None:
@@ -106,7 +121,7 @@ def test_the_users_test_file_in_docs_testing_md_passes_copied_as_it_is(
     pytester.makepyfile(test_user_bot=_docs_example())
     assert not any(pytester.path.glob("*.ini")) and not any(pytester.path.glob("*.toml"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["asyncio: mode=Mode.STRICT*"])  # pytest-asyncio's default
 
 
@@ -119,7 +134,7 @@ def test_the_config_lines_in_docs_testing_md_set_auto_mode(pytester: pytest.Pyte
     )
     pytester.makepyfile(test_user_bot=example)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
 
 
 def test_a_listener_that_raised_fails_the_users_test(pytester: pytest.Pytester) -> None:

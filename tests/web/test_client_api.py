@@ -269,7 +269,8 @@ async def test_reconnect_resumes_with_secret_and_last_seq_losing_and_doubling_no
             await bot.send_message(f"m{i}")
         await _wait(page, "window.events.message.length === 5")
         secret, last_seq = await page.evaluate("[window.s._secret, window.s.lastSeq]")
-        await page.evaluate("window.s.simulateScenario('connectionDrop')")
+        # (not awaited: its answer comes after the held rejoin, re-sent with its id)
+        await page.evaluate("() => { window.s.simulateScenario('connectionDrop'); }")
         await _wait(page, "window.events.disconnected.length === 1")
         for i in range(5, 12):  # sent while the page is away: only the replay can deliver them
             await bot.send_message(f"m{i}")
@@ -326,7 +327,8 @@ async def test_leave_while_joining_or_rejoining_leaves_no_seat_behind(
           window.s._joinNewConnection = async (resume) => { const r = await join(resume); await window.gate; return r; };
         }"""
     )
-    await page.evaluate("window.s.simulateScenario('connectionDrop')")
+    # (not awaited: its answer comes after the held rejoin, re-sent with its id)
+    await page.evaluate("() => { window.s.simulateScenario('connectionDrop'); }")
     await _wait(page, "window.events.disconnected.length === 1")
     # The rejoin is answered (the seat taken back) but held; leave() waits for it.
     await page.wait_for_function("window.s._ws !== null")

@@ -80,3 +80,27 @@ async def test_closing_the_tab_leaves_the_room_at_once(
         await page_joined(again)
         assert await again.evaluate("window.app.errors.length") == 0
         await again.close()
+
+
+async def test_the_server_field_takes_several_urls_and_refuses_a_bad_one(
+    server: SignalingServer, context: Any
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"ws://127.0.0.1:{probe.getsockname()[1]}"
+    page = await open_page(context, server)
+    await page.fill("#server-url", "http://127.0.0.1:1")
+    await page.fill("#room", "urls")
+    await page.click("#join")
+    await page.wait_for_function(
+        "document.getElementById('status').textContent.includes('not a ws://')",
+        timeout=WAIT * 1000,
+    )
+    assert await page.evaluate("window.app.session") is None
+    await page.fill("#server-url", f"{dead}, {server.url}")  # the first is down
+    await page.click("#join")
+    await page_joined(page)
+    assert await page.evaluate("window.app.session.url") == server.url
+    await page.close()

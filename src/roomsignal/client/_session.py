@@ -61,7 +61,14 @@ from roomsignal.client._listen import ListenerMethods
 from roomsignal.client._listeners import ListenerErrorHook, ListenerHub
 from roomsignal.client._requests import RequestMethods
 from roomsignal.client._restore import Kept, Restore
-from roomsignal.client._supervise import Closed, DialFailed, Supervision, TokenProvider
+from roomsignal.client._supervise import (
+    Away,
+    Closed,
+    Deadline,
+    DialFailed,
+    Supervision,
+    TokenProvider,
+)
 from roomsignal.client._urls import Urls, UrlSource
 from roomsignal.errors import (
     SessionError,
@@ -157,7 +164,10 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
         ``reconnect=None`` turns reconnection off. Raises ``ValueError`` for a
-        URL that is not ``ws://`` or ``wss://``. ``strict_listeners`` makes
+        URL that is not ``ws://`` or ``wss://``. ``request_timeout`` bounds
+        each call's wait for its answer (902), counting only time connected: a
+        call in flight across a drop waits for the resume and is sent again.
+        ``strict_listeners`` makes
         ``close()`` re-raise the first exception a listener raised (for tests).
         ``max_queued_events`` bounds each listener's and each ``errors()``
         iterator's queue: at the bound the session stops reading from the
@@ -221,6 +231,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._streak = 0  # reconnection attempts since the last stable connection
         self._connected_at = 0.0
         self._progress_mark = 0
+        self._away = Away()  # request_timeout counts only time connected
         self._connect_task: asyncio.Task[Any] | None = None
         # Why it ended; until then the Event the first wait_closed() made, or None.
         self._end: SessionEnded | asyncio.Event | None = None
@@ -535,14 +546,22 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             and not ws.transport.get_write_buffer_size()
         ):
             return await self._request_now(ws, method, build)
+        loop = asyncio.get_running_loop()
+        gate: asyncio.Future[Any] = loop.create_future()  # done: the deadline is moot
         try:
-            async with asyncio.timeout(self.request_timeout):
+            async with asyncio.timeout(None) as deadline:
+                # Bounded by request_timeout of time connected (see _on_deadline).
+                loop.call_later(
+                    self.request_timeout,
+                    self._on_deadline,
+                    (gate, self._online_clock(), lambda _: deadline.reschedule(loop.time())),
+                )
                 while True:
                     if not self._joined.is_set():
                         await self._joined.wait()
                     ws = self._ws
                     if self._state is not SessionState.JOINED or ws is None:
-                        raise self._not_connected(method)
+                        raise self._ended_error(method)
                     # A connection that dies under it keeps it in flight: it is sent
                     # again after the resume (or fails with 901 after a reset).
                     return await self._request_on(ws, method, build, timed=False)
@@ -550,6 +569,44 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             if isinstance(exc, SessionErrorException):
                 raise
             raise self._timeout(method) from None
+        finally:
+            gate.cancel()
+
+    def _online_clock(self) -> float:
+        """The loop's clock less the time spent reconnecting: what request_timeout counts."""
+        now = asyncio.get_running_loop().time()
+        away = self._away
+        return now - away.total - (0.0 if away.since is None else now - away.since)
+
+    def _on_deadline(self, deadline: Deadline) -> None:
+        """A request's timer fired: expire it, or wait on for the time spent reconnecting."""
+        future, started, expire = deadline
+        if future.done():
+            return
+        if self._away.since is not None:
+            self._away.parked.append(deadline)  # the rejoin looks again (_online_again)
+            return
+        left = started + self.request_timeout - self._online_clock()
+        if left > 0.001:
+            asyncio.get_running_loop().call_later(left, self._on_deadline, deadline)
+        else:
+            expire(future)
+
+    def _offline(self) -> None:
+        """The connection dropped and the session reconnects: request deadlines pause."""
+        if self._away.since is None:
+            self._away.since = asyncio.get_running_loop().time()
+
+    def _online_again(self) -> None:
+        """Rejoined (or ended): request deadlines run again from where they paused."""
+        away = self._away
+        if away.since is None:
+            return
+        away.total += asyncio.get_running_loop().time() - away.since
+        away.since = None
+        parked, away.parked = away.parked, []
+        for deadline in parked:
+            self._on_deadline(deadline)
 
     async def _request_now(
         self, ws: ClientConnection, method: str, build: Callable[[int], Model | str]
@@ -567,7 +624,12 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         loop = ws.loop
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         request_id, frame = self._core.request(method, build, future)
-        expiry = loop.call_later(self.request_timeout, _expire, future)
+        # request_timeout of time connected (_on_deadline): a drop pauses it.
+        expiry = loop.call_later(
+            self.request_timeout,
+            self._on_deadline,
+            (future, loop.time() - self._away.total, _expire),
+        )
         try:
             try:
                 if len(frame) <= _SMALL_FRAME:
@@ -666,6 +728,13 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         self._hub.emit("session_error", error)
         return RequestTimeoutError(error)
 
+    def _ended_error(self, method: str) -> SessionErrorException:
+        """For a call the session's end cut short: that end's error (903...), else 905."""
+        code, why = self._core.final or (None, "")
+        if self._closing or code is None:
+            return self._not_connected(method)
+        return self._client_error(code, f"{why} while {method!r} waited to be sent", method)
+
     def _not_connected(self, method: str, *, report: bool = True) -> SessionErrorException:
         code = ErrorCode.NOT_CONNECTED_ERROR_CODE
         message = f"{method!r} called while the session is {self._state}"
@@ -675,12 +744,18 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         return exception_for(error)
 
     def _fail_pending(
-        self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+        self,
+        why: str,
+        closed: Closed | None = None,
+        *,
+        keep_resendable: bool = False,
+        code: ErrorCode | None = None,
     ) -> None:
         """Fail the requests in flight (the connection ended under them, ``closed``).
 
         With ``keep_resendable``, only a ``join`` or a parting ``leave``: the
-        others wait for the resume, which sends them again.
+        others wait for the resume, which sends them again. ``code`` is the
+        session's end's (say 903 when reconnection gave up); 901 without.
         """
         for method, future in self._core.take_pending(keep_resendable=keep_resendable):
             if future.done():
@@ -689,13 +764,10 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                 # close()'s own leave: the connection ending under it is what close wants.
                 future.set_result({})
                 continue
-            code = (
+            exc = self._client_error(
                 ErrorCode.NOT_CONNECTED_ERROR_CODE
                 if self._closing
-                else ErrorCode.GENERIC_CONNECTION_ERROR
-            )
-            exc = self._client_error(
-                code,
+                else code or ErrorCode.GENERIC_CONNECTION_ERROR,
                 f"{why} while {method!r} was in flight",
                 method,
                 **(closed.data() if closed is not None else {}),

@@ -33,7 +33,7 @@ from roomsignal.errors import SessionErrorException
 from roomsignal.protocol import JoinResult
 from roomsignal.tokens import peek_exp
 
-__all__ = ["Closed", "DialFailed", "Supervision", "TokenProvider"]
+__all__ = ["Away", "Closed", "Deadline", "DialFailed", "Supervision", "TokenProvider"]
 
 logger = logging.getLogger("roomsignal.client")
 
@@ -42,6 +42,26 @@ TokenProvider = Callable[[], Awaitable[str]]
 
 class DialFailed(Exception):
     """The server could not be reached (reported as 901 by ``connect()``)."""
+
+
+Deadline = tuple["asyncio.Future[Any]", float, Callable[["asyncio.Future[Any]"], None]]
+"""A request's deadline: its future, the online clock at its start, what expires it."""
+
+
+class Away:
+    """Time spent reconnecting, which ``request_timeout`` does not count.
+
+    ``total`` before the current outage, ``since`` its start (None while
+    connected); ``parked``: deadlines that came due meanwhile, looked at
+    again at the rejoin.
+    """
+
+    __slots__ = ("parked", "since", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.since: float | None = None
+        self.parked: list[Deadline] = []
 
 
 class Closed:
@@ -97,8 +117,19 @@ class Supervision:
         ) -> SessionErrorException: ...
 
         def _fail_pending(
-            self, why: str, closed: Closed | None = None, *, keep_resendable: bool = False
+            self,
+            why: str,
+            closed: Closed | None = None,
+            *,
+            keep_resendable: bool = False,
+            code: ErrorCode | None = None,
         ) -> None: ...
+
+        _away: Away
+
+        def _offline(self) -> None: ...
+
+        def _online_again(self) -> None: ...
 
         async def _resend(self) -> int: ...
 
@@ -167,6 +198,7 @@ class Supervision:
                 )
             if final is None:
                 self._state = SessionState.RECONNECTING
+                self._offline()  # request deadlines wait for the rejoin
             self._hub.emit(
                 "disconnected",
                 Disconnected(code=closed.code, reason=closed.reason, will_reconnect=final is None),
@@ -207,7 +239,8 @@ class Supervision:
         if code is not None:
             exc = self._client_error(code, message, None, **(closed.data() if closed else {}))
             error = exc.error
-        self._fail_pending(message, closed)
+        self._fail_pending(message, closed, code=code)  # with the end's error
+        self._away.parked.clear()  # their calls fail now with the end, never with 902
         self._end_waits()
         self._ended(
             SessionEnded(
@@ -280,6 +313,7 @@ class Supervision:
                     closed,
                 )
             self._state = SessionState.JOINED
+            self._online_again()  # request deadlines run again, re-sent ones included
             self._joined.set()
             self._connected_at = self._loop_time()
             self._progress_mark = core.last_seq

@@ -22,5 +22,13 @@ __all__ = ["FAST_RECONNECT", "CutProxy"]
 
 from roomsignal.client import ReconnectPolicy
 
-FAST_RECONNECT = ReconnectPolicy(max_attempts=200, initial_delay=0.005, max_delay=0.05)
-"""The reconnection policy of ``roomsignal_session``'s sessions: retries at once, many times."""
+FAST_RECONNECT = ReconnectPolicy(
+    max_attempts=200, initial_delay=0.005, max_delay=0.05, outlast_seat=False
+)
+"""The reconnection policy of ``roomsignal_session``'s sessions: retries at once, many times.
+
+About 5 s of attempts (enough for a server restarted by the test), then it
+gives up: unlike the default policy it does not wait out the seat (30 s by
+default), so a test of giving up does not last half a minute. A test that
+needs another policy passes its own (``reconnect=ReconnectPolicy(...)``).
+"""

@@ -100,8 +100,11 @@ async def roomsignal_session(
 ) -> AsyncIterator[SessionFactory]:
     """A factory of sessions on the test's server, every one closed at teardown.
 
-    Defaults (each overridable by keyword): a token for ``room``, fast
-    reconnection ([`FAST_RECONNECT`][roomsignal.testing.FAST_RECONNECT]), 5 s request
+    ``url`` (the test's server by default) may be a list of URLs or an
+    async provider of them. Defaults (each overridable by keyword): a token
+    for ``room``, fast reconnection that gives up after about 5 s without
+    waiting out the seat ([`FAST_RECONNECT`][roomsignal.testing.FAST_RECONNECT];
+    ``reconnect=ReconnectPolicy(...)`` gives a test its own), 5 s request
     timeout, 1 s close timeout, and ``strict_listeners``: a listener that
     raised fails the test at teardown with that exception.
     """
@@ -115,7 +118,8 @@ async def roomsignal_session(
         kwargs.setdefault("request_timeout", 5.0)
         kwargs.setdefault("close_timeout", 1.0)
         kwargs.setdefault("strict_listeners", True)
-        session = Session(url or roomsignal_server.url, name=name, **kwargs)
+        # (an empty list is Session's ValueError, not the default server)
+        session = Session(url if url is not None else roomsignal_server.url, name=name, **kwargs)
         made.append(session)
         return session
 

@@ -160,12 +160,20 @@ async function join(event) {
       throw exc;
     }
   }
-  const session = new Session($("server-url").value, {
-    token: $("token").value,
-    name: $("name").value,
-    iceServers,
-    autoSubscribe: true,
-  });
+  // One URL, or several separated by spaces or commas (a cluster's nodes: failover).
+  const urls = $("server-url").value.split(/[\s,]+/).filter(Boolean);
+  let session;
+  try {
+    session = new Session(urls.length === 1 ? urls[0] : urls, {
+      token: $("token").value,
+      name: $("name").value,
+      iceServers,
+      autoSubscribe: true,
+    });
+  } catch (exc) {
+    setStatus("idle", exc.message); // say, not a ws:// or wss:// URL
+    throw exc;
+  }
   app.session = session;
   session.onSessionError(showError);
   session.onMessage((m) => {

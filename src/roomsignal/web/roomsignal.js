@@ -86,6 +86,14 @@ const UNTRUSTED_REASON = "a notification's seq cannot be real";
 // attempts even if it delivered nothing new (the Python policy's stable_after).
 const STABLE_AFTER = 10000;
 
+/** `url` if it is a ws:// or wss:// URL; throws a TypeError otherwise. */
+function checkUrl(url) {
+  if (typeof url !== "string" || !/^wss?:\/\/[^/?#\s]+/i.test(url)) {
+    throw new TypeError(`not a ws:// or wss:// URL: ${JSON.stringify(url) ?? String(url)}`);
+  }
+  return url;
+}
+
 /** The notifications of PROTOCOL.md section 6 and the listener each feeds. */
 const NOTIFICATIONS = Object.freeze({
   participantJoined: "participantJoined",
@@ -142,9 +150,16 @@ function capitalized(event) {
 /**
  * One participant's seat in one session, over one WebSocket at a time.
  *
+ * `url` is the server's ws:// or wss:// URL, or a list of them (nodes of one
+ * cluster), or an async function returning such a list (service discovery,
+ * asked at each attempt): each attempt dials them in turn until one answers,
+ * and after a drop starts with the next one (as the Python client; a bad URL
+ * or an empty list throws a TypeError). `this.url` is the one in use.
+ *
  * Options: token, name, participantType ("full"), metadata, iceServers ([]:
  * host candidates only), reconnect (true), maxAttempts (10), requestTimeout
- * (10000 ms), tokenProvider (async () => token, asked when a rejoin gets 1100),
+ * (10000 ms of time connected: a drop pauses it), openTimeout (10000 ms per
+ * URL dialled), tokenProvider (async () => token, asked when a rejoin gets 1100),
  * maxSeqJump (MAX_SEQ_JUMP: a notification whose seq is more than this past
  * the last one is reported as -32602, not delivered, and the connection is
  * dropped with UNTRUSTED_CLOSE and resumed), autoSubscribe (false: when
@@ -160,7 +175,18 @@ function capitalized(event) {
  */
 export class Session {
   constructor(url, options = {}) {
-    this.url = url;
+    if (typeof url === "function") {
+      this._urlProvider = url;
+      this._urls = null;
+    } else {
+      this._urlProvider = null;
+      this._urls = typeof url === "string" ? [checkUrl(url)] : Array.from(url ?? [], checkUrl);
+      if (this._urls.length === 0) throw new TypeError("no URL to dial: the list is empty");
+    }
+    /** The URL of the current (or last) connection; the first one given before. */
+    this.url = this._urls?.[0] ?? "";
+    this._startAfter = ""; // the URL that failed last: the next attempt starts after it
+    this.openTimeout = options.openTimeout ?? 10000;
     this.token = options.token;
     this.name = options.name;
     this.participantType = options.participantType ?? "full";
@@ -210,6 +236,7 @@ export class Session {
     this._progressMark = 0; // lastSeq right after that join
     this._streakSince = 0; // Date.now() of the first drop since the last stable connection
     this._lostBy = null; // how the last connection ended: {why, closed}, for requests lost in a reset
+    this._gaveUp = null; // why reconnecting was given up: calls waiting for the rejoin fail with it (903)
     /** Seconds the server keeps our seat after a drop (the join result's resumeWindow), or null. */
     this.resumeWindow = null;
   }
@@ -373,21 +400,65 @@ export class Session {
     return new SessionErrorException(this._error(code, message, data, method, "client"));
   }
 
-  _open() {
+  /** The URLs to try now, in order: after the one that failed last, else from the one in use. */
+  async _candidates() {
+    let urls = this._urls;
+    if (this._urlProvider !== null) {
+      const got = await this._urlProvider();
+      if (typeof got === "string" || !Array.isArray(got)) {
+        throw new TypeError(`the URL provider returned ${typeof got}, not a list`);
+      }
+      urls = got.map(checkUrl);
+      if (urls.length === 0) throw new TypeError("the URL provider returned no URL");
+    }
+    let start = urls.indexOf(this._startAfter) + 1; // 0 when not there
+    if (start === 0 && urls.includes(this.url)) start = urls.indexOf(this.url);
+    start %= urls.length;
+    return [...urls.slice(start), ...urls.slice(0, start)];
+  }
+
+  /** A socket to the first of the URLs that answers; rejects naming each that failed. */
+  async _open() {
+    const urls = await this._candidates();
+    const failures = [];
+    for (const url of urls) {
+      try {
+        const ws = await this._openOne(url);
+        this.url = url;
+        this._startAfter = "";
+        return ws;
+      } catch (exc) {
+        failures.push(`${url}: ${exc.message ?? exc}`);
+      }
+    }
+    if (failures.length === 1) throw new Error(`cannot connect to ${failures[0]}`);
+    throw new Error(`cannot connect to any of ${failures.length} URLs (${failures.join("; ")})`);
+  }
+
+  _openOne(url) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WebSocket(this.url, SUBPROTOCOL);
+        ws = new WebSocket(url, SUBPROTOCOL);
       } catch (exc) {
         reject(exc);
         return;
       }
+      const timer = setTimeout(() => {
+        ws.onopen = ws.onclose = null;
+        ws.close();
+        reject(new Error(`no answer within ${this.openTimeout} ms`));
+      }, this.openTimeout);
       ws.onopen = () => {
+        clearTimeout(timer);
         ws.onopen = null;
         resolve(ws);
       };
       ws.onerror = () => {};
-      ws.onclose = (ev) => reject(new Error(`cannot connect to ${this.url} (${ev.code})`));
+      ws.onclose = (ev) => {
+        clearTimeout(timer);
+        reject(new Error(`closed before it opened (${ev.code})`));
+      };
     });
   }
 
@@ -436,7 +507,14 @@ export class Session {
     // Requests in flight wait for the resume, which sends them again with their
     // ids (docs/protocol.md section 8); a join or a leave cannot be sent again.
     const keep = !final && this.state !== "closed"; // also a rejoin's socket that died
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, why, closed, keep);
+    // A joined session's end fails what was in flight with that end (903, or 904 for
+    // another connection taking the seat), as in the Python client; else 901.
+    let code = ErrorCode.GENERIC_CONNECTION_ERROR;
+    if (final && !this._closedForGood && this.state === "joined") {
+      code = ev.code === 4001 ? ErrorCode.CONNECTION_REPLACED_ERROR_CODE : ErrorCode.CONNECTION_LOST_ERROR_CODE;
+    }
+    this._failPending(code, why, closed, keep);
+    if (keep) this._pauseTimers(); // what waits for the resume does not time out meanwhile
     this._lostBy = { why, closed };
     if (this.state !== "joined") return; // a join in flight failed: join() reports it
     if (final) {
@@ -452,6 +530,7 @@ export class Session {
     }
     this._emit("disconnected", { code: ev.code, reason: ev.reason, willReconnect: true });
     this.state = "reconnecting";
+    this._startAfter = this.url; // with several URLs, the next attempt tries another first
     if (Date.now() - this._connectedAt >= STABLE_AFTER || this.lastSeq > this._progressMark) {
       this._streak = 0;
     }
@@ -517,6 +596,7 @@ export class Session {
           stateReset: !result.resumed,
           attempts: attempt,
           participantId: result.participantId,
+          url: this.url,
         });
         if (!result.resumed) this._followEveryone();
         return;
@@ -530,18 +610,28 @@ export class Session {
           atOnce = true;
           continue;
         }
+        if (code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE && !resume && this._secret !== null) {
+          // A fresh rejoin refused with 104: the name is held by our own old seat,
+          // which the server has not let go yet (as the Python client): try again.
+          continue;
+        }
         if (code === ErrorCode.TOKEN_EXPIRED && this.tokenProvider) {
           this.token = await this.tokenProvider();
           continue;
         }
         // As the Python client: the catalog says whether retrying can help.
         if (code !== undefined && (code === ErrorCode.TOKEN_EXPIRED || !lookup(code).retryable)) break;
+        // A node that refused us for now (not one we could not reach: _open tried
+        // every URL): another may serve us meanwhile.
+        if (code !== undefined && code !== ErrorCode.GENERIC_CONNECTION_ERROR) this._startAfter = this.url;
       }
     }
     if (this.state !== "reconnecting") return;
     this.state = "closed";
     const lost = this._lostBy ?? { why: "the connection closed", closed: {} };
-    this._failPending(ErrorCode.GENERIC_CONNECTION_ERROR, lost.why, lost.closed);
+    // What was in flight, or waited for the rejoin, fails with the session's end (903).
+    this._gaveUp = { why: `gave up reconnecting (${lost.why})`, closed: lost.closed };
+    this._failPending(ErrorCode.CONNECTION_LOST_ERROR_CODE, this._gaveUp.why, lost.closed);
     this._error(ErrorCode.CONNECTION_LOST_ERROR_CODE, "gave up reconnecting", {}, null, "client");
     this._emit("disconnected", { code: null, reason: "gave up", willReconnect: false });
     this._teardown("the connection was lost");
@@ -560,21 +650,42 @@ export class Session {
     const id = this._nextId++;
     const frame = JSON.stringify({ jsonrpc: "2.0", id, method, params });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._pending.delete(id);
-        reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${method} within ${timeout} ms`, method));
-      }, timeout);
       const resuming = method === "join" && params.oldParticipantSecret !== undefined;
-      this._pending.set(id, { method, resolve, reject, timer, frame: resend ? frame : null, resuming });
+      // A fresh join made while reconnecting, with a seat before: a 104 is our own old seat.
+      const afresh = method === "join" && !resuming && this._secret !== null && this.state === "reconnecting";
+      const p = { method, resolve, reject, timer: null, timeout, left: timeout, armedAt: 0, frame: resend ? frame : null, resuming, afresh };
+      this._pending.set(id, p);
+      this._arm(id, p);
       ws.send(frame);
     });
+  }
+
+  // The timeout counts only time connected: a drop pauses it (_pauseTimers),
+  // the resume runs it on from where it was (_resend), as the Python client.
+  _arm(id, p) {
+    p.armedAt = Date.now();
+    p.timer = setTimeout(() => {
+      this._pending.delete(id);
+      p.reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${p.method} within ${p.timeout} ms`, p.method));
+    }, p.left);
+  }
+
+  _pauseTimers() {
+    const now = Date.now();
+    for (const p of this._pending.values()) {
+      if (p.timer === null) continue;
+      clearTimeout(p.timer);
+      p.timer = null;
+      p.left = Math.max(0, p.left - (now - p.armedAt));
+    }
   }
 
   /** After a resume: send again, in id order, each request that had no answer. */
   _resend() {
     const ws = this._ws;
     let sent = 0;
-    for (const p of this._pending.values()) {
+    for (const [id, p] of this._pending) {
+      if (p.timer === null) this._arm(id, p); // paused by the drop: on from where it was
       if (p.frame === null || ws === null || ws.readyState !== WebSocket.OPEN) continue;
       ws.send(p.frame);
       sent += 1;
@@ -599,6 +710,10 @@ export class Session {
   /** Send any request (awaiting a rejoin in progress); resolves to its result. */
   async request(method, params = {}) {
     if (this._waitJoined !== null) await this._waitJoined;
+    if (this.state === "closed" && this._gaveUp !== null) {
+      const { why, closed } = this._gaveUp;
+      throw this._clientFailure(ErrorCode.CONNECTION_LOST_ERROR_CODE, `${why} while ${method} waited to be sent`, method, closed);
+    }
     if (this.state === "closed" || this.state === "idle") {
       throw this._clientFailure(ErrorCode.NOT_CONNECTED_ERROR_CODE, `${method} while ${this.state}`, method);
     }
@@ -621,8 +736,11 @@ export class Session {
       clearTimeout(p.timer);
       if (frame.error) {
         const e = frame.error;
-        // A refused resume on the way to a fresh seat is expected: flagged, still reported.
-        const recovering = p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE;
+        // A refused resume on the way to a fresh seat is expected: flagged, still reported;
+        // so is a fresh rejoin's 104 (our old seat still holds the name: tried again).
+        const recovering =
+          (p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE) ||
+          (p.afresh && e.code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE);
         p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method, "server", recovering)));
       } else {
         p.resolve(frame.result ?? {});
