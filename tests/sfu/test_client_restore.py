@@ -8,6 +8,9 @@ say so (``on_restored``); frames flow again.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from roomsignal import SessionError
 from roomsignal.media import (
@@ -19,9 +22,11 @@ from roomsignal.media import (
     TestPatternTrack,
     is_media_node_lost,
 )
+from roomsignal.protocol import PublishResult
+from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess
 
-from .conftest import WAIT, H, SessionFactory, W
+from .conftest import WAIT, H, Heard, SessionFactory, W
 
 
 async def test_auto_subscribe_viewers_get_every_stream_from_one_upstream_each(
@@ -132,3 +137,45 @@ async def test_a_publisher_closed_while_the_media_node_is_away_leaves_no_task(
     await publisher.close()
     assert not publisher._republisher.restoring
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("republish")]
+
+
+@pytest.mark.parametrize("how", ["unpublish", "close"])
+async def test_unpublish_during_the_restore_publish_leaves_nothing_published(
+    janus: JanusProcess, join: SessionFactory, server: SignalingServer, how: str
+) -> None:
+    studio, viewer = await join("studio"), await join("viewer")
+    seen = Heard(viewer)
+    publisher = Publisher(studio, video=TestPatternTrack(W, H))
+    try:
+        await publisher.start()
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        await seen.wait("stream_published")
+        janus.kill()
+        await janus.wait_stopped()
+        await seen.wait("stream_unpublished")
+        await janus.start()  # same port: the server reconnects by itself
+        assert server.media_node is not None
+        async with asyncio.timeout(WAIT):
+            await server.media_node.wait_healthy()
+        # The app unpublishes (or closes) while the restore's publish is in
+        # flight (and this one gets through: the media node is back).
+        in_flight: list[asyncio.Task[None]] = []
+        called = asyncio.Event()
+        publish_result = studio.publish_result
+
+        async def publish_during_unpublish(**options: Any) -> PublishResult:
+            # (the unpublish runs once this publish is sent and waits for its answer)
+            in_flight.append(asyncio.create_task(getattr(publisher, how)()))
+            called.set()
+            return await publish_result(**options)
+
+        studio.publish_result = publish_during_unpublish  # type: ignore[method-assign]
+        await asyncio.wait_for(called.wait(), 3 * WAIT)
+        await asyncio.wait_for(in_flight[0], WAIT)
+        assert not publisher.publishing and not publisher._republisher.restoring
+        await publisher.wait_for_exchanges(0, timeout=WAIT)
+        # Nothing stays on the server: no upstream, nobody told it publishes.
+        assert server.rooms._upstreams == {}
+        assert seen.of("stream_published")[1:] == []
+    finally:
+        await publisher.close()

@@ -178,11 +178,20 @@ class Republisher:
             await notify_restored(self.listeners, event)
             return
 
-    async def close(self) -> None:
-        """Stop listening and trying; idempotent."""
-        self._session.off_subscription_ended(self._on_subscription_ended)
+    async def stop(self) -> None:
+        """Stop a restore in progress (the app unpublished); go on listening.
+
+        A ``publish`` of the restore still in flight is cancelled; whatever
+        it opened on the server meanwhile is for the caller to unpublish.
+        """
+        self._lost = []
         task, self._task = self._task, None
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def close(self) -> None:
+        """Stop listening and trying; idempotent."""
+        self._session.off_subscription_ended(self._on_subscription_ended)
+        await self.stop()

@@ -195,10 +195,20 @@ class Publisher(SessionListeners):
         self._add_peer(exchange_id, MEDIA_NODE)
 
     async def unpublish(self) -> None:
-        """Stop publishing; every subscriber's connection closes (they get ``subscriptionEnded``)."""
+        """Stop publishing; every subscriber's connection closes (they get ``subscriptionEnded``).
+
+        A publish again after a lost media node still in progress stops
+        first; an upstream it opened meanwhile is unpublished too (then a
+        server that never got its ``publish`` answering 105 is no error).
+        """
         self._publishing = False
+        restoring = self._republisher.restoring
+        await self._republisher.stop()
         try:
             await self.session.unpublish()
+        except SessionErrorException as exc:
+            if not (restoring and exc.code == ErrorCode.USER_NOT_STREAMING_ERROR_CODE):
+                raise
         finally:
             await self._close_all("unpublished")
 
