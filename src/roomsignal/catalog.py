@@ -240,9 +240,11 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             "`sdpOffer` or `sdpAnswer` that carried it, with `data.mediaNodeCode` and "
             "`data.mediaNodeReason`)",
             "through a media node: an upstream offer not sent within `sdp_timeout` of `publish`, "
-            "an upstream not connected within `sdp_timeout` of the media node's answer, or a "
-            "subscriber's answer not sent within `sdp_timeout` of the offer (to the publisher, "
-            "or the subscriber, as `sessionError`)",
+            "an upstream not connected within `sdp_timeout` of the media node's answer, a "
+            "subscriber's answer not sent within `sdp_timeout` of the offer, or a subscription "
+            "not connected within `sdp_timeout` of the subscriber's answer (to the publisher, "
+            "or the subscriber, as `sessionError`; the subscription then ends with "
+            "`subscriptionEnded`, reason `connectTimeout`)",
         ),
         True,
     ),

@@ -196,3 +196,48 @@ def test_an_upstream_up_in_time_has_no_deadline_left() -> None:
     up(driver, 1)
     assert driver.rooms.expire(driver.now + 60) == []
     assert driver.rooms.next_deadline() is None
+
+
+def answered(driver: Driver) -> tuple[str, MediaOp]:
+    """Viewer (conn 2) subscribes to studio's (conn 1) upstream, which is up, and answers."""
+    up(driver, 1)
+    (op,) = ops(driver.request(2, "subscribe", target=driver.ids[1]), "subscribe")
+    driver.rooms.media_done(op, "offer", None, driver.now)
+    (start,) = ops(driver.request(2, "sdpAnswer", exchangeId=op.key, sdp="answer"), "start")
+    return op.key, start
+
+
+def test_a_subscription_answered_but_not_up_within_sdp_timeout_is_303_and_ends() -> None:
+    driver = sfu(sdp_timeout=2.0)
+    driver.join(1, "studio")
+    driver.join(2, "viewer")
+    exchange_id, start = answered(driver)
+    driver.now += 1.5  # the node takes the answer late: sdp_timeout from then
+    (taken,) = frames(driver.rooms.media_done(start, None, None, driver.now), 2)
+    assert taken["result"] == {}
+    assert driver.rooms.expire(driver.now + 1.999) == []
+    effects = driver.rooms.expire(driver.now + 2.0)
+    error, ended = notes(effects, 2)
+    assert error["code"] == 303 and "connect" in error["message"]
+    assert error["data"]["participantId"] == driver.ids[1]
+    assert error["data"]["exchangeId"] == exchange_id
+    assert ended["exchangeId"] == exchange_id and ended["reason"] == "connectTimeout"
+    assert notes(effects, 1) == []  # the publisher hears nothing
+    assert [o.key for o in ops(effects, "hangup")] == [exchange_id]
+    late = frames(driver.request(2, "iceCandidate", exchangeId=exchange_id, candidate=""), 2)[0]
+    assert late["error"]["code"] == 303
+
+
+def test_a_subscription_up_in_time_has_no_deadline_left_whenever_the_node_says_so() -> None:
+    for up_first in (False, True):  # webrtcup before or after the node's word on the answer
+        driver = sfu(sdp_timeout=2.0)
+        driver.join(1, "studio")
+        driver.join(2, "viewer")
+        exchange_id, start = answered(driver)
+        if up_first:
+            driver.rooms.media_up(exchange_id, driver.now)
+        driver.rooms.media_done(start, None, None, driver.now)
+        if not up_first:  # (the node says it once)
+            driver.rooms.media_up(exchange_id, driver.now)
+        assert driver.rooms.expire(driver.now + 60) == []
+        assert driver.rooms.next_deadline() is None

@@ -152,6 +152,67 @@ async def test_a_subscriber_answer_not_sent_in_time_is_303(
         assert error.data["exchangeId"] == exchange_id
 
 
+async def test_an_answered_subscription_that_never_connects_is_303_and_ends(
+    janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
+) -> None:
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from roomsignal.media import (
+        Publisher,
+        Subscriber,
+        TestPatternTrack,
+        default_configuration,
+    )
+
+    server = await make_server(media_node=janus.url, sdp_timeout=1.0)
+    studio, viewer, other = (
+        await dial(server, "studio"),
+        await dial(server, "viewer"),
+        await dial(server, "other"),
+    )
+    seen, heard = Heard(viewer), Heard(other)
+    target = studio.participant_id or ""
+    # An answer Janus takes, made by a real aiortc peer connection that never
+    # sets it as its local description, so it never does ICE: the
+    # subscription cannot come up.
+    pc = RTCPeerConnection(default_configuration())
+    async with (
+        Publisher(studio, video=TestPatternTrack(160, 120)) as publisher,
+        Subscriber(other) as subscriber,
+    ):
+        try:
+            await publisher.wait_for_connected(1, timeout=WAIT)
+            good = await subscriber.subscribe(target, timeout=WAIT)  # connects in time
+            exchange_id = await viewer.subscribe(target)
+            offer = await seen.wait("sdp_offer")
+            assert offer.exchange_id == exchange_id
+            await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+            answer = await pc.createAnswer()
+            await viewer.send_answer(exchange_id, answer.sdp)  # {}: Janus took it
+            error = await seen.wait("session_error")
+            assert error.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
+            assert error.data["exchangeId"] == exchange_id
+            assert error.data["participantId"] == target
+            assert "connect" in error.message
+            ended = await seen.wait("subscription_ended")
+            assert ended.exchange_id == exchange_id and ended.reason == "connectTimeout"
+            with pytest.raises(MediaError) as raised:  # the exchange is over
+                await viewer.send_ice_candidate(exchange_id, "")
+            assert raised.value.code == ErrorCode.MEDIA_ENDPOINT_ERROR_CODE
+            # Its Janus handle is hung up; the upstream and the connected subscription go on.
+            node = server.media_node
+            assert node is not None
+            async with asyncio.timeout(WAIT):
+                await node.wait_idle()
+            assert exchange_id not in node._keys
+            assert exchange_id not in node._by_handle.values()
+            assert good.exchange_id in node._by_handle.values()
+            await good.wait_for_frames(good.frames.video_frames + 5, timeout=WAIT)
+            assert heard.of("session_error") == [] and heard.of("subscription_ended") == []
+        finally:
+            await pc.close()
+
+
 async def test_no_answer_within_the_media_node_timeout_is_801_timeout(
     janus: JanusProcess, make_server: ServerFactory, dial: SessionFactory
 ) -> None:

@@ -120,6 +120,10 @@ class Denial(enum.Enum):
         _E.MEDIA_ENDPOINT_ERROR_CODE,
         "the upstream did not connect within sdp_timeout of the media node's answer",
     )
+    SUBSCRIPTION_CONNECT_TIMEOUT = Rule(
+        _E.MEDIA_ENDPOINT_ERROR_CODE,
+        "the subscription did not connect within sdp_timeout of the subscriber's answer",
+    )
     MEDIA_REFUSED = Rule(_E.MEDIA_ENDPOINT_ERROR_CODE, "the media node refused this SDP")
     MEDIA_NODE_UNREACHABLE = Rule(_E.TRANSPORT_REQUEST_ERROR_CODE, "the media node is unreachable")
     MEDIA_NODE_REQUEST = Rule(

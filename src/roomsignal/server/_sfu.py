@@ -334,18 +334,29 @@ class MediaRules(ExchangeRules):
             self._end_upstream(out, member.upstream, None, unpublish=False)
 
     def _sfu_time_out(self, out: Out, exchange: Exchange) -> None:
-        """A subscription whose offer or answer did not come within ``sdp_timeout``."""
+        """A subscription not offered, answered, or connected within ``sdp_timeout``.
+
+        Its offer and answer are due within ``sdp_timeout`` of ``subscribe``
+        (or of its upstream coming up); once the media node took the answer,
+        the subscription must connect (the media node says ``webrtcup``)
+        within ``sdp_timeout`` of that, else a peer connection that never
+        does ICE would hold it until the media node gives up on it. The
+        subscriber gets 303; an answered one then ``subscriptionEnded``
+        (reason ``connectTimeout``), and the media node's handle is hung up.
+        """
         subscriber = exchange.subscriber
-        self._end_subscription(out, exchange)
-        subscriber.tombstone(exchange.id, Denial.SDP_TIMEOUT, exchange.publisher.id)
+        answered = exchange.state is _S.ESTABLISHED
+        denial = Denial.SUBSCRIPTION_CONNECT_TIMEOUT if answered else Denial.SDP_TIMEOUT
+        subscriber.tombstone(exchange.id, denial, exchange.publisher.id)
         self._session_error(
             out,
             subscriber,
-            Denial.SDP_TIMEOUT,
+            denial,
             participant_id=exchange.publisher.id,
             exchange_id=exchange.id,
         )
-        logger.info("subscription %s timed out", exchange.id)
+        self._end_subscription(out, exchange, "connectTimeout" if answered else None)
+        logger.info("subscription %s timed out (%s)", exchange.id, denial.value.message)
 
     def _upstream_time_out(self, out: Out, upstream: Upstream) -> None:
         """An upstream not offered, or not connected, within ``sdp_timeout``.
@@ -436,6 +447,9 @@ class MediaRules(ExchangeRules):
             exchange = self._exchanges.get(op.key)
             if error is None and exchange is not None:
                 exchange.state = _S.ESTABLISHED
+                if not exchange.up:  # it must connect within sdp_timeout (``media_up``)
+                    exchange.deadline = now + self._config.sdp_timeout
+                    self._schedule(exchange.deadline, "sdp", exchange.id)
                 self._answer(out, op.ticket, EmptyResult(), None)
             elif error is not None:
                 self._answer(out, op.ticket, None, error)
@@ -537,7 +551,14 @@ class MediaRules(ExchangeRules):
         """The media node says the media of exchange ``key`` flows (``webrtcup``)."""
         out = Out()
         upstream = self._upstreams.get(key)
-        if upstream is None or upstream.state is _U.UP:
+        if upstream is None:
+            exchange = self._exchanges.get(key)
+            if exchange is not None and exchange.upstream is not None:
+                exchange.up = True  # a subscription: connected in time
+                if exchange.state is _S.ESTABLISHED:
+                    exchange.deadline = None
+            return out.effects
+        if upstream.state is _U.UP:
             return out.effects
         upstream.state = _U.UP
         upstream.deadline = None

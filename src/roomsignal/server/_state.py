@@ -197,6 +197,8 @@ class Exchange:
     held_bytes: int = 0  # of the candidate strings in ``held``, both directions
     # Through a media node: the upstream feeding this subscription (section 10).
     upstream: Upstream | None = None
+    # Through a media node: it said the subscription's media flows (``webrtcup``).
+    up: bool = False
 
     def other(self, member: Member) -> Member:
         return self.subscriber if member is self.publisher else self.publisher
