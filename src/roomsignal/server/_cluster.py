@@ -45,6 +45,7 @@ from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms, LoadRefused
 from roomsignal.server._lease import BEAT, HANDOVER, PLACE, RELEASE
+from roomsignal.server._outbox import Link
 from roomsignal.server._relay import (
     ABORT,
     CLOSE,
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from websockets.asyncio.server import ServerConnection
 
-    from roomsignal.server._outbox import Link as _Link
     from roomsignal.server._rooms import Rooms
     from roomsignal.server._transport import SignalingServer
 
@@ -179,14 +179,12 @@ class Cluster:
             return Rooms(server.secret, server.config)
         return JournaledRooms(server.secret, server.config, self._journal.mark)
 
-    def local_link(self, ws: ServerConnection, conn: int) -> _Link:
+    def local_link(self, ws: ServerConnection, conn: int) -> Link:
         """The transport's link for a connection to this node: held for the journal (_commit)."""
-        from roomsignal.server._transport import _Link
-
         config, close_timeout = self.server.config, self.server._close_timeout
         counts = self.server.counts
         if self._gate is None:
-            return _Link(ws, config.max_send_queue_bytes, close_timeout, counts)
+            return Link(ws, config.max_send_queue_bytes, close_timeout, counts)
         return HeldLink(ws, config.max_send_queue_bytes, close_timeout, self._gate, conn, counts)
 
     # --- keys --------------------------------------------------------------------
@@ -388,7 +386,7 @@ class Cluster:
         relay = self._relays.get(conn)
         return relay is not None and relay.joined
 
-    async def on_frame(self, conn: int, raw: str, link: _Link) -> bool:
+    async def on_frame(self, conn: int, raw: str, link: Link) -> bool:
         """Route one frame of a local connection; True if the cluster took it.
 
         A ``join`` is routed by its token's room: to this node's own rooms
