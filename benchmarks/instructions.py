@@ -72,9 +72,9 @@ def _wire(payload: bytes) -> bytes:
 
 
 def _turns(items: list[bytes]) -> list[list[bytes]]:
-    from roomsignal.client._connection import FRAMES_PER_TURN
+    from roomsignal.client._connection import FRAMES_PER_BATCH
 
-    return [items[i : i + FRAMES_PER_TURN] for i in range(0, len(items), FRAMES_PER_TURN)]
+    return [items[i : i + FRAMES_PER_BATCH] for i in range(0, len(items), FRAMES_PER_BATCH)]
 
 
 def _work_frames(kind: str, n: int, run: bool) -> None:
@@ -90,7 +90,7 @@ def _work_frames(kind: str, n: int, run: bool) -> None:
 
 
 def _work_split(n: int, run: bool) -> None:
-    from roomsignal.client._connection import FRAMES_PER_TURN, FrameSplitter
+    from roomsignal.client._connection import FRAMES_PER_BATCH, FrameSplitter
 
     stream = b"".join(_wire(frame) for frame in _frames("errors", n))
     reads = [stream[i : i + 262_144] for i in range(0, len(stream), 262_144)]
@@ -99,9 +99,9 @@ def _work_split(n: int, run: bool) -> None:
     gc.disable()
     if run:
         for data in reads:
-            items = splitter.feed(data, FRAMES_PER_TURN)
-            while len(items) >= FRAMES_PER_TURN:
-                items = splitter.feed(b"", FRAMES_PER_TURN)
+            items = splitter.feed(data, FRAMES_PER_BATCH)
+            while len(items) >= FRAMES_PER_BATCH:
+                items = splitter.feed(b"", FRAMES_PER_BATCH)
 
 
 async def _work_datapath(n: int, run: bool) -> None:
@@ -135,7 +135,7 @@ async def _work_datapath(n: int, run: bool) -> None:
             if run:
                 for data in reads:
                     ws.data_received(data)
-                    while ws._next_turn is not None:  # noqa: ASYNC110 - its turns, one per loop turn
+                    while ws._next_batch is not None:  # noqa: ASYNC110 - its turns, one per loop turn
                         await asyncio.sleep(0)
                 await asyncio.wait_for(done.wait(), 600)
             gc.enable()

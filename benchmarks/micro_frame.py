@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/micro_frame.py
 
 Feeds N ``sessionError`` frames (fresh ``seq`` each) and N responses that no
-request waits for straight to ``_on_frames`` (in turns of ``FRAMES_PER_TURN`` bytes frames,
+request waits for straight to ``_on_frames`` (in turns of ``FRAMES_PER_BATCH`` bytes frames,
 as the connection hands them over), and prints the client CPU per
 frame (``time.process_time``) as one JSON line: the cost of decoding, the
 ``seq`` check, the error model and the hand-over to the hub (which has no
@@ -20,11 +20,11 @@ import sys
 import time
 
 from roomsignal import Session
-from roomsignal.client._connection import FRAMES_PER_TURN
+from roomsignal.client._connection import FRAMES_PER_BATCH
 
 
 def _turns(frames: list[bytes]) -> list[list[bytes]]:
-    return [frames[i : i + FRAMES_PER_TURN] for i in range(0, len(frames), FRAMES_PER_TURN)]
+    return [frames[i : i + FRAMES_PER_BATCH] for i in range(0, len(frames), FRAMES_PER_BATCH)]
 
 
 def main(n: int = 200_000) -> None:

@@ -21,11 +21,11 @@ fragmented messages, errors) and takes only the common case off its hands:
   handshake that is not a plain 101) switches the connection to websockets
   alone for good, which then fails it as it should.
 
-Frames are delivered in turns of at most ``FRAMES_PER_TURN`` frames, one turn per
+Frames are delivered in batches of at most ``FRAMES_PER_BATCH`` frames, one batch per
 loop iteration, and the socket is not read while frames of an earlier read
-still wait their turn. A single read can hold well over a thousand small
-frames (asyncio reads up to 256 KiB); in turns, each listener runs between
-two turns, so a burst never has more than a turn of events alive at once.
+still wait for their batch. A single read can hold well over a thousand small
+frames (asyncio reads up to 256 KiB); in batches, each listener runs between
+two batches, so a burst never has more than a batch of events alive at once.
 Left to pile up, they outlive the young generations of the garbage
 collector and drive full collections of the whole heap (pydantic's
 validators make that slow): in a burst of 100,000 events that cost more
@@ -50,9 +50,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Event
 
-__all__ = ["FRAMES_PER_TURN", "Binary", "DirectConnection", "FrameSplitter", "Raw"]
+__all__ = ["FRAMES_PER_BATCH", "Binary", "DirectConnection", "FrameSplitter", "Raw"]
 
-FRAMES_PER_TURN: Final = 64
+FRAMES_PER_BATCH: Final = 64
 """Whole frames delivered per loop iteration (see the module docstring)."""
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -61,7 +61,7 @@ _END_OF_HEADERS = b"\r\n\r\n"
 _MAX_HEADERS = 65536
 _HELD_BY_WEBSOCKETS = 1
 _HELD_BY_SESSION = 2
-_HELD_BY_TURNS = 4
+_HELD_BY_BATCHES = 4
 _ALL: Final = 1 << 62
 
 
@@ -226,7 +226,7 @@ class DirectConnection(ClientConnection):
         "_feed_websockets",
         "_fragment",
         "_held",
-        "_next_turn",
+        "_next_batch",
         "_splitter",
         "backlog",
         "on_frames",
@@ -242,7 +242,7 @@ class DirectConnection(ClientConnection):
         self._splitter = FrameSplitter(min(limits) if limits else None)
         self._feed_websockets = super().data_received
         self._held = 0
-        self._next_turn: asyncio.Handle | None = None
+        self._next_batch: asyncio.Handle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Set up as websockets does, then route its read pauses through ``_hold``."""
@@ -279,8 +279,8 @@ class DirectConnection(ClientConnection):
         Frames already read but still waiting their turn wait too.
         """
         self._hold(_HELD_BY_SESSION, hold)
-        if not hold and self._held & _HELD_BY_TURNS and self._next_turn is None:
-            self._next_turn = self.loop.call_soon(self._turn)
+        if not hold and self._held & _HELD_BY_BATCHES and self._next_batch is None:
+            self._next_batch = self.loop.call_soon(self._batch)
 
     @property
     def reading_held(self) -> bool:
@@ -318,14 +318,14 @@ class DirectConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         """Deliver whole data frames directly, in turns; feed websockets everything else."""
         splitter = self._splitter
-        if self._held & _HELD_BY_TURNS and not splitter.passthrough:
+        if self._held & _HELD_BY_BATCHES and not splitter.passthrough:
             splitter.feed(data, 0)  # earlier frames still wait: these go behind them
             return
-        self._turn(data)
+        self._batch(data)
 
-    def _turn(self, data: bytes = b"", limit: int = FRAMES_PER_TURN) -> None:
+    def _batch(self, data: bytes = b"", limit: int = FRAMES_PER_BATCH) -> None:
         """Deliver up to ``limit`` frames; take the next turn soon if more may wait."""
-        self._next_turn = None
+        self._next_batch = None
         items = self._splitter.feed(data, limit)
         count = len(items)
         index = 0
@@ -337,28 +337,28 @@ class DirectConnection(ClientConnection):
                 self._feed_websockets(_wire(items[index]))
                 index += 1
         if count >= limit:  # more whole frames may be pending
-            if not self._held & _HELD_BY_TURNS:
-                self._hold(_HELD_BY_TURNS, True)
+            if not self._held & _HELD_BY_BATCHES:
+                self._hold(_HELD_BY_BATCHES, True)
             if not self._held & _HELD_BY_SESSION:
-                self._next_turn = self.loop.call_soon(self._turn)
-        elif self._held & _HELD_BY_TURNS:
-            self._hold(_HELD_BY_TURNS, False)
+                self._next_batch = self.loop.call_soon(self._batch)
+        elif self._held & _HELD_BY_BATCHES:
+            self._hold(_HELD_BY_BATCHES, False)
 
-    def _finish_turns(self) -> None:
+    def _finish_batches(self) -> None:
         """Deliver every frame still waiting its turn, at once (the stream is ending)."""
-        if self._held & _HELD_BY_TURNS:
-            if self._next_turn is not None:
-                self._next_turn.cancel()
-            self._turn(b"", _ALL)
+        if self._held & _HELD_BY_BATCHES:
+            if self._next_batch is not None:
+                self._next_batch.cancel()
+            self._batch(b"", _ALL)
 
     def eof_received(self) -> None:
         """Deliver what waits its turn, then let websockets see the end of the stream."""
-        self._finish_turns()
+        self._finish_batches()
         super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Deliver what waits its turn, then let websockets see the connection go."""
-        self._finish_turns()
+        self._finish_batches()
         super().connection_lost(exc)
 
     def _direct_target(self) -> Callable[[list[bytes], int], int] | None:

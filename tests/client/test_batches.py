@@ -1,4 +1,4 @@
-"""Frames of one read are delivered in turns of ``FRAMES_PER_TURN``, and none is lost on the way.
+"""Frames of one read are delivered in turns of ``FRAMES_PER_BATCH``, and none is lost on the way.
 
 Each test joins the reference server, then hands the session's real
 connection one read's worth of ``sessionError`` frames (with the seqs the
@@ -13,7 +13,7 @@ import asyncio
 import pytest
 
 from roomsignal import Session, SessionError
-from roomsignal.client._connection import FRAMES_PER_TURN, DirectConnection
+from roomsignal.client._connection import FRAMES_PER_BATCH, DirectConnection
 
 from .conftest import Recorder, SessionFactory
 
@@ -58,11 +58,11 @@ async def test_a_large_read_is_delivered_in_turns_in_order(make_session: Session
         assert not ws.transport.is_reading()  # frames wait their turn: nothing more is read
         ws.data_received(read[half:])  # a transport that delivers once more goes behind them
         await asyncio.sleep(0)  # one loop turn: the listener ran on the first turn only
-        assert 0 < len(seen) <= FRAMES_PER_TURN
+        assert 0 < len(seen) <= FRAMES_PER_BATCH
         async with asyncio.timeout(5):
             await done.wait()
         assert seen == [f"e{seq}" for seq in range(first, first + FRAMES)]
-        assert max(depths) < FRAMES_PER_TURN  # never more than a turn of events alive at once
+        assert max(depths) < FRAMES_PER_BATCH  # never more than a turn of events alive at once
         assert ws.transport.is_reading()  # all delivered: reading again
         assert isinstance(await session.ping(), float)  # and the stream goes on
 
@@ -92,7 +92,7 @@ async def test_frames_waiting_their_turn_are_delivered_before_the_end(
         assert session._core.last_seq == first + FRAMES - 1
 
 
-async def test_a_held_session_takes_no_further_turn(make_session: SessionFactory) -> None:
+async def test_a_held_session_takes_no_further_batch(make_session: SessionFactory) -> None:
     """Backpressure stops the turns too: a queue never holds more than its bound and a turn."""
     bound = 100
     session = make_session("held", ping_interval=None, max_queued_events=bound)
@@ -117,7 +117,7 @@ async def test_a_held_session_takes_no_further_turn(make_session: SessionFactory
                 await asyncio.sleep(0)
         for _ in range(20):  # further loop turns take no further turn
             await asyncio.sleep(0)
-        assert bound <= len(inbox) < bound + FRAMES_PER_TURN
+        assert bound <= len(inbox) < bound + FRAMES_PER_BATCH
         assert not ws.transport.is_reading()
         gate.set()
         async with asyncio.timeout(5):
