@@ -10,6 +10,8 @@ with its id, and delivered exactly once: whether the server had handled it
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +24,44 @@ from roomsignal.testing import CutProxy
 from .conftest import SECRET, WAIT, open_page, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@contextlib.asynccontextmanager
+async def _seat_expired_while_unreachable(
+    context: Any, room: str
+) -> AsyncIterator[tuple[Any, CutProxy, SignalingServer]]:
+    """A page's session (maxAttempts 1) behind a refusing proxy, once its seat expired.
+
+    A server with a 0.2 s resume window; a witness in the room sees the seat go.
+    """
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.2) as short,
+        CutProxy(short.port) as proxy,
+    ):
+        page = await open_page(context, short)
+        witness = Session(short.url, token=token(room), name="witness", reconnect=None)
+        left: asyncio.Queue[str] = asyncio.Queue()
+        witness.on_participant_left(lambda e: left.put_nowait(e.participant_id))
+        async with witness:
+            await page.evaluate(
+                """async ([url, token]) => {
+                  const { Session } = await import("/roomsignal.js");
+                  const s = new Session(url, { token, name: "js", maxAttempts: 1 });
+                  window.s = s;
+                  window.reconnected = [];
+                  window.errors = [];
+                  s.onReconnected((e) => window.reconnected.push(e));
+                  s.onSessionError((e) => window.errors.push(e));
+                  await s.join();
+                }""",
+                [proxy.url, token(room)],
+            )
+            old_id = await page.evaluate("window.s.participantId")
+            proxy.refuse = True
+            proxy.cut()
+            assert await asyncio.wait_for(left.get(), WAIT) == old_id  # the seat expired
+            yield page, proxy, short
+
 
 START = """async ([url, token, name]) => {
   const { Session } = await import("/roomsignal.js");
@@ -122,42 +162,17 @@ async def test_past_max_attempts_and_the_seat_a_refused_resume_joins_afresh(
     The page goes on while the seat waits (resumeWindow), then its resume is
     refused with 106, flagged ``recovering``, and it joins afresh at once.
     """
-    async with (
-        SignalingServer(secret=SECRET, resume_window=0.2) as short,
-        CutProxy(short.port) as proxy,
-    ):
-        page = await open_page(context, short)
-        witness = Session(short.url, token=token("reset"), name="witness", reconnect=None)
-        left: asyncio.Queue[str] = asyncio.Queue()
-        witness.on_participant_left(lambda e: left.put_nowait(e.participant_id))
-        async with witness:
-            await page.evaluate(
-                """async ([url, token]) => {
-                  const { Session } = await import("/roomsignal.js");
-                  const s = new Session(url, { token, name: "js", maxAttempts: 1 });
-                  window.s = s;
-                  window.reconnected = [];
-                  window.errors = [];
-                  s.onReconnected((e) => window.reconnected.push(e));
-                  s.onSessionError((e) => window.errors.push(e));
-                  await s.join();
-                }""",
-                [proxy.url, token("reset")],
-            )
-            old_id = await page.evaluate("window.s.participantId")
-            proxy.refuse = True
-            proxy.cut()
-            assert await asyncio.wait_for(left.get(), WAIT) == old_id  # the seat expired
-            await _until(page, "window.s._streak > 1")  # past maxAttempts, still trying
-            proxy.refuse = False
-            event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
-            assert event["stateReset"] is True and event["resumed"] is False
-            refused = await page.evaluate(
-                "window.errors.filter((e) => e.code === 106).map((e) => e.recovering)"
-            )
-            assert refused == [True]
-            assert await page.evaluate("window.s.state") == "joined"
-            await page.evaluate("window.s.leave()")
+    async with _seat_expired_while_unreachable(context, "reset") as (page, proxy, _):
+        await _until(page, "window.s._streak > 1")  # past maxAttempts, still trying
+        proxy.refuse = False
+        event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
+        assert event["stateReset"] is True and event["resumed"] is False
+        refused = await page.evaluate(
+            "window.errors.filter((e) => e.code === 106).map((e) => e.recovering)"
+        )
+        assert refused == [True]
+        assert await page.evaluate("window.s.state") == "joined"
+        await page.evaluate("window.s.leave()")
 
 
 async def test_a_call_across_an_outage_longer_than_its_timeout_completes_once(
@@ -241,45 +256,20 @@ async def test_a_fresh_rejoin_refused_with_104_is_tried_again(context: Any) -> N
     """After its seat expired the page's resume is refused (106) and its fresh join
     finds the name still held (104, as by its own old seat not let go yet): it
     tries again, flagged recovering, and joins once the name is free; not the end."""
-    async with (
-        SignalingServer(secret=SECRET, resume_window=0.2) as short,
-        CutProxy(short.port) as proxy,
-    ):
-        page = await open_page(context, short)
-        witness = Session(short.url, token=token("held"), name="witness", reconnect=None)
-        left: asyncio.Queue[str] = asyncio.Queue()
-        witness.on_participant_left(lambda e: left.put_nowait(e.participant_id))
-        async with witness:
-            await page.evaluate(
-                """async ([url, token]) => {
-                  const { Session } = await import("/roomsignal.js");
-                  const s = new Session(url, { token, name: "js", maxAttempts: 1 });
-                  window.s = s;
-                  window.reconnected = [];
-                  window.errors = [];
-                  s.onReconnected((e) => window.reconnected.push(e));
-                  s.onSessionError((e) => window.errors.push(e));
-                  await s.join();
-                }""",
-                [proxy.url, token("held")],
-            )
-            old_id = await page.evaluate("window.s.participantId")
-            proxy.refuse = True
-            proxy.cut()
-            assert await asyncio.wait_for(left.get(), WAIT) == old_id  # the seat expired
-            holder = Session(short.url, token=token("held"), name="js", reconnect=None)
-            async with holder:  # the name is held meanwhile
-                proxy.refuse = False
-                await _until(page, "window.errors.some((e) => e.code === 104)")
-                assert await page.evaluate("window.s.state") == "reconnecting"
-            event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
-            assert event["stateReset"] is True
-            flags = await page.evaluate(
-                "window.errors.filter((e) => e.code === 104).map((e) => e.recovering)"
-            )
-            assert flags and all(flags)
-            assert await page.evaluate("window.s.state") == "joined"
-            await page.evaluate("window.s.leave()")
+    async with _seat_expired_while_unreachable(context, "held") as (page, proxy, short):
+        holder = Session(short.url, token=token("held"), name="js", reconnect=None)
+        async with holder:  # the name is held meanwhile
+            proxy.refuse = False
+            await _until(page, "window.errors.some((e) => e.code === 104)")
+            assert await page.evaluate("window.s.state") == "reconnecting"
+        event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
+        assert event["stateReset"] is True
+        flags = await page.evaluate(
+            "window.errors.filter((e) => e.code === 104).map((e) => e.recovering)"
+        )
+        assert flags and all(flags)
+        assert await page.evaluate("window.s.state") == "joined"
+        await page.evaluate("window.s.leave()")
 
 
 async def test_without_reconnect_a_cut_fails_calls_in_flight_with_903(
