@@ -548,10 +548,11 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             return await self._request_now(ws, method, build)
         loop = asyncio.get_running_loop()
         gate: asyncio.Future[Any] = loop.create_future()  # done: the deadline is moot
+        timer: asyncio.TimerHandle | None = None
         try:
             async with asyncio.timeout(None) as deadline:
                 # Bounded by request_timeout of time connected (see _on_deadline).
-                loop.call_later(
+                timer = loop.call_later(
                     self.request_timeout,
                     self._on_deadline,
                     (gate, self._online_clock(), lambda _: deadline.reschedule(loop.time())),
@@ -571,6 +572,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             raise self._timeout(method) from None
         finally:
             gate.cancel()
+            if timer is not None:
+                timer.cancel()
 
     def _online_clock(self) -> float:
         """The loop's clock less the time spent reconnecting: what request_timeout counts."""
