@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from roomsignal import Session, SessionError, SessionErrorException
 from roomsignal.cli._options import bind_host
+from roomsignal.cli._serve import _remove_signals, install_stop_signals
 from roomsignal.protocol import SessionClosedParams
 from roomsignal.tokens import mint
 
@@ -84,6 +86,29 @@ async def test_serve_dev_generates_a_secret_and_stops_on_sigint() -> None:
         proc.process.send_signal(signal.SIGINT)
         assert await proc.wait() == 0
         assert proc.stderr == []  # warning level: nothing to say
+
+
+async def test_a_second_signal_sets_then_with_no_gap_between_the_two() -> None:
+    """One handler for both signals: never removed and put back, so never the default action.
+
+    (A handler swapped between the first signal and the second left a moment
+    where a second SIGTERM killed ``serve`` mid-drain, exit -15.)
+    """
+    stop, then = asyncio.Event(), asyncio.Event()
+    installed = install_stop_signals(stop, then=then)
+    try:
+        assert installed == [signal.SIGINT, signal.SIGTERM]
+        handler = signal.getsignal(signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        async with asyncio.timeout(5):
+            await stop.wait()
+        assert not then.is_set()
+        assert signal.getsignal(signal.SIGINT) is handler  # still ours, not the default
+        os.kill(os.getpid(), signal.SIGINT)
+        async with asyncio.timeout(5):
+            await then.wait()
+    finally:
+        _remove_signals(installed)
 
 
 _AUDIT = """

@@ -183,17 +183,31 @@ def add_serve_command(commands: Any) -> None:
     parser.set_defaults(run=run_serve)
 
 
-def install_stop_signals(stop: asyncio.Event) -> list[signal.Signals]:
+def install_stop_signals(
+    stop: asyncio.Event, then: asyncio.Event | None = None
+) -> list[signal.Signals]:
     """Make SIGINT and SIGTERM set ``stop``; returns the signals handled this way.
+
+    With ``then``, a signal that comes once ``stop`` is set sets ``then``
+    (a second signal aborts a drain). One handler serves both: it is never
+    removed and put back in between, which would leave a moment where a
+    signal takes its default action and kills the process.
 
     Where the loop cannot handle signals (Windows), Ctrl-C still raises
     ``KeyboardInterrupt``, which the caller turns into a clean exit.
     """
+
+    def on_signal() -> None:
+        if then is not None and stop.is_set():
+            then.set()
+        else:
+            stop.set()
+
     loop = asyncio.get_running_loop()
     installed = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
         except (NotImplementedError, RuntimeError, ValueError):
             continue
         installed.append(signum)
@@ -354,8 +368,8 @@ async def _serve_with(
         raise CommandError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
         ) from None
-    stop = asyncio.Event()
-    installed = install_stop_signals(stop)
+    stop, force = asyncio.Event(), asyncio.Event()
+    installed = install_stop_signals(stop, then=force)
     try:
         if generated:
             print(f"dev secret (generated, for local use only): {secret}", flush=True)
@@ -386,10 +400,6 @@ async def _serve_with(
             logger.info("draining: handing rooms over, then exiting (a second signal aborts)")
         else:
             logger.info("shutting down: closing every session (a second signal aborts)")
-        _remove_signals(installed)
-        installed = []
-        force = asyncio.Event()
-        installed = install_stop_signals(force)
         closing = asyncio.ensure_future(_stop_node(node))
         forcing = asyncio.ensure_future(force.wait())
         try:
