@@ -217,3 +217,104 @@ async def test_after_janus_is_killed_and_back_the_page_publishes_and_watches_aga
         await publisher.close()
         await viewer.close()
         await bot.close()
+
+
+# The first restore publish that succeeds (the node is back) is followed at
+# once by an unpublish: sent as its answer arrives, before publish() goes on
+# to open the upstream. Each restore publish's outcome is kept too.
+UNPUBLISH_DURING_RESTORE = """() => {
+  const s = window.app.session;
+  const outcome = (p) => p.then(() => "ok", (e) => String(e.error?.code ?? e.name));
+  window.restore = null;
+  const request = s.request.bind(s);
+  s.request = (method, ...rest) => {
+    const answer = request(method, ...rest);
+    if (method !== "publish" || s._republishing === null || window.restore !== null) return answer;
+    return answer.then((result) => {
+      if (window.restore === null) window.restore = outcome(s.unpublish());
+      return result;
+    });
+  };
+  const publish = s.publish.bind(s);
+  s.publish = (...args) => {
+    const sent = publish(...args);
+    if (s._republishing !== null) window.restorePublish = outcome(sent);
+    return sent;
+  };
+}"""
+
+
+async def test_an_unpublish_while_the_page_publishes_again_leaves_nothing_restored(
+    janus: JanusProcess, sfu_server: SignalingServer, context: Any
+) -> None:
+    page = await open_page(context, sfu_server, session="undo", name="browser", join="1")
+    await page_joined(page)
+    await page.wait_for_function(
+        "window.app.session._outgoing.size === 1 && [...window.app.session._outgoing.values()][0]"
+        ".connectionState === 'connected'",
+        timeout=WAIT * 1000,
+    )
+    janus.kill()
+    await janus.wait_stopped()
+    await page.wait_for_function(
+        "window.app.errors.some((e) => e.code === 801 && e.data.reason === 'mediaNodeLost')"
+        " && window.app.session._republishing !== null",
+        timeout=WAIT * 1000,
+    )
+    await page.evaluate(UNPUBLISH_DURING_RESTORE)
+    await janus.start()  # the next restore publish reaches a live node
+    await page.wait_for_function("window.restore !== null", timeout=3 * WAIT * 1000)
+    async with asyncio.timeout(WAIT):
+        unpublish, publish = await page.evaluate(
+            "async () => { const o = await Promise.all([window.restore, window.restorePublish]);"
+            " await new Promise((r) => setTimeout(r, 0)); return o; }"  # the restore loop's turn
+        )
+    assert unpublish == "ok"
+    assert publish != "ok"  # the unpublish, handled first, ended the upstream it opens
+    state = await page.evaluate(
+        """async () => {
+          const s = window.app.session;
+          const me = (await s.getSessionState()).participants
+            .find((p) => p.participantId === s.participantId);
+          return { streams: me.streams ?? null, outgoing: s._outgoing.size,
+                   republishing: s._republishing, publishing: s._publishing };
+        }"""
+    )
+    assert state == {"streams": None, "outgoing": 0, "republishing": None, "publishing": None}
+    assert not any(e["kind"] == "publish" for e in await page.evaluate("window.app.restored"))
+    assert not [m for m in page.console_log if "could not publish again" in m]
+    await page.evaluate("window.app.session.leave()")
+
+
+async def test_a_publish_whose_upstream_is_closed_while_it_is_made_settles(
+    sfu_server: SignalingServer, context: Any
+) -> None:
+    """A closed RTCPeerConnection never settles its createOffer: publish() must not wait on it."""
+    page = await open_page(context, sfu_server, session="settle", name="browser", join="1")
+    await page_joined(page)
+    await page.wait_for_function("window.app.session._outgoing.size === 1", timeout=WAIT * 1000)
+    await page.evaluate("window.app.session.unpublish()")
+    async with asyncio.timeout(WAIT):
+        outcome = await page.evaluate(
+            """async () => {
+              const s = window.app.session;
+              const request = s.request.bind(s);
+              s.request = (method, ...rest) => {
+                const answer = request(method, ...rest);
+                if (method !== "publish") return answer;
+                // The app unpublishes as the answer comes: publish() is opening its upstream.
+                return answer.then((result) => (s.unpublish(), result));
+              };
+              try {
+                await s.publish(s._localStream);
+                return "published";
+              } catch (exc) {
+                return String(exc.message);
+              } finally {
+                s.request = request;
+              }
+            }"""
+        )
+    assert outcome != "published"
+    assert await page.evaluate("window.app.session._outgoing.size") == 0
+    await page.evaluate("window.app.session.leave()")

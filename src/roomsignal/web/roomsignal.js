@@ -367,7 +367,7 @@ export class Session {
   _teardown(why) {
     this._dropSocket();
     this._failPending(ErrorCode.NOT_CONNECTED_ERROR_CODE, why);
-    for (const pc of this._outgoing.values()) pc.close();
+    for (const pc of this._outgoing.values()) this._closeOutgoing(pc, why);
     for (const sub of this._incoming.values()) {
       sub.pc.close();
       sub.reject?.(new Error(why));
@@ -889,7 +889,7 @@ export class Session {
     this._republishing = null;
     await this.request("unpublish", {});
     this._publishing = null;
-    for (const pc of this._outgoing.values()) pc.close();
+    for (const pc of this._outgoing.values()) this._closeOutgoing(pc, "unpublished");
     this._outgoing.clear();
   }
 
@@ -897,6 +897,12 @@ export class Session {
     const pc = this._peer();
     pc._remoteSet = false; // the answer applied: candidates that came before it wait in _early
     pc._early = [];
+    // Rejected when we close it: a closed RTCPeerConnection never settles the
+    // createOffer or setLocalDescription in progress, so awaits race this.
+    pc._ended = new Promise((_, reject) => {
+      pc._end = reject;
+    });
+    pc._ended.catch(() => {});
     this._outgoing.set(exchangeId, pc);
     this._trickle(pc, exchangeId);
     return pc;
@@ -911,8 +917,8 @@ export class Session {
     for (const track of stream.getTracks()) {
       if (flags[track.kind]) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
+    const offer = await Promise.race([pc.createOffer(), pc._ended]);
+    await Promise.race([pc.setLocalDescription(offer), pc._ended]);
     pc._firstMid = pc.getTransceivers()[0]?.mid ?? "0";
     try {
       await this.request("sdpOffer", { exchangeId, sdp: pc.localDescription.sdp });
@@ -1044,10 +1050,16 @@ export class Session {
     else sub.early.push(params);
   }
 
+  /** Close an outgoing peer connection; what awaits it (publish) fails with `why`. */
+  _closeOutgoing(pc, why) {
+    pc.close();
+    pc._end(new Error(`the upstream ended: ${why}`));
+  }
+
   _endExchange(exchangeId) {
     const out = this._outgoing.get(exchangeId);
     if (out !== undefined) {
-      out.close();
+      this._closeOutgoing(out, "the exchange ended");
       this._outgoing.delete(exchangeId);
     }
     const sub = this._incoming.get(exchangeId);
@@ -1105,10 +1117,14 @@ export class Session {
         try {
           streamId = await this.publish(this._localStream, flags);
         } catch (exc) {
+          if (this._republishing !== job) return; // unpublished meanwhile: its failure is moot
           if (RETRY_PUBLISH.has(exc.error?.code)) continue; // the node is not back yet
           console.warn("roomsignal: could not publish again after the media node was lost", exc);
           return;
         }
+        // Unpublished (or closed) while this publish was in flight: the unpublish,
+        // sent after it, ends it on the server; nothing was restored.
+        if (this._republishing !== job || this.state === "closed") return;
         const exchangeId = this._upstreamId;
         this._emit("mediaRestored", {
           reason: MEDIA_NODE_LOST,
