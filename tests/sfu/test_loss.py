@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from media.conftest import open_peer_connections, udp_sockets
-from roomsignal import ErrorCode, MediaError, Session
+from roomsignal import ErrorCode, MediaError, ReconnectPolicy, Session
 from roomsignal.media import Publisher, Subscriber, TestPatternTrack
 from roomsignal.server import SignalingServer
 from roomsignal.server._janus_process import JanusProcess
@@ -99,6 +99,43 @@ async def test_a_resume_keeps_media_flowing(server: SignalingServer, join: Sessi
         assert counts.video_frames >= before + 15
         assert not subscription.closed and subscription.pc.connectionState == "connected"
         assert server.rooms.exchange_state(subscription.exchange_id) is not None
+
+
+async def test_a_publisher_inside_its_resume_window_can_still_be_watched(
+    server: SignalingServer, join: SessionFactory
+) -> None:
+    """Its upstream goes on through the media node: a new viewer gets it, not a 101.
+
+    (Peer to peer the publisher must make the offer, so the target needs a
+    connection; through a media node it does not.)
+    """
+    away = ReconnectPolicy(initial_delay=3600.0, jitter=False)  # it stays away
+    studio, viewer = await join("studio", reconnect=away), await join("viewer")
+    target = studio.participant_id or ""
+    publisher = Publisher(studio, video=TestPatternTrack(W, H))
+    drop: asyncio.Future[object] | None = None
+    try:
+        await publisher.start()
+        await publisher.wait_for_connected(1, timeout=WAIT)
+        async with Subscriber(viewer) as subscriber:
+            # Its answer is lost with the connection: it would wait for the resume.
+            drop = asyncio.ensure_future(studio.simulate_scenario("connectionDrop"))
+            async with asyncio.timeout(WAIT):
+                while server.rooms.is_connected(target) is not False:
+                    await viewer.ping()
+            subscription = await subscriber.subscribe(target, timeout=WAIT)
+            counts = await subscription.wait_for_frames(5, timeout=WAIT)
+            assert counts.width == W
+            assert server.rooms.is_connected(target) is False  # still away
+            await viewer.unsubscribe(target)  # and it may stop watching it (no 101 either)
+            assert server.rooms.exchange_state(subscription.exchange_id) is None
+            await subscription.close()
+    finally:
+        if drop is not None:
+            drop.cancel()
+            await asyncio.gather(drop, return_exceptions=True)
+        await studio.close()
+        await publisher.close()
 
 
 async def test_nothing_is_left_running_after_close() -> None:

@@ -96,9 +96,15 @@ class RoomsCore:
         if audio and not member.grants.audio:
             raise RoomError(Denial.NO_AUDIO_GRANT)
 
-    def _target(self, member: Member, target_id: str) -> Member:
+    def _target(self, member: Member, target_id: str, *, live: bool = True) -> Member:
+        """The member ``target_id`` of ``member``'s session, never ``member`` itself.
+
+        ``live``: it must have a connection too (peer to peer, the publisher
+        makes the offer). Through a media node it need not: a seat inside its
+        resume window keeps its upstream, and the media node makes the offers.
+        """
         target = self._find(member.session, target_id)
-        if target is member or target.conn is None:
+        if target is member or (live and target.conn is None):
             raise RoomError(Denial.TARGET_UNAVAILABLE, participant_id=target_id)
         return target
 

@@ -131,7 +131,7 @@ class MediaRules(ExchangeRules):
     def _sfu_subscribe(
         self, out: Out, member: Member, request: SubscribeRequest, now: float
     ) -> Model | None:
-        target = self._target(member, request.params.target)
+        target = self._target(member, request.params.target, live=False)
         upstream = target.upstream
         if upstream is None:
             raise RoomError(Denial.TARGET_NOT_PUBLISHING, participant_id=target.id)
@@ -174,7 +174,7 @@ class MediaRules(ExchangeRules):
     def _sfu_unsubscribe(
         self, out: Out, member: Member, request: UnsubscribeRequest, now: float
     ) -> Model:
-        target = self._target(member, request.params.target)
+        target = self._target(member, request.params.target, live=False)
         exchange = member.session.pairs.get((target.id, member.id))
         if exchange is not None:
             self._end_subscription(out, exchange)
