@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from roomsignal import SessionError
+from roomsignal import ErrorCode, SessionError
 from roomsignal.media import (
     MEDIA_NODE_LOST,
     MediaRestored,
@@ -139,12 +139,19 @@ async def test_a_publisher_closed_while_the_media_node_is_away_leaves_no_task(
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("republish")]
 
 
-@pytest.mark.parametrize("how", ["unpublish", "close"])
+@pytest.mark.parametrize(
+    ("how", "sent"), [("unpublish", True), ("close", True), ("unpublish", False)]
+)
 async def test_unpublish_during_the_restore_publish_leaves_nothing_published(
-    janus: JanusProcess, join: SessionFactory, server: SignalingServer, how: str
+    janus: JanusProcess, join: SessionFactory, server: SignalingServer, how: str, sent: bool
 ) -> None:
+    """``sent``: the restore's publish reached the server; else it is cancelled before.
+
+    Not sent, the server never publishes again and answers the unpublish 105
+    (not publishing), which ``unpublish()`` takes as done.
+    """
     studio, viewer = await join("studio"), await join("viewer")
-    seen = Heard(viewer)
+    seen, heard = Heard(viewer), Heard(studio)
     publisher = Publisher(studio, video=TestPatternTrack(W, H))
     try:
         await publisher.start()
@@ -167,6 +174,8 @@ async def test_unpublish_during_the_restore_publish_leaves_nothing_published(
             # (the unpublish runs once this publish is sent and waits for its answer)
             in_flight.append(asyncio.create_task(getattr(publisher, how)()))
             called.set()
+            if not sent:
+                await asyncio.Event().wait()  # the unpublish cancels it: never sent
             return await publish_result(**options)
 
         studio.publish_result = publish_during_unpublish  # type: ignore[method-assign]
@@ -177,5 +186,8 @@ async def test_unpublish_during_the_restore_publish_leaves_nothing_published(
         # Nothing stays on the server: no upstream, nobody told it publishes.
         assert server.rooms._upstreams == {}
         assert seen.of("stream_published")[1:] == []
+        refused = [e.code for e in heard.of("session_error") if e.method == "unpublish"]
+        if not sent and how == "unpublish":  # no publish reached the server: 105, taken as done
+            assert refused == [ErrorCode.USER_NOT_STREAMING_ERROR_CODE]
     finally:
         await publisher.close()
