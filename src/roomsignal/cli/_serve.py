@@ -146,7 +146,7 @@ def add_serve_command(commands: Any) -> None:
         "--janus",
         action="store_true",
         help="start a private Janus on 127.0.0.1 (/usr/bin/janus) as the media node, "
-        "and stop it on exit",
+        "start it again if it dies, and stop it on exit",
     )
     media.add_argument(
         "--media-node-secret",
@@ -323,10 +323,13 @@ async def _serve(args: argparse.Namespace, secret: str, generated: bool) -> int:
     except (OSError, RuntimeError) as exc:
         await janus.stop()
         raise CommandError(f"cannot start Janus: {exc}") from None
+    keeper = asyncio.create_task(janus.keep_running(), name="janus-keeper")
     try:
         print(f"media node: a private Janus on {janus.url} (pid {janus.pid})", flush=True)
         return await _serve_with(args, secret, generated, janus.url)
     finally:
+        keeper.cancel()  # before the stop: a stopped Janus is not started again
+        await asyncio.gather(keeper, return_exceptions=True)
         await janus.stop()
 
 

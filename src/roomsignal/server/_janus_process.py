@@ -42,6 +42,10 @@ JANUS = "/usr/bin/janus"
 _LIBDIRS = ("/usr/lib/x86_64-linux-gnu/janus", "/usr/lib/aarch64-linux-gnu/janus", "/usr/lib/janus")
 
 
+_STABLE = 30.0
+"""Seconds a Janus must have run for ``keep_running`` to start it again at once."""
+
+
 def janus_binary() -> str | None:
     """The path of the ``janus`` executable, or None when it is not installed."""
     found = shutil.which("janus")
@@ -134,7 +138,7 @@ class JanusProcess:
     ``await start()`` (or ``async with``) launches it and returns once its
     WebSocket API answers; ``url`` is then ``ws://127.0.0.1:<port>``.
     ``kill()`` sends SIGKILL (as a crash); ``restart()`` starts it again on
-    the same port. ``stop()`` is idempotent and removes the temp folder.
+    the same port; ``keep_running()`` does so each time it exits on its own. ``stop()`` is idempotent and removes the temp folder.
     ``event_loops`` is Janus's setting of that name: by default one loop
     thread a core (at most 4) shared by every handle, not a thread per
     handle (Janus's own default, 0), which halves its CPU per forwarded
@@ -268,6 +272,46 @@ class JanusProcess:
         """Wait until the process has exited (after ``kill``)."""
         if self.process is not None:
             await self.process.wait()
+
+    async def keep_running(self, *, first_delay: float = 0.5, most_delay: float = 10.0) -> None:
+        """Start Janus again each time it exits on its own, until cancelled (``serve --janus``).
+
+        Call it once ``start()`` has returned, and cancel it before ``stop()``.
+        Each exit is a WARNING with its status. A Janus that ran less than
+        ``_STABLE`` seconds, or that will not start, is started again after
+        doubling delays (``first_delay`` up to ``most_delay``), so a Janus
+        that crashes at once is not restarted in a tight loop. The server's
+        media node client reconnects by itself: same port, same URL.
+        """
+        loop = asyncio.get_running_loop()
+        delay = first_delay
+        while True:
+            process = self.process
+            if process is None:
+                raise RuntimeError("janus was never started")
+            up_since = loop.time()
+            status = await process.wait()
+            ran = loop.time() - up_since
+            logger.warning(
+                "janus %d exited (status %d) after %.1fs: starting it again on %s",
+                process.pid,
+                status,
+                ran,
+                self.url,
+            )
+            if ran >= _STABLE:
+                delay = first_delay
+            else:
+                await asyncio.sleep(delay)
+                delay = min(most_delay, delay * 2)
+            while True:
+                try:
+                    await self.start()
+                    break
+                except (OSError, RuntimeError) as exc:
+                    logger.error("cannot start janus again (%s): next try in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(most_delay, delay * 2)
 
     async def restart(self) -> None:
         """Stop (if running) and start again on the same port."""
