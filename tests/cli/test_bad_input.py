@@ -35,6 +35,25 @@ def test_serve_with_an_impossibly_small_max_frame_bytes_exits_2() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (("--media-node-secret", "s"), "--media-node-secret goes with --media-node or --janus"),
+        (("--node-id", "n1"), "--node-id means something only with --redis"),
+        (("--lease", "5"), "--lease means something only with --redis"),
+        (
+            ("--node-id", "n1", "--lease", "5"),
+            "--node-id and --lease mean something only with --redis",
+        ),
+    ],
+)
+def test_serve_refuses_an_option_it_would_ignore(options: tuple[str, ...], said: str) -> None:
+    result = run_cli("serve", "--port", "0", "--secret", SECRET, *options)
+    assert result.returncode == 2
+    assert said in one_clear_line(result.stderr)
+    assert result.stdout == ""
+
+
 def test_signaling_server_refuses_a_max_frame_bytes_below_a_join() -> None:
     with pytest.raises(ValueError, match="max_frame_bytes must be at least 512"):
         SignalingServer(secret=SECRET, max_frame_bytes=511)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
 import sys
 from typing import Any
+
+import pytest
 
 from ops.conftest import body_of, http_get  # the ops tests' plain HTTP GET
 from roomsignal.server import SignalingServer
@@ -26,7 +29,7 @@ async def _status(port: int, path: str) -> int:
 
 
 async def test_drain_hands_the_room_over_and_its_members_resume(
-    redis: RedisServer, sessions: list[Any]
+    redis: RedisServer, sessions: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     a = Cluster(SignalingServer(secret=SECRET, metrics=True), redis.url, node_id="d-a", lease=LEASE)
     b = Cluster(SignalingServer(secret=SECRET, metrics=True), redis.url, node_id="d-b", lease=LEASE)
@@ -69,6 +72,10 @@ async def test_drain_hands_the_room_over_and_its_members_resume(
             relay = re.search(r"^roomsignal_cluster_relay_seconds_count (\S+)$", text, re.M)
             assert relay is not None and float(relay[1]) >= 2  # d-a's writes to "other"
             assert "roomsignal_draining 1.0" in (await _get(a.server.port, "/metrics")).decode()
+            assert a.server.drained
+            caplog.set_level(logging.INFO, logger="roomsignal.server")
+            await a.close(graceful=False)  # as serve does after the drain: nothing left to abort
+            assert "server closed (drained)" in caplog.messages
     finally:
         await a.close(graceful=False)
         await b.close()
@@ -103,6 +110,7 @@ async def test_a_second_sigterm_aborts_the_drain(redis: RedisServer, sessions: l
                 assert await process.wait() == 0
             assert b"second signal: aborting every connection" in rest
             assert b"drained in" not in rest  # cut short, not waited out
+            assert b"server closed (aborted)" in rest
             assert b"Traceback" not in rest
             proxy.resume()
     finally:

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING, Protocol
 
 from roomsignal.cli._options import CommandError, positive_float
+from roomsignal.server._lease import LEASE
 
 if TYPE_CHECKING:
     from roomsignal.server import SignalingServer
@@ -36,9 +37,9 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lease",
         type=positive_float,
-        default=3.0,
+        default=None,
         metavar="SECONDS",
-        help="room lease time to live: a dead node's rooms move after it (default: 3)",
+        help=f"room lease time to live: a dead node's rooms move after it (default: {LEASE:g})",
     )
 
 
@@ -56,7 +57,8 @@ async def start_node(server: SignalingServer, args: argparse.Namespace) -> Node:
             "--redis needs the redis extra: pip install 'roomsignal[redis]'"
         ) from None
     try:
-        cluster = Cluster(server, args.redis, node_id=args.node_id, lease=args.lease)
+        lease = LEASE if args.lease is None else args.lease
+        cluster = Cluster(server, args.redis, node_id=args.node_id, lease=lease)
         await cluster.start()
     except ConnectionError as exc:
         raise CommandError(str(exc)) from None

@@ -154,13 +154,13 @@ def add_serve_command(commands: Any) -> None:
         help="the media node's API secret (Janus's api_secret), if it has one",
     )
     add_cluster_flags(parser)
-    parser.add_argument(
+    ops = parser.add_argument_group("operations (docs/operations.md)")
+    ops.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
         help="logging to stderr (default: info: joins, leaves, errors)",
     )
-    ops = parser.add_argument_group("operations (docs/operations.md)")
     ops.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -220,8 +220,21 @@ def _remove_signals(installed: list[signal.Signals]) -> None:
         loop.remove_signal_handler(signum)
 
 
+def _check_pairs(args: argparse.Namespace) -> None:
+    """Refuse an option that would be ignored without the one it goes with."""
+    if args.media_node_secret is not None and not (args.media_node or args.janus):
+        raise UsageError("--media-node-secret goes with --media-node or --janus")
+    alone = [
+        flag for flag, value in (("--node-id", args.node_id), ("--lease", args.lease)) if value
+    ]
+    if alone and not args.redis:
+        verb = "means" if len(alone) == 1 else "mean"
+        raise UsageError(f"{' and '.join(alone)} {verb} something only with --redis (a cluster)")
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Configure logging, resolve the secret and serve until a signal."""
+    _check_pairs(args)
     secret = resolve_secret(args)
     generated = False
     if secret is None:

@@ -44,7 +44,7 @@ from roomsignal.server._commit import CommitGate, HeldLink
 from roomsignal.server._denials import Denial, RoomError
 from roomsignal.server._frames import error_frame
 from roomsignal.server._journal import JOURNAL, Journal, JournaledRooms, LoadRefused
-from roomsignal.server._lease import BEAT, HANDOVER, PLACE, RELEASE
+from roomsignal.server._lease import BEAT, HANDOVER, LEASE, PLACE, RELEASE
 from roomsignal.server._outbox import Link
 from roomsignal.server._relay import (
     ABORT,
@@ -129,7 +129,7 @@ class Cluster:
         redis_url: str,
         *,
         node_id: str | None = None,
-        lease: float = 3.0,
+        lease: float = LEASE,
         prefix: str = "roomsignal",
     ) -> None:
         if lease <= 0:
@@ -300,6 +300,7 @@ class Cluster:
             sum(1 for t in moved.values() if t),
             sum(1 for t in moved.values() if not t),
         )
+        server.drained = True  # its close() aborts nothing that was not handed over
         return moved
 
     async def _hand_over(self, redis: Redis, rooms: list[str]) -> list[Any]:

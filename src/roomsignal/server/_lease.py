@@ -17,7 +17,10 @@ same room at once agree on one home.
 
 from __future__ import annotations
 
-__all__ = ["BEAT", "HANDOVER", "PLACE", "RELEASE"]
+LEASE = 3.0
+"""A room lease's default time to live, in seconds (``Cluster(lease=...)``, ``--lease``)."""
+
+__all__ = ["BEAT", "HANDOVER", "LEASE", "PLACE", "RELEASE"]
 
 # KEYS: home key, rooms zset, load hash, room journal hash.
 # ARGV: node-key prefix, now ms, lease ms, max_sessions, home-key prefix,

@@ -227,6 +227,8 @@ class SignalingServer:
         """What the server counted (plain ints), read by ``GET /metrics`` (_metrics.py)."""
         self.draining: bool = False
         """Set while a cluster node drains (``Cluster.drain``): /healthz and /readyz 503."""
+        self.drained: bool = False
+        """Set once that drain has finished: every client was handed over and closed."""
         self._registry: Any = None
         if metrics:
             try:
@@ -276,7 +278,7 @@ class SignalingServer:
         cluster = self.cluster
         self._rooms = cluster.make_rooms() if cluster else Rooms(self.secret, self.config)
         self._rooms.counts = self.counts
-        self.draining = False
+        self.draining = self.drained = False
         self._outbox = Outbox(self._write_now, self._evict_slow)
         self._closing = False
         self._wake = asyncio.Event()
@@ -348,7 +350,8 @@ class SignalingServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._deadlines
             self._deadlines = None
-        logger.info("server closed (%s)", "graceful" if graceful else "aborted")
+        how = "graceful" if graceful else "drained" if self.drained else "aborted"
+        logger.info("server closed (%s)", how)
 
     async def freeze(self) -> None:
         """Start draining: refuse new connections, handle no more frames, run no deadline.
