@@ -77,7 +77,11 @@ async def test_serve_with_bad_tls_files_says_which(tls_files: dict[str, Path]) -
         ),
         (
             ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["ca"])],
-            "cannot load the TLS certificate",
+            f"TLS key {tls_files['ca']} is PEM but holds no private key",
+        ),
+        (
+            ["--tls-cert", "/tmp", "--tls-key", str(tls_files["key"])],
+            "TLS certificate /tmp is a directory, not a file",
         ),
     ):
         async with spawn("serve", "--port", "0", *args) as server:
