@@ -35,3 +35,22 @@ async def test_the_quick_start_runs_as_written(
     assert capsys.readouterr().out.splitlines() == [
         "102 USER_NOT_FOUND_ERROR_CODE [user]: no participant with that id in the session"
     ]
+
+
+@pytest.mark.parametrize("command", ["join", "load-test"])
+def test_the_usage_lines_list_every_option(command: str) -> None:
+    """The command table's usage of ``command`` matches ``roomsignal COMMAND --help``."""
+    from roomsignal.cli import _subparser, build_parser
+
+    [usage] = re.findall(rf"^\| `(roomsignal {command} [^`]*)` \|", README, re.M)
+    parser = _subparser(build_parser(), command)
+    options = {
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert options, command
+    listed = set(re.findall(r"--[a-z][a-z-]*", usage))
+    assert listed == options, (sorted(options - listed), sorted(listed - options))
+    assert usage.startswith(f"roomsignal {command} URL [URL ...] ")

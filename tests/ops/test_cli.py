@@ -33,6 +33,7 @@ async def test_serve_over_tls_with_metrics_and_json_logs(tls_files: dict[str, Pa
             record = await server.line(lambda line: "joined session room" in line, stderr=True)
             client.process.send_signal(signal.SIGTERM)
             assert await client.wait() == 0
+            removed = await server.line(lambda line: "session room removed" in line, stderr=True)
         server.process.send_signal(signal.SIGTERM)
         assert await server.wait() == 0
     lines = [json.loads(line) for line in server.stderr]  # every line is one JSON object
@@ -40,7 +41,12 @@ async def test_serve_over_tls_with_metrics_and_json_logs(tls_files: dict[str, Pa
     assert joined_record["level"] == "INFO"
     assert joined_record["logger"] == "roomsignal.server"
     assert joined_record["session"] == "room"
-    assert joined_record["participant"].startswith("p_")
+    participant = joined_record["participant"]
+    assert participant.startswith("p_")
+    created = next(r for r in lines if r["message"] == "session room created")
+    left = next(r for r in lines if "left session room" in r["message"])
+    assert created["session"] == left["session"] == json.loads(removed)["session"] == "room"
+    assert left["participant"] == participant
     assert {"time", "level", "logger", "message"} <= set(lines[-1])
 
 
@@ -71,7 +77,11 @@ async def test_serve_with_bad_tls_files_says_which(tls_files: dict[str, Path]) -
         ),
         (
             ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["ca"])],
-            "cannot load the TLS certificate",
+            f"TLS key {tls_files['ca']} is PEM but holds no private key",
+        ),
+        (
+            ["--tls-cert", "/tmp", "--tls-key", str(tls_files["key"])],
+            "TLS certificate /tmp is a directory, not a file",
         ),
     ):
         async with spawn("serve", "--port", "0", *args) as server:

@@ -32,3 +32,26 @@ def test_every_metric_is_listed_once_with_bounded_labels() -> None:
     for metric in METRICS:
         assert metric.name.startswith("roomsignal_")
         assert not {"session", "participant", "session_id", "participant_id"} & set(metric.labels)
+
+
+def test_the_log_fields_in_the_docs_are_the_formatters() -> None:
+    from roomsignal.server._logs import FIELDS
+
+    page = (ROOT / "docs" / "operations.md").read_text()
+    logs = page.split("### Logs", 1)[1].split("\n#", 1)[0]
+    listed = [line.split("`")[1] for line in logs.splitlines() if line.startswith("- `")]
+    assert listed == list(FIELDS)
+
+
+def test_the_web_page_lists_health_readiness_and_metrics() -> None:
+    from roomsignal.server._metrics import METRICS_PATH
+    from roomsignal.server._transport import _HEALTH_PATHS
+
+    rows = {
+        line.split("`")[1]: line
+        for line in (ROOT / "docs" / "web.md").read_text().splitlines()
+        if line.startswith("| `/")
+    }
+    for path in _HEALTH_PATHS:
+        assert "503" in rows[path] and "operations.md" in rows[path]
+    assert "404" in rows[METRICS_PATH]

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,59 @@ async def test_refusals_and_joins_carry_their_fields(json_lines: io.StringIO) ->
     assert joined["session"] == "logs" and joined["participant"] == participant
     refused = next(r for r in records if "refused with 105" in r["message"])
     assert refused["code"] == 105 and refused["participant"] == participant
+    assert refused["session"] == "logs" and "target" not in refused
     assert refused["level"] == "INFO" and refused["logger"] == "roomsignal.server"
+
+
+def _one(records: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    found = [r for r in records if text in r["message"]]
+    assert len(found) == 1, (text, [r["message"] for r in records])
+    return found[0]
+
+
+async def test_participant_is_the_caller_and_target_whom_it_names(
+    json_lines: io.StringIO,
+) -> None:
+    """``participant`` is who acted; the participant an error is about is ``target``."""
+    async with SignalingServer(secret=SECRET) as server:
+        alice = Session(server.url, token=mint(SECRET, "room"), name="alice")
+        bob = Session(server.url, token=mint(SECRET, "room"), name="bob")
+        twin = Session(server.url, token=mint(SECRET, "room"), name="alice", reconnect=None)
+        async with alice, bob:
+            with pytest.raises(SessionErrorException) as unknown:
+                await bob.subscribe("p_nobody")
+            assert unknown.value.code == 102
+            with pytest.raises(SessionErrorException) as silent:
+                await bob.subscribe(alice.participant_id)
+            with pytest.raises(SessionErrorException) as taken:
+                await twin.connect()
+            assert taken.value.code == 104
+            a, b = alice.participant_id, bob.participant_id
+            await bob.close()
+    records = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+
+    created = _one(records, "session room created")
+    assert created["session"] == "room" and "participant" not in created
+    for who in (a, b):
+        joined = _one(records, f"participant {who} (")
+        assert joined["session"] == "room" and joined["participant"] == who
+
+    nobody = _one(records, "subscribe refused with 102")
+    assert nobody["participant"] == b and nobody["target"] == "p_nobody"
+    assert nobody["session"] == "room" and nobody["code"] == 102
+    not_publishing = _one(records, f"subscribe refused with {silent.value.code}")
+    assert not_publishing["participant"] == b and not_publishing["target"] == a
+    assert not_publishing["session"] == "room"
+
+    name_taken = _one(records, "join refused with 104")
+    assert name_taken["session"] == "room" and name_taken["code"] == 104
+    assert "participant" not in name_taken and "target" not in name_taken
+
+    for who in (b, a):
+        left = _one(records, f"participant {who} left session room")
+        assert left["session"] == "room" and left["participant"] == who
+    removed = _one(records, "session room removed")
+    assert removed["session"] == "room" and "participant" not in removed
 
 
 def test_a_traceback_stays_inside_one_line() -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,7 +111,87 @@ def test_ssl_for_a_ws_url_and_bad_files_are_refused(tls_files: dict[str, Path]) 
         Session("ws://127.0.0.1:1", token="t", name="n", ssl=client_context(tls_files["ca"]))
     with pytest.raises(TLSConfigError, match="not found"):
         server_context(tls_files["cert"], tls_files["cert"].with_name("missing.pem"))
-    with pytest.raises(TLSConfigError, match="cannot load"):
+    with pytest.raises(TLSConfigError, match="holds no private key"):
         server_context(tls_files["cert"], tls_files["ca"])  # a certificate is no key
     with pytest.raises(TLSConfigError, match="not found"):
         client_context("/nonexistent/ca.pem")
+
+
+def test_each_unusable_tls_file_says_what_is_wrong(
+    tls_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A directory, a FIFO, an empty file, DER, the wrong PEM block, an encrypted or mismatched key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509 import load_pem_x509_certificate
+
+    cert, key = tls_files["cert"], tls_files["key"]
+    der = tmp_path / "cert.der"
+    der.write_bytes(
+        load_pem_x509_certificate(cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+    )
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"")
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    other = tmp_path / "other-key.pem"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    for pair, expected in (
+        ((tmp_path, key), f"TLS certificate {tmp_path} is a directory, not a file"),
+        ((cert, tmp_path), f"TLS key {tmp_path} is a directory, not a file"),
+        ((fifo, key), f"TLS certificate {fifo} is not a regular file"),
+        ((empty, key), f"TLS certificate {empty} is empty"),
+        ((der, key), f"TLS certificate {der} is not PEM (no '-----BEGIN' line)"),
+        ((key, key), f"TLS certificate {key} is PEM but holds no certificate"),
+        ((cert, cert), f"TLS key {cert} is PEM but holds no private key"),
+        ((cert, encrypted), f"TLS key {encrypted} is encrypted"),
+        ((cert, other), f"TLS key {other} does not match the certificate {cert}"),
+        ((tmp_path / "missing.pem", key), "TLS certificate file not found"),
+    ):
+        with pytest.raises(TLSConfigError) as caught:
+            server_context(*pair)
+        assert str(caught.value).startswith(expected), (expected, str(caught.value))
+    for path, expected in (
+        (tmp_path, f"CA file {tmp_path} is a directory, not a file"),
+        (der, f"CA file {der} is not PEM"),
+        (key, f"CA file {key} is PEM but holds no certificate"),
+    ):
+        with pytest.raises(TLSConfigError) as caught:
+            client_context(path)
+        assert str(caught.value).startswith(expected), (expected, str(caught.value))
+
+
+def test_an_unreadable_tls_file_says_so(tls_files: dict[str, Path], tmp_path: Path) -> None:
+    """Not "not found": the file is there and cannot be read (as root: checked as nobody)."""
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(tls_files["cert"].read_bytes())
+    cert.chmod(0)
+    check = (
+        "from roomsignal.server._tls import TLSConfigError, server_context\n"
+        "try:\n"
+        f"    server_context({str(cert)!r}, {str(tls_files['key'])!r})\n"
+        "except TLSConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    # root reads any file; nobody cannot even reach the root-only temp dir
+    user = 65534 if os.geteuid() == 0 else None
+    run = subprocess.run(
+        [sys.executable, "-c", check], user=user, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"TLS certificate {cert} cannot be read: Permission denied"

@@ -123,6 +123,29 @@ def test_the_users_test_file_in_docs_testing_md_passes_copied_as_it_is(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["asyncio: mode=Mode.STRICT*"])  # pytest-asyncio's default
+    # pytest-asyncio 1.x warns that asyncio_default_fixture_loop_scope is unset:
+    # then the page must say so, and what to add, before the example
+    strict = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error::pytest.PytestDeprecationWarning"
+    )
+    if strict.ret != 0:
+        assert "asyncio_default_fixture_loop_scope" in "\n".join(strict.outlines + strict.errlines)
+        intro = (ROOT / "docs" / "testing.md").read_text().split("```python")[0]
+        assert "PytestDeprecationWarning" in intro, "the page promises no warning"
+        assert "asyncio_default_fixture_loop_scope" in intro
+
+
+def test_the_config_lines_in_docs_testing_md_make_the_example_warning_free(
+    pytester: pytest.Pytester,
+) -> None:
+    [config] = _docs_blocks("toml")
+    pytester.makefile(".toml", pyproject=config)
+    pytester.makepyfile(test_user_bot=_docs_example())
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error::pytest.PytestDeprecationWarning"
+    )
+    result.assert_outcomes(passed=5)
+    assert "Warning" not in "\n".join(result.outlines + result.errlines)
 
 
 def test_the_config_lines_in_docs_testing_md_set_auto_mode(pytester: pytest.Pytester) -> None:
@@ -133,7 +156,9 @@ def test_the_config_lines_in_docs_testing_md_set_auto_mode(pytester: pytest.Pyte
         line for line in _docs_example().splitlines() if not line.startswith("pytestmark")
     )
     pytester.makepyfile(test_user_bot=example)
-    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", "-W", "error::pytest.PytestDeprecationWarning"
+    )
     result.assert_outcomes(passed=5)
 
 

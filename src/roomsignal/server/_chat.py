@@ -27,6 +27,7 @@ from roomsignal.server._denials import (
     Denial,
     RoomError,
 )
+from roomsignal.server._logs import fields
 from roomsignal.server._state import (
     CLOSE_NORMAL,
     Member,
@@ -106,7 +107,12 @@ class ChatRules(RoomsCore):
         if "moderator" not in member.roles:
             raise RoomError(Denial.NOT_MODERATOR)
         reason = request.params.reason or "closedByModerator"
-        logger.info("session %s closed by %s", member.session.id, member.id)
+        logger.info(
+            "session %s closed by %s",
+            member.session.id,
+            member.id,
+            extra=fields(member.session.id, member.id),
+        )
         self._close_session(out, member.session, reason, remember=True)
         return EmptyResult()
 

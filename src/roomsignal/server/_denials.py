@@ -167,6 +167,7 @@ class RoomError(Exception):
         self.participant_id = participant_id
         self.exchange_id = exchange_id
         self.extra = extra
+        self.session_id: str | None = None  # for the log: set by a join once its token names it
 
     def data(self, method: str | None = None) -> dict[str, Any]:
         """The wire ``error.data`` of this refusal."""

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.protocol import JoinParams, JoinResult, Streams, SyncState
 from roomsignal.server._config import ServerConfig
+from roomsignal.server._logs import fields as log_fields
 from roomsignal.server._rooms import Rooms
 from roomsignal.server._state import (
     _STAMP,
@@ -323,7 +324,12 @@ class JournaledRooms(Rooms):
         if not session.members:
             return None
         self._sessions[session_id] = session
-        logger.info("session %s taken over with %d seats", session_id, len(seqs))
+        logger.info(
+            "session %s taken over with %d seats",
+            session_id,
+            len(seqs),
+            extra=log_fields(session_id),
+        )
         return seqs
 
 

@@ -1,11 +1,13 @@
 """One JSON object per log line (``serve --log-format json``), through ``logging``.
 
 Each line holds ``time`` (UTC, ISO 8601 with milliseconds), ``level``,
-``logger``, ``message``, and ``session``, ``participant`` and ``code`` when
-the record carries them (the server passes them as ``extra=`` where they
-apply: joins, resumes, refusals, drops), and ``exception`` with the
-traceback as one string when there is one. Log collectors (Loki, Elastic,
-CloudWatch) read it without a parsing rule.
+``logger``, ``message``, and ``session``, ``participant``, ``target`` and
+``code`` when the record carries them (the server passes them as ``extra=``
+where they apply), and ``exception`` with the traceback as one string when
+there is one. ``participant`` is always the participant who acted (the
+caller of a refused request, the one who joined or left); ``target`` is
+another participant a refusal names (``subscribe`` to someone unknown).
+Log collectors (Loki, Elastic, CloudWatch) read it without a parsing rule.
 """
 
 from __future__ import annotations
@@ -15,10 +17,34 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FIELDS", "JsonFormatter"]
+__all__ = ["FIELDS", "JsonFormatter", "fields"]
 
-FIELDS = ("session", "participant", "code")
+FIELDS = ("session", "participant", "target", "code")
 """The record attributes a line carries when present (pass them with ``extra=``)."""
+
+
+def fields(
+    session: str | None = None,
+    participant: str | None = None,
+    *,
+    target: str | None = None,
+    code: int | None = None,
+) -> dict[str, Any]:
+    """The ``extra=`` of a log call: the fields that are known.
+
+    ``target`` is left out when it is ``participant`` itself (an error that
+    names its own caller names no one else).
+    """
+    extra: dict[str, Any] = {}
+    if session is not None:
+        extra["session"] = session
+    if participant is not None:
+        extra["participant"] = participant
+    if target is not None and target != participant:
+        extra["target"] = target
+    if code is not None:
+        extra["code"] = code
+    return extra
 
 
 class JsonFormatter(logging.Formatter):

@@ -68,6 +68,7 @@ from roomsignal.server._denials import (
 )
 from roomsignal.server._frames import error_frame, response_frame, stamp, template
 from roomsignal.server._limits import check_sizes, json_size, too_large
+from roomsignal.server._logs import fields
 from roomsignal.server._sfu import MediaRules
 from roomsignal.server._state import (
     CLOSE_NORMAL,
@@ -219,6 +220,7 @@ class Rooms(MediaRules, ChatRules):
                     member.id,
                     method,
                     request.id,
+                    extra=fields(member.session.id, member.id),
                 )
                 return [Send(conn, again)]
         if member is not None and member.waiting is not None and request.id in member.waiting:
@@ -227,6 +229,7 @@ class Rooms(MediaRules, ChatRules):
                 member.id,
                 method,
                 request.id,
+                extra=fields(member.session.id, member.id),
             )
             return []
         frame = kept = None
@@ -239,12 +242,17 @@ class Rooms(MediaRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             self.counts.error(exc.code, "answer")
+            if caller is not None:
+                acting: str | None = caller.id
+                session_id: str | None = caller.session.id
+            else:  # a join: the only participant it names is the seat it resumes
+                acting, session_id = exc.participant_id, exc.session_id
             logger.info(
                 "%s refused with %s: %s",
                 method,
                 exc.code,
                 exc.message,
-                extra={"code": exc.code, "participant": participant_id},
+                extra=fields(session_id, acting, target=exc.participant_id, code=exc.code),
             )
             frame = kept = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
@@ -295,7 +303,11 @@ class Rooms(MediaRules, ChatRules):
                 member = self._members[key]
                 budget -= len(member.session.members)
                 self._changed(member.session.id)
-                logger.info("participant %s did not resume in time", member.id)
+                logger.info(
+                    "participant %s did not resume in time",
+                    member.id,
+                    extra=fields(member.session.id, member.id),
+                )
                 self._remove(out, member, "disconnected")
             elif kind == "upstream":
                 upstream = self._upstreams[key]
@@ -341,7 +353,9 @@ class Rooms(MediaRules, ChatRules):
             member.resume_deadline = None  # its deadline is dead in the heap
             for exchange in list(member.exchanges.values()):
                 self._end_exchange(exchange)
-        logger.info("session %s forgotten: homed elsewhere now", session_id)
+        logger.info(
+            "session %s forgotten: homed elsewhere now", session_id, extra=fields(session_id)
+        )
         return conns
 
     def session_errors(
@@ -406,6 +420,13 @@ class Rooms(MediaRules, ChatRules):
             denial = Denial.TOKEN_EXPIRED if expired else Denial.TOKEN_INVALID
             raise RoomError(denial, message=str(exc)) from None
         self._changed(claims.sid)
+        try:
+            return self._admit(out, conn, claims, params)
+        except RoomError as exc:
+            exc.session_id = claims.sid
+            raise
+
+    def _admit(self, out: Out, conn: int, claims: TokenClaims, params: JoinParams) -> JoinResult:
         if params.participant_type not in PARTICIPANT_TYPES:
             raise RoomError(Denial.BAD_PARTICIPANT_TYPE)
         if not params.name.strip():
@@ -447,7 +468,7 @@ class Rooms(MediaRules, ChatRules):
         if session is None:
             session = Session(id=claims.sid, max_streaming=limit)
             self._sessions[session.id] = session
-            logger.info("session %s created", session.id)
+            logger.info("session %s created", session.id, extra=fields(session.id))
         member = Member(
             id=self._new_id("p", self._members),
             name=params.name,
@@ -484,7 +505,7 @@ class Rooms(MediaRules, ChatRules):
             member.name,
             member.type,
             session.id,
-            extra={"session": session.id, "participant": member.id},
+            extra=fields(session.id, member.id),
         )
         return self._join_result(member, resumed=False)
 
@@ -523,7 +544,7 @@ class Rooms(MediaRules, ChatRules):
             "participant %s cannot resume: %s",
             member.id,
             error.message,
-            extra={"session": member.session.id, "participant": member.id},
+            extra=fields(member.session.id, member.id),
         )
         return error
 
@@ -539,7 +560,11 @@ class Rooms(MediaRules, ChatRules):
         if member.conn is not None:
             del self._conns[member.conn]
             out.close(member.conn, CLOSE_REPLACED, "replaced")
-            logger.info("participant %s taken over by a new connection", member.id)
+            logger.info(
+                "participant %s taken over by a new connection",
+                member.id,
+                extra=fields(member.session.id, member.id),
+            )
         member.conn = conn
         member.resume_deadline = None
         self._conns[conn] = member
@@ -551,7 +576,7 @@ class Rooms(MediaRules, ChatRules):
             "participant %s resumed, replaying %d",
             member.id,
             missing,
-            extra={"session": member.session.id, "participant": member.id},
+            extra=fields(member.session.id, member.id),
         )
         return self._join_result(member, resumed=True)
 
@@ -574,7 +599,7 @@ class Rooms(MediaRules, ChatRules):
         logger.info(
             "participant %s disconnected; its seat waits",
             member.id,
-            extra={"session": member.session.id, "participant": member.id},
+            extra=fields(member.session.id, member.id),
         )
 
     def _remove(self, out: Out, member: Member, reason: str) -> None:
@@ -610,10 +635,16 @@ class Rooms(MediaRules, ChatRules):
                 self._session_error(
                     out, other, Denial.PEER_LEFT, participant_id=member.id, exchange_id=exchange.id
                 )
-        logger.info("participant %s left session %s (%s)", member.id, session.id, reason)
+        logger.info(
+            "participant %s left session %s (%s)",
+            member.id,
+            session.id,
+            reason,
+            extra=fields(session.id, member.id),
+        )
         if not session.members:
             del self._sessions[session.id]
-            logger.info("session %s removed: no members left", session.id)
+            logger.info("session %s removed: no members left", session.id, extra=fields(session.id))
 
     # --- streams ------------------------------------------------------------------
 

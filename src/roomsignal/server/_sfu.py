@@ -45,6 +45,7 @@ from roomsignal.protocol import (
 from roomsignal.server._denials import Denial, RoomError, error_data
 from roomsignal.server._exchanges import ExchangeRules
 from roomsignal.server._frames import error_frame, response_frame
+from roomsignal.server._logs import fields
 from roomsignal.server._state import (
     IN_PROGRESS,
     Effect,
@@ -404,7 +405,15 @@ class MediaRules(ExchangeRules):
                 failure.extra,
             )
             frame = error_frame(ticket.request_id, failure.code, failure.message, data)
-            logger.info("%s refused with %s: %s", ticket.method, failure.code, failure.message)
+            logger.info(
+                "%s refused with %s: %s",
+                ticket.method,
+                failure.code,
+                failure.message,
+                extra=fields(
+                    member.session.id, member.id, target=failure.participant_id, code=failure.code
+                ),
+            )
             self.counts.error(failure.code, "answer")
         else:
             assert result is not None
