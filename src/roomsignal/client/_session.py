@@ -69,7 +69,7 @@ from roomsignal.client._supervise import (
     Supervision,
     TokenProvider,
 )
-from roomsignal.client._urls import Urls, UrlSource
+from roomsignal.client._urls import Urls, UrlSource, dial_failure
 from roomsignal.errors import (
     SessionError,
     SessionErrorException,
@@ -859,7 +859,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                     **_CONNECT_OPTIONS,
                 )
             except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
-                failures.append(f"{url}: {str(exc) or type(exc).__name__}")
+                failures.append(f"{url}: {dial_failure(url, exc)}")
                 last = exc
                 if len(candidates) > 1:
                     logger.info("cannot connect to %s (%s); trying the next URL", url, exc)
