@@ -7,13 +7,24 @@ next live node and resumes there, with the same participant id.
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
+from cli.conftest import spawn
 from roomsignal import ReconnectPolicy, Session
 from roomsignal.testing import CutProxy
 
-from .conftest import Node, Recorder, RedisServer, home_of, room_hash, session, wait_until
+from .conftest import (
+    Node,
+    Recorder,
+    RedisServer,
+    home_of,
+    room_hash,
+    session,
+    token,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -124,3 +135,24 @@ async def test_a_home_s_death_reports_no_real_refusal_and_the_end_still_does(
     assert end.error is not None and end.error.code == 903 and not end.error.recovering
     real = [e for e in errors.items if not e.recovering]
     assert [e.code for e in real] == [903], [f"{e.code} {e.message}" for e in real]
+
+
+async def test_roomsignal_join_marks_the_failover_s_errors_recovering(
+    nodes: list[Node], redis: RedisServer
+) -> None:
+    """The reviewer's repro: ``roomsignal join n1 n2 n3``, then ``kill -9`` of its node:
+    each error line it prints meanwhile says it is the way back, not a refusal."""
+    urls = [node.url for node in nodes]
+    async with spawn("join", *urls, "--token", token("cli-failover"), "--name", "cli") as proc:
+        await proc.line(lambda line: "connected" in line and "reconnected" not in line, timeout=20)
+
+        async def seated() -> bool:
+            return any(name.startswith("m:") for name in await room_hash(redis, "cli-failover"))
+
+        await wait_until(seated)
+        nodes[0].kill()
+        await proc.line(lambda line: "reconnected" in line, timeout=30)
+        errors = [line for line in proc.stdout if "session_error" in line]
+        assert all("recovering" in line for line in errors), errors
+        proc.process.send_signal(signal.SIGINT)
+        assert await proc.wait() == 0
