@@ -5,6 +5,8 @@ keep playback in sync, chat, and learn exactly what went wrong as typed,
 awaitable ``SessionError`` events.
 """
 
+import logging
+
 from roomsignal.catalog import ErrorCode, lookup
 from roomsignal.client import (
     Connected,
@@ -30,6 +32,10 @@ from roomsignal.errors import (
 )
 
 __version__ = "0.1.0"
+
+# A library's logs are the app's to show: none on stderr unless it configures logging
+# (without this, Python's last-resort handler prints every warning, unformatted).
+logging.getLogger("roomsignal").addHandler(logging.NullHandler())
 
 __all__ = [
     "Connected",

@@ -40,10 +40,12 @@ class SessionError(BaseModel):
     the request that failed, if any; ``session_id`` and ``participant_id`` are
     the receiving session's own (the participant an error is about, if any,
     is ``data["participantId"]``); ``received_at`` is Unix time in seconds.
-    ``recovering`` is True for a refusal the client expected on its way back
-    and recovers from by itself (a resume refused with 106 after the seat
-    expired or the server restarted, before the fresh join): reported, but
-    no failure of the app's (docs/client.md, "Failover").
+    ``recovering`` is True for a failure the client expected on its way back
+    and recovers from by itself: a reconnection attempt's ``join`` that failed
+    while the policy tries again (a resume refused with 106 after the seat
+    expired or the server restarted, before the fresh join; a connection a
+    cluster node closed with 1012 while the room moved): reported, but no
+    failure of the app's (docs/client.md, "Failover").
     """
 
     model_config = ConfigDict(frozen=True)

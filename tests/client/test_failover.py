@@ -6,6 +6,7 @@ and started again on its port, or two servers of which the first is down.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -120,6 +121,30 @@ async def test_a_resume_refused_on_the_last_attempt_joins_afresh(
         (refused,) = [e for e in errors.items if e.code == 106]
         assert refused.recovering  # reported, and flagged as the expected way back
         assert not any(e.code == ErrorCode.CONNECTION_LOST_ERROR_CODE for e in errors.items)
+
+
+async def test_a_106_that_ends_the_session_is_a_real_refusal(
+    make_session: SessionFactory,
+) -> None:
+    """With ``rejoin_on_reset=False`` a refused resume is the end: its 106 is not
+    flagged recovering (nor the 903 that follows)."""
+    stop = ReconnectPolicy(
+        max_attempts=3, initial_delay=0.5, jitter=False, outlast_seat=False, rejoin_on_reset=False
+    )
+    async with (
+        SignalingServer(secret=SECRET, resume_window=0.05) as short,
+        Proxy(short.port) as proxy,
+    ):
+        session = make_session("bot", url=proxy.url, reconnect=stop)
+        errors = Recorder()
+        session.on_session_error(errors)
+        await session.connect()
+        proxy.cut()  # the seat expires (0.05 s) before the attempt (0.5 s)
+        end = await asyncio.wait_for(session.wait_closed(), 10)
+        assert end.error is not None and not end.error.recovering
+        (refused,) = [e for e in errors.items if e.code == 106]
+        assert not refused.recovering
+        assert not any(e.recovering for e in errors.items)
 
 
 async def test_a_server_restart_is_a_state_reset_with_a_recovering_106(

@@ -147,6 +147,29 @@ async def test_a_drop_resumes_through_the_next_url_losing_nothing(
         await page.evaluate("window.s.leave()")
 
 
+async def test_a_rejoin_cut_under_its_join_is_flagged_recovering(
+    server: SignalingServer, context: Any
+) -> None:
+    """The first resume attempt's connection dies while its join is in flight (as a
+    cluster node closing it with 1012 while the room moves): its 901 is the way back,
+    flagged recovering; the next attempt resumes. No error is a real refusal."""
+    page = await open_page(context, server)
+    async with CutProxy(server.port) as a, CutProxy(server.port) as b:
+        url = await page.evaluate(START, [[a.url, b.url], token("fo-cut-join"), "js"])
+        assert url == a.url
+        b.pause_downstream_after_handshake()  # the rejoin's answer is held
+        a.cut()  # the next attempt starts with b
+        await asyncio.wait_for(b.holding(), WAIT)
+        b.cut()  # the join was in flight
+        b.resume()
+        event = await _until(page, "window.reconnected.length === 1 && window.reconnected[0]")
+        assert event["resumed"] is True
+        errors = await page.evaluate("window.errors.map((e) => [e.code, e.method, e.recovering])")
+        assert [901, "join", True] in errors
+        assert all(recovering for _, _, recovering in errors), errors
+        await page.evaluate("window.s.leave()")
+
+
 async def test_a_server_closed_under_it_hands_over_to_the_next(context: Any) -> None:
     """Two servers: the one the page sat on crashes; the next takes it, a fresh
     seat said so (its 106 flagged recovering), not the end."""

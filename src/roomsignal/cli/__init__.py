@@ -9,11 +9,12 @@ stderr and a non-zero status, never a traceback; argparse's own errors exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from jwt import InsecureKeyLengthWarning
 
@@ -67,6 +68,40 @@ def _fail(command: str, message: str) -> None:
     print(f"roomsignal {command}: {line}", file=sys.stderr, flush=True)
 
 
+def _own_logging(args: argparse.Namespace) -> bool:
+    """Whether the command sets up logging itself: ``serve`` and ``demo`` (but ``--web``)."""
+    if args.command == "serve":
+        return True
+    if args.command == "demo":
+        return bool(getattr(args, "media", False)) or not getattr(args, "web", False)
+    return False
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """The library's warnings on stderr, for a command that does not set up logging.
+
+    The package's ``NullHandler`` keeps them off an app's stderr; a command
+    is the app here, and shows them (as Python's last-resort handler did),
+    unless logging is set up already (``main`` run in-process) or the
+    command does it itself. Undone on exit.
+    """
+    if _own_logging(args) or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(
+        logging.Formatter(f"roomsignal {args.command}: %(levelname)s: %(message)s")
+    )
+    library = logging.getLogger("roomsignal")
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -76,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     command: str = args.command
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _warnings_to_stderr(args):
             # PyJWT warns (two lines, per token) about short secrets; the
             # commands that take a secret say it once, in one line.
             warnings.simplefilter("ignore", InsecureKeyLengthWarning)

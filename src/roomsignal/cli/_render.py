@@ -56,13 +56,15 @@ def clock(at: float | None = None) -> str:
 
 
 def error_line(error: SessionError) -> str:
-    """``code NAME [category] message`` plus the failed method and a client-side mark."""
+    """``code NAME [category] message`` plus the failed method and client-side and recovering marks."""
     line = f"{error.code} {error.name} [{error.category}] {error.message}"
     extras = []
     if error.method:
         extras.append(f"method={error.method}")
     if error.source == "client":
         extras.append("found by the client")
+    if error.recovering:
+        extras.append("recovering: on the way back, not a refusal")
     if extras:
         line += f" ({', '.join(extras)})"
     return line

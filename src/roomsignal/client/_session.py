@@ -69,7 +69,7 @@ from roomsignal.client._supervise import (
     Supervision,
     TokenProvider,
 )
-from roomsignal.client._urls import Urls, UrlSource
+from roomsignal.client._urls import Urls, UrlSource, dial_failure
 from roomsignal.errors import (
     SessionError,
     SessionErrorException,
@@ -716,7 +716,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
     ) -> SessionErrorException:
         """Report an error the client found itself; returns the exception to raise."""
         details = {"name": code.name, **({"method": method} if method else {}), **data}
-        error = self._core.make_error(code, message, details, method, now=time.time())
+        error = self._flag_recovery(
+            self._core.make_error(code, message, details, method, now=time.time()), method
+        )
         self._hub.emit("session_error", error)
         return exception_for(error)
 
@@ -728,6 +730,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             method,
             now=time.time(),
         )
+        error = self._flag_recovery(error, method)
         self._hub.emit("session_error", error)
         return RequestTimeoutError(error)
 
@@ -856,7 +859,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
                     **_CONNECT_OPTIONS,
                 )
             except (OSError, InvalidHandshake, InvalidURI, ValueError, TimeoutError) as exc:
-                failures.append(f"{url}: {str(exc) or type(exc).__name__}")
+                failures.append(f"{url}: {dial_failure(url, exc)}")
                 last = exc
                 if len(candidates) > 1:
                     logger.info("cannot connect to %s (%s); trying the next URL", url, exc)
@@ -934,17 +937,33 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
             return Closed(sent.code, f"closed by the client: {sent.reason or sent.code}")
         return Closed(None, "dropped without a close frame")
 
-    def _flag_recovery(self, error: SessionError) -> SessionError:
-        """A rejoin's refusal the supervisor recovers from by itself: ``recovering``."""
+    def _flag_recovery(self, error: SessionError, method: str | None) -> SessionError:
+        """A rejoin's failure the supervisor recovers from by itself: ``recovering``.
+
+        The join of a reconnection attempt that failed (refused with 106 or a
+        retried 104, its connection closed under it, e.g. 1012 by a node whose
+        room moves, no answer in time) while the policy will try again: the way
+        back, not a real refusal. One after which the policy gives up is left
+        unflagged, as is any error outside a reconnection.
+        """
         policy = self.reconnect_policy
         core = self._core
-        if policy is None:
+        if (
+            policy is None
+            or method != "join"
+            or self._state is not SessionState.RECONNECTING
+            or self._closing
+        ):
             return error
         verdict, _ = core.failed_rejoin(
             error.code, error.name, resuming=core.resuming, rejoin_on_reset=policy.rejoin_on_reset
         )
+        # What _reconnect does next: a fresh join at once, or another attempt unless it gives up.
         if verdict == "fresh" or (
-            verdict == "retry" and error.code == ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE
+            verdict == "retry"
+            and not policy.gives_up(
+                self._streak, self._loop_time() - core.streak_since, core.resume_window
+            )
         ):
             return error.model_copy(update={"recovering": True})
         return error
@@ -1001,9 +1020,9 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         assert isinstance(out, Answer)
         waiter = out.waiter
         error = out.error
-        if error is not None and out.method == "join" and self._state is SessionState.RECONNECTING:
-            error = self._flag_recovery(error)
         if error is not None:
+            if out.method == "join":
+                error = self._flag_recovery(error, out.method)
             self._hub.emit("session_error", error)  # listeners first, then the caller
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exception_for(error))

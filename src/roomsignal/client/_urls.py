@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from websockets.exceptions import InvalidURI
+from websockets.exceptions import InvalidMessage, InvalidURI
 from websockets.uri import parse_uri
 
-__all__ = ["UrlProvider", "UrlSource", "Urls", "check_url"]
+__all__ = ["UrlProvider", "UrlSource", "Urls", "check_url", "dial_failure"]
 
 logger = logging.getLogger("roomsignal.client")
 
@@ -26,6 +26,23 @@ UrlProvider = Callable[[], Awaitable[Sequence[str]]]
 
 UrlSource = str | Sequence[str] | UrlProvider
 """What ``Session`` takes as its first argument."""
+
+
+def dial_failure(url: str, exc: BaseException) -> str:
+    """Why dialling ``url`` failed, for the 901's message: ``exc`` as it was, plus a hint.
+
+    A TLS server closes a plain connection without a byte, so a ``ws://`` URL
+    whose handshake got no HTTP response at all is most likely a ``wss://``
+    server: said so after the original reason.
+    """
+    reason = str(exc) or type(exc).__name__
+    if (
+        url[:5].lower() == "ws://"
+        and isinstance(exc, InvalidMessage)
+        and isinstance(exc.__cause__, EOFError)
+    ):
+        reason += " (is it a wss:// server? a TLS server closes a plain connection unanswered)"
+    return reason
 
 
 def check_url(url: object) -> str:

@@ -393,11 +393,11 @@ export class Session {
     }
   }
 
-  _clientFailure(code, message, method, extra = {}) {
+  _clientFailure(code, message, method, extra = {}, recovering = false) {
     // the same data as the Python client's own errors: the name, the method,
     // and for a lost connection the close code and reason
     const data = { name: lookup(code).name, ...(method ? { method } : {}), ...extra };
-    return new SessionErrorException(this._error(code, message, data, method, "client"));
+    return new SessionErrorException(this._error(code, message, data, method, "client", recovering));
   }
 
   /** The URLs to try now, in order: after the one that failed last, else from the one in use. */
@@ -666,7 +666,8 @@ export class Session {
     p.armedAt = Date.now();
     p.timer = setTimeout(() => {
       this._pending.delete(id);
-      p.reject(this._clientFailure(ErrorCode.REQUEST_TIMEOUT_ERROR_CODE, `no answer to ${p.method} within ${p.timeout} ms`, p.method));
+      const code = ErrorCode.REQUEST_TIMEOUT_ERROR_CODE;
+      p.reject(this._clientFailure(code, `no answer to ${p.method} within ${p.timeout} ms`, p.method, {}, this._recovers(p, code)));
     }, p.left);
   }
 
@@ -693,6 +694,21 @@ export class Session {
     return sent;
   }
 
+  // A reconnection attempt's join that failed while _reconnectLoop tries again is
+  // the way back, not a real refusal: flagged recovering, still reported (as the
+  // Python client). A refused resume (106) joins afresh at once; a fresh rejoin's
+  // 104 (our old seat still holds the name), a connection closed under the join
+  // (a cluster node's 1012 while the room moves), or any code the catalog calls
+  // retryable is tried again unless the loop gives up after it.
+  _recovers(p, code) {
+    if (p.method !== "join" || this.state !== "reconnecting" || this._abandon) return false;
+    if (p.resuming && code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE) return true;
+    const retried =
+      (p.afresh && code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE) ||
+      (code !== ErrorCode.TOKEN_EXPIRED && lookup(code).retryable);
+    return retried && !this._givesUp();
+  }
+
   // With keepResendable, only a join or a leave fails: the rest waits for the resume.
   _failPending(code, why, extra = {}, keepResendable = false) {
     const pending = [];
@@ -703,7 +719,8 @@ export class Session {
     }
     for (const p of pending) {
       clearTimeout(p.timer);
-      p.reject(this._clientFailure(code, `${why} while ${p.method} was in flight`, p.method, extra));
+      const recovering = this._recovers(p, code);
+      p.reject(this._clientFailure(code, `${why} while ${p.method} was in flight`, p.method, extra, recovering));
     }
   }
 
@@ -736,11 +753,7 @@ export class Session {
       clearTimeout(p.timer);
       if (frame.error) {
         const e = frame.error;
-        // A refused resume on the way to a fresh seat is expected: flagged, still reported;
-        // so is a fresh rejoin's 104 (our old seat still holds the name: tried again).
-        const recovering =
-          (p.resuming && e.code === ErrorCode.USER_NOT_AUTHORIZED_ERROR_CODE) ||
-          (p.afresh && e.code === ErrorCode.EXISTING_USER_IN_SESSION_ERROR_CODE);
+        const recovering = this._recovers(p, e.code);
         p.reject(new SessionErrorException(this._error(e.code, e.message, e.data ?? {}, p.method, "server", recovering)));
       } else {
         p.resolve(frame.result ?? {});
