@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from client.conftest import JOIN_RESULT
+
 from .conftest import ROOT, cli_env
 
 APP = textwrap.dedent(
@@ -65,16 +67,7 @@ async def gappy_server() -> AsyncIterator[Server]:
 
     async def handler(ws: ServerConnection) -> None:
         request = json.loads(await ws.recv())
-        result = {
-            "sessionId": "room",
-            "participantId": "p-cli",
-            "participantSecret": "secret",
-            "participantType": "full",
-            "roles": [],
-            "participants": [],
-            "seq": 0,
-            "resumed": False,
-        }
+        result = {**JOIN_RESULT, "participantId": "p-cli"}
         await ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
         for seq in (1, 3):
             params = {"from": "p-bot", "text": f"n{seq}", "private": False, "seq": seq}

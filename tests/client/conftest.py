@@ -102,3 +102,16 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+# What a scripted server (not the reference one) answers a join with.
+JOIN_RESULT = {
+    "sessionId": "room",
+    "participantId": "p1",
+    "participantSecret": "secret",
+    "participantType": "full",
+    "roles": [],
+    "participants": [],
+    "seq": 0,
+    "resumed": False,
+}

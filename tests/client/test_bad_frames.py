@@ -15,18 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from roomsignal import ErrorCode, ProtocolError, SessionState
 
-from .conftest import Recorder, SessionFactory, token
-
-JOIN_RESULT = {
-    "sessionId": "room",
-    "participantId": "p1",
-    "participantSecret": "secret",
-    "participantType": "full",
-    "roles": [],
-    "participants": [],
-    "seq": 0,
-    "resumed": False,
-}
+from .conftest import JOIN_RESULT, Recorder, SessionFactory, token
 
 
 def _note(method: str, params: dict[str, object]) -> str:
