@@ -16,22 +16,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from roomsignal import ErrorCode, SessionErrorException, SessionState
 
-from .conftest import Recorder, SessionFactory
+from .conftest import JOIN_RESULT, Recorder, SessionFactory
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 def _join_result(seq: int = 0, *, resumed: bool = False) -> dict[str, Any]:
-    return {
-        "sessionId": "room",
-        "participantId": "p1",
-        "participantSecret": "secret",
-        "participantType": "full",
-        "roles": [],
-        "participants": [],
-        "seq": seq,
-        "resumed": resumed,
-    }
+    return {**JOIN_RESULT, "seq": seq, "resumed": resumed}
 
 
 def _reply(request_id: object, result: dict[str, Any]) -> str:
