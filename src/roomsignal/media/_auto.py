@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import SessionErrorException
-from roomsignal.media._node import MEDIA_NODE_LOST, MediaRestored, RestoredListener, notify_restored
+from roomsignal.media._node import MEDIA_NODE_LOST, MediaRestored, RestoredListener
+from roomsignal.media._peer import notify
 from roomsignal.protocol import Participant
 
 if TYPE_CHECKING:
@@ -146,21 +146,16 @@ class Follower:
                 logger.info("subscription to %s by itself ended early: %r", target, exc)
                 return None
             self._made[target] = subscription
-            for fn in list(self._subscribed_listeners):
-                try:
-                    result = fn(subscription)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    logger.exception("subscribed listener %r failed", fn)
+            await notify(self._subscribed_listeners, subscription, "subscribed")
             if lost is not None:
                 reason, ids = lost
                 logger.info("subscribed again to %s after %s", target, reason)
-                await notify_restored(
+                await notify(
                     self._restored_listeners,
                     MediaRestored(
                         reason, tuple(ids), target, subscription.exchange_id, subscription
                     ),
+                    "restored",
                 )
             return subscription
         finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from roomsignal.catalog import ErrorCode
 from roomsignal.errors import SessionError, SessionErrorException
+from roomsignal.media._peer import notify
 from roomsignal.protocol import SubscriptionEndedParams
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ __all__ = [
     "Republisher",
     "RestoredListener",
     "is_media_node_lost",
-    "notify_restored",
 ]
 
 logger = logging.getLogger("roomsignal.media")
@@ -85,17 +84,6 @@ class MediaRestored:
     participant_id: str
     exchange_id: str | None
     subscription: Subscription | None = None
-
-
-async def notify_restored(listeners: list[RestoredListener], event: MediaRestored) -> None:
-    """Call each listener (sync or async); one that raises is logged, not fatal."""
-    for fn in list(listeners):
-        try:
-            result = fn(event)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("restored listener %r failed", fn)
 
 
 def backoff_delays(first: float = 0.2, most: float = 5.0) -> Iterator[float]:
@@ -175,7 +163,7 @@ class Republisher:
             lost, self._lost = tuple(self._lost), []
             logger.info("published again after the media node was lost (%s)", exchange_id)
             event = MediaRestored(MEDIA_NODE_LOST, lost, self._session.participant_id, exchange_id)
-            await notify_restored(self.listeners, event)
+            await notify(self.listeners, event, "restored")
             return
 
     async def stop(self) -> None:

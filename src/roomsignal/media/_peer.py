@@ -14,9 +14,9 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 
@@ -36,6 +36,7 @@ __all__ = [
 logger = logging.getLogger("roomsignal.media")
 
 ResetListener = Callable[["MediaReset"], Any]
+_Event = TypeVar("_Event")
 
 
 class SessionListeners:
@@ -90,15 +91,17 @@ class MediaReset:
     republished: bool = False
 
 
-async def notify(listeners: list[ResetListener], event: MediaReset) -> None:
-    """Call each reset listener (sync or async); one that raises is logged, not fatal."""
+async def notify(
+    listeners: Sequence[Callable[[_Event], Any]], event: _Event, what: str = "reset"
+) -> None:
+    """Call each ``what`` listener (sync or async), one after another; one that raises is logged, not fatal."""
     for fn in list(listeners):
         try:
             result = fn(event)
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            logger.exception("reset listener %r failed", fn)
+            logger.exception("%s listener %r failed", what, fn)
 
 
 class Peer:
