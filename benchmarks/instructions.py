@@ -19,9 +19,9 @@ Workloads, all in process (no socket, no server process):
 - ``datapath``: a ``Session`` joined to an embedded server; one read's worth
   of ``sessionError`` frames handed to its connection's ``data_received``
   (1 400 at a time, as one 256 KiB read holds), to an async listener;
-- ``errors``, ``responses``, ``messages``: ``Session._on_frames`` with turns
+- ``errors``, ``responses``, ``messages``: ``Session._on_frames`` with batches
   of frames of that kind and no listener (the core and the hub only);
-- ``split``: the frame splitter alone, in turns.
+- ``split``: the frame splitter alone, in batches.
 
 Needs valgrind (Debian: ``apt-get install valgrind``); prints one JSON object.
 """
@@ -135,7 +135,7 @@ async def _work_datapath(n: int, run: bool) -> None:
             if run:
                 for data in reads:
                     ws.data_received(data)
-                    while ws._next_batch is not None:  # noqa: ASYNC110 - its turns, one per loop turn
+                    while ws._next_batch is not None:  # noqa: ASYNC110 - its batches, one per loop iteration
                         await asyncio.sleep(0)
                 await asyncio.wait_for(done.wait(), 600)
             gc.enable()

@@ -89,7 +89,7 @@ async def measure(reps: int, blobs: int) -> dict[str, list[float]]:
                     for blob in data:
                         ws.data_received(blob)
                         await asyncio.sleep(0)
-                        while ws._next_batch is not None:  # noqa: ASYNC110 - turns of FRAMES_PER_BATCH frames
+                        while ws._next_batch is not None:  # noqa: ASYNC110 - batches of FRAMES_PER_BATCH frames
                             await asyncio.sleep(0)
                     if name == "full":
                         await asyncio.wait_for(done.wait(), 60)

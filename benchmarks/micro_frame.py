@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/micro_frame.py
 
 Feeds N ``sessionError`` frames (fresh ``seq`` each) and N responses that no
-request waits for straight to ``_on_frames`` (in turns of ``FRAMES_PER_BATCH`` bytes frames,
+request waits for straight to ``_on_frames`` (in batches of ``FRAMES_PER_BATCH`` bytes frames,
 as the connection hands them over), and prints the client CPU per
 frame (``time.process_time``) as one JSON line: the cost of decoding, the
 ``seq`` check, the error model and the hand-over to the hub (which has no

@@ -16,7 +16,7 @@ against the same reference server process (``--stamp``), a default
 (``session._ws.transport.max_size = 65536``, the candidate change), in
 alternating rounds: ``ping()`` round trips, and the one-way latency of a
 single ``sessionError`` (server write to listener), as in ``run.py``; a bare
-websockets client takes its turn too, as the floor.
+websockets client takes part too, as the floor.
 """
 
 from __future__ import annotations

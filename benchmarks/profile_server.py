@@ -48,7 +48,7 @@ class _NoProfiler:
 
 
 def _cork() -> None:
-    """An experiment, not a change: write each connection's frames once per loop turn.
+    """An experiment, not a change: write each connection's frames once per loop iteration.
 
     Replaces ``_Link.write`` in this (profiled) server process only, so that
     docs/benchmarks.md can say what coalescing writes would save. The server

@@ -360,7 +360,7 @@ async def rtt(
 ) -> dict[str, Any]:
     """Round trips: bare websockets vs echo, bare websockets vs reference ``ping``, Session.ping.
 
-    The three clients take turns, ``n / ROUNDS`` calls each per round, so
+    The three clients alternate, ``n / ROUNDS`` calls each per round, so
     that a disturbance of the machine falls on all of them alike.
     """
     out: dict[str, Any] = {}
@@ -412,7 +412,7 @@ async def error_latency(
     websockets frames it for writing; the listener (or the bare client, after
     ``recv``) reads ``time.monotonic_ns()`` on being called. Both processes
     read the same CLOCK_MONOTONIC, so the difference is the one-way latency.
-    The bare client and the Session take turns, ``n / ROUNDS`` samples each
+    The bare client and the Session alternate, ``n / ROUNDS`` samples each
     per round.
     """
     out: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Frames of one read are delivered in turns of ``FRAMES_PER_BATCH``, and none is lost on the way.
+"""Frames of one read are delivered in batches of ``FRAMES_PER_BATCH``, and none is lost on the way.
 
 Each test joins the reference server, then hands the session's real
 connection one read's worth of ``sessionError`` frames (with the seqs the
@@ -37,7 +37,7 @@ def _connection(session: Session) -> DirectConnection:
 
 
 async def test_a_large_read_is_delivered_in_turns_in_order(make_session: SessionFactory) -> None:
-    session = make_session("turns", ping_interval=None)
+    session = make_session("batches", ping_interval=None)
     depths: list[int] = []
     seen: list[str] = []
     done = asyncio.Event()
@@ -55,14 +55,14 @@ async def test_a_large_read_is_delivered_in_turns_in_order(make_session: Session
         read = _read(first)
         half = len(read) // 2 + 7  # not on a frame boundary
         ws.data_received(read[:half])
-        assert not ws.transport.is_reading()  # frames wait their turn: nothing more is read
+        assert not ws.transport.is_reading()  # frames stay queued: nothing more is read
         ws.data_received(read[half:])  # a transport that delivers once more goes behind them
-        await asyncio.sleep(0)  # one loop turn: the listener ran on the first turn only
+        await asyncio.sleep(0)  # one loop iteration: the listener ran on the first batch only
         assert 0 < len(seen) <= FRAMES_PER_BATCH
         async with asyncio.timeout(5):
             await done.wait()
         assert seen == [f"e{seq}" for seq in range(first, first + FRAMES)]
-        assert max(depths) < FRAMES_PER_BATCH  # never more than a turn of events alive at once
+        assert max(depths) < FRAMES_PER_BATCH  # never more than a batch of events alive at once
         assert ws.transport.is_reading()  # all delivered: reading again
         assert isinstance(await session.ping(), float)  # and the stream goes on
 
@@ -93,7 +93,7 @@ async def test_frames_waiting_their_turn_are_delivered_before_the_end(
 
 
 async def test_a_held_session_takes_no_further_batch(make_session: SessionFactory) -> None:
-    """Backpressure stops the turns too: a queue never holds more than its bound and a turn."""
+    """Backpressure stops the batches too: a queue never holds more than its bound and a batch."""
     bound = 100
     session = make_session("held", ping_interval=None, max_queued_events=bound)
     gate = asyncio.Event()
@@ -115,7 +115,7 @@ async def test_a_held_session_takes_no_further_batch(make_session: SessionFactor
         async with asyncio.timeout(5):
             while not ws.reading_held:  # noqa: ASYNC110 - a property, no event to await
                 await asyncio.sleep(0)
-        for _ in range(20):  # further loop turns take no further turn
+        for _ in range(20):  # further loop iterations take no further batch
             await asyncio.sleep(0)
         assert bound <= len(inbox) < bound + FRAMES_PER_BATCH
         assert not ws.transport.is_reading()

@@ -3,7 +3,7 @@
 Three nodes (real ``roomsignal serve --redis`` processes) behind a small
 TCP balancer that sends each new connection to the next node whose
 ``/healthz`` answers 200, as a load balancer does. Chat flows in three
-rooms while each node in turn gets SIGTERM (it drains: its rooms move,
+rooms while each node, one after another, gets SIGTERM (it drains: its rooms move,
 its clients are closed with 1012 and resume elsewhere) and is started
 again. Every message arrives exactly once, in order; nobody is told
 ``state_reset``; no session ends.

@@ -1,7 +1,7 @@
 """Large fan-outs go through the transport's outbox (server/_outbox.py): what the wire keeps.
 
 A room of more than 32 members makes every join and chat message a large
-fan-out, held per connection until the loop turn ends and written in
+fan-out, held per connection until the loop iteration ends and written in
 chunks; a sender's pipelined requests are handled before its handler
 yields. Nothing on the wire may change: every member gets every frame once,
 in ``seq`` order; a close, a takeover or a shutdown comes after the frames
@@ -138,7 +138,7 @@ async def test_the_outbox_keeps_order_per_connection_and_flushes_in_chunks() -> 
     assert outbox.frames == 40 and 2 in outbox and not written
     outbox.flush_conn(3)  # before a close: written at once, alone
     assert written == [(3, [f"3:{n}" for n in range(10)])] and 3 not in outbox
-    await asyncio.sleep(0)  # one loop turn: one chunk (20 frames' worth), not everything
+    await asyncio.sleep(0)  # one loop iteration: one chunk (20 frames' worth), not everything
     assert [conn for conn, _ in written] == [3, 1, 2] and after == [1]
     outbox.add(1, "1:late")  # behind what conn 1 had: it was written already
     await outbox.settle(0)  # waits until nothing is held

@@ -267,7 +267,7 @@ async def test_an_unpublish_while_the_page_publishes_again_leaves_nothing_restor
     async with asyncio.timeout(WAIT):
         unpublish, publish = await page.evaluate(
             "async () => { const o = await Promise.all([window.restore, window.restorePublish]);"
-            " await new Promise((r) => setTimeout(r, 0)); return o; }"  # the restore loop's turn
+            " await new Promise((r) => setTimeout(r, 0)); return o; }"  # the restore loop's next step
         )
     assert unpublish == "ok"
     assert publish != "ok"  # the unpublish, handled first, ended the upstream it opens

@@ -63,7 +63,7 @@ def add_join_command(commands: Any) -> None:
     parser.add_argument(
         "url",
         nargs="+",
-        help="the server, e.g. ws://127.0.0.1:8765; several (a cluster's nodes) fail over in turn",
+        help="the server, e.g. ws://127.0.0.1:8765; several (a cluster's nodes) fail over one after another",
     )
     parser.add_argument("--token", required=True, help="a token (see 'roomsignal token')")
     parser.add_argument("--name", required=True, help="the name to join under")

@@ -3,7 +3,7 @@
 ``LoadTest(plan).run()`` joins ``plan.participants`` bots spread over
 ``plan.rooms`` rooms at ``plan.join_rate`` joins per second, then for
 ``plan.duration`` seconds each room chats at ``plan.message_rate`` messages
-per second (its bots take turns), each room's synchronizer sends sync data
+per second (its bots alternate), each room's synchronizer sends sync data
 once a second, and ``--chaos`` cuts a random bot's connection ``chaos``
 times per second through ``simulateScenario`` ``connectionDrop``. Then it
 waits (bounded) until every confirmed message has reached every other bot of
@@ -403,8 +403,10 @@ class LoadTest:
         count = max(1, round(plan.message_rate * plan.duration))
         offset = self._rng.random() / plan.message_rate  # rooms do not all send at once
         await asyncio.sleep(offset)
-        turns = itertools.cycle(members)
-        await self._every(1 / plan.message_rate, count, lambda _k: self._send(next(turns)), group)
+        rotation = itertools.cycle(members)
+        await self._every(
+            1 / plan.message_rate, count, lambda _k: self._send(next(rotation)), group
+        )
 
     async def _send(self, bot: _Bot) -> None:
         bot.sent += 1

@@ -32,9 +32,9 @@ validators make that slow): in a burst of 100,000 events that cost more
 than a bare ``recv()`` loop's whole handling of an event (docs/benchmarks.md).
 
 Reading can be held by the session (``hold_reading``: its listeners' queues
-are full; no further turn is taken either) as well as by websockets (its
-own message queue is full) and by waiting turns; the transport reads again
-only when nothing holds it. Frames waiting their turn are delivered before
+are full; no further batch is taken either) as well as by websockets (its
+own message queue is full) and by batches still queued; the transport reads again
+only when nothing holds it. Frames still queued are delivered before
 the end of the stream or the connection's loss is seen, so none is lost.
 ``fail`` closes the connection from inside a frame callback (a frame the
 session will not accept), and no later frame reaches ``on_frames``.
@@ -276,7 +276,7 @@ class DirectConnection(ClientConnection):
     def hold_reading(self, hold: bool) -> None:
         """Stop (or start again) reading from the socket for the session's sake.
 
-        Frames already read but still waiting their turn wait too.
+        Frames already read but still queued wait too.
         """
         self._hold(_HELD_BY_SESSION, hold)
         if not hold and self._held & _HELD_BY_BATCHES and self._next_batch is None:
@@ -307,7 +307,7 @@ class DirectConnection(ClientConnection):
         ``recv()``).
         """
         self.on_frames = None
-        self._splitter.discard()  # frames waiting their turn: moot once failed
+        self._splitter.discard()  # frames still queued: moot once failed
         try:
             self.protocol.fail(code, reason)
             self.send_data()
@@ -316,7 +316,7 @@ class DirectConnection(ClientConnection):
                 self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        """Deliver whole data frames directly, in turns; feed websockets everything else."""
+        """Deliver whole data frames directly, in batches; feed websockets everything else."""
         splitter = self._splitter
         if self._held & _HELD_BY_BATCHES and not splitter.passthrough:
             splitter.feed(data, 0)  # earlier frames still wait: these go behind them
@@ -324,7 +324,7 @@ class DirectConnection(ClientConnection):
         self._batch(data)
 
     def _batch(self, data: bytes = b"", limit: int = FRAMES_PER_BATCH) -> None:
-        """Deliver up to ``limit`` frames; take the next turn soon if more may wait."""
+        """Deliver up to ``limit`` frames; take the next batch soon if more may wait."""
         self._next_batch = None
         items = self._splitter.feed(data, limit)
         count = len(items)
@@ -345,19 +345,19 @@ class DirectConnection(ClientConnection):
             self._hold(_HELD_BY_BATCHES, False)
 
     def _finish_batches(self) -> None:
-        """Deliver every frame still waiting its turn, at once (the stream is ending)."""
+        """Deliver every frame still queued, at once (the stream is ending)."""
         if self._held & _HELD_BY_BATCHES:
             if self._next_batch is not None:
                 self._next_batch.cancel()
             self._batch(b"", _ALL)
 
     def eof_received(self) -> None:
-        """Deliver what waits its turn, then let websockets see the end of the stream."""
+        """Deliver what is still queued, then let websockets see the end of the stream."""
         self._finish_batches()
         super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Deliver what waits its turn, then let websockets see the connection go."""
+        """Deliver what is still queued, then let websockets see the connection go."""
         self._finish_batches()
         super().connection_lost(exc)
 

@@ -65,10 +65,10 @@ class Inbox(Generic[T]):
         return self._items.popleft()
 
     async def get_alone(self) -> T:
-        """``get`` for an inbox with a single reader: woken one loop turn sooner.
+        """``get`` for an inbox with a single reader: woken one loop iteration sooner.
 
-        Without ``shield``'s outer future, the reader runs in the loop turn
-        right after ``put``, that is before the connection's next turn of
+        Without ``shield``'s outer future, the reader runs in the loop iteration
+        right after ``put``, that is before the connection's next batch of
         frames (see ``_connection``).
         """
         while not self._items:

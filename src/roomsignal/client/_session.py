@@ -159,7 +159,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         ``url`` is the server's ``ws://`` or ``wss://`` URL, or a list of
         them (nodes of one cluster, or one server's addresses), or an async
         callable returning such a list (service discovery, awaited at each
-        attempt). Each attempt dials them in turn until one answers; after a
+        attempt). Each attempt dials them one after another until one answers; after a
         drop it starts with the next one (docs/client.md, "Failover").
         ``token_provider`` is awaited for a fresh token when the current one
         has expired (before dialling, or when the server answers 1100).
@@ -985,8 +985,8 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         """Hand ``frames[start:]`` to the core, up to a ``Raw`` one, and act on each answer.
 
         Returns the index of the first frame not taken (see ``DirectConnection``).
-        Never raises. The frames of one turn share their ``received_at``: the
-        time their turn was taken.
+        Never raises. The frames of one batch share their ``received_at``: the
+        time their batch was taken.
         """
         receive = self._core.receive
         sinks = self._hub.sinks  # what hub.emit() calls, without the call

@@ -1,13 +1,13 @@
-"""Frames held until the end of the loop turn, per connection, written in chunks.
+"""Frames held until the end of the loop iteration, per connection, written in chunks.
 
 A large fan-out (a chat message to a room of 500, a join into a room of
 2,000) writes one frame to each of many connections. Written at once, that
 is one ``send()`` per frame, in one go: a ping from another room waits
 behind all of them. Held here instead, each connection's frames are written
-together (one ``send()`` for all that its connection got this turn: a
+together (one ``send()`` for all that its connection got this iteration: a
 sender whose requests are already buffered has several handled before the
 flush), and the flush runs in chunks of about ``chunk`` frames, one chunk
-per loop turn, so other connections are served between chunks.
+per loop iteration, so other connections are served between chunks.
 
 Order is kept where the protocol needs it: per connection, frames are
 written in the order they were added (the rooms numbered them in that

@@ -115,7 +115,7 @@ _Handler = Callable[[Out, Member, Any, float], Model | None]
 _READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no session
 # Members one ``expire`` call may notify (a departure notifies each member
 # of its room), so that 2,000 seats of one room expiring together are ended
-# over many loop turns, not in one call of about 2 million notices.
+# over many loop iterations, not in one call of about 2 million notices.
 EXPIRE_BUDGET = 4096
 # Requests whose answers are not kept per seat: a join is never answered from them;
 # the others change nothing, and a room's state can be large (2000 members).
@@ -286,7 +286,7 @@ class Rooms(MediaRules, ChatRules):
         return heap[0][0] if heap else None
 
     def expire(self, now: float, budget: int = EXPIRE_BUDGET) -> list[Effect]:
-        """Run the deadlines that have passed at ``now``, in bounded turns.
+        """Run the deadlines that have passed at ``now``, in bounded batches.
 
         Stops once its departures have notified about ``budget`` members (at
         least one deadline runs); what is left stays due, so ``next_deadline``

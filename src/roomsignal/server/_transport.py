@@ -4,11 +4,11 @@ Each connection gets an integer id and a ``_Link``; text frames are parsed
 with the shared codec and handed to ``Rooms``, whose effects are carried out
 here in order. Writes are synchronous (no drain per frame) and go to the
 websockets transport; the frames of a large fan-out wait in the ``Outbox``
-(``_outbox.py``) only until the loop turn ends, in order per connection,
+(``_outbox.py``) only until the loop iteration ends, in order per connection,
 and are then written one write per connection, in chunks. A connection's
 handler handles the requests already buffered before it yields (up to
 ``_BATCH_FRAMES``), so a sender's burst costs one write per member per
-turn, not one per frame. A connection whose unsent
+iteration, not one per frame. A connection whose unsent
 output passes ``max_send_queue_bytes`` is closed with 4002 as a slow
 consumer and its seat detached at once (it waits ``resume_window``). Each
 connection's handler paces its reads by the frames its requests made the
@@ -691,7 +691,7 @@ class SignalingServer:
                     if delay > 0:
                         async with asyncio.timeout(delay):
                             await wake.wait()
-                    else:  # behind (expire runs in bounded turns): others go first
+                    else:  # behind (expire runs in bounded batches): others go first
                         await asyncio.sleep(0)
             except TimeoutError:
                 pass

@@ -189,7 +189,7 @@ async function join(event) {
   session.onReconnected(({ stateReset }) => {
     setStatus("joined", `in ${session.sessionId} as ${session.name}`);
     if (!stateReset) return;
-    $("remote-videos").replaceChildren(); // before the session subscribes again, on this turn
+    $("remote-videos").replaceChildren(); // before the session subscribes again, in this iteration
     afresh(session).catch((exc) => console.warn("cannot publish again", exc));
   });
   session.onSessionClosed(() => setStatus("closed", "the session was closed"));

@@ -152,7 +152,7 @@ function capitalized(event) {
  *
  * `url` is the server's ws:// or wss:// URL, or a list of them (nodes of one
  * cluster), or an async function returning such a list (service discovery,
- * asked at each attempt): each attempt dials them in turn until one answers,
+ * asked at each attempt): each attempt dials them one after another until one answers,
  * and after a drop starts with the next one (as the Python client; a bad URL
  * or an empty list throws a TypeError). `this.url` is the one in use.
  *
@@ -1081,7 +1081,7 @@ export class Session {
       sub.reject(new Error("the subscription ended"));
       this._incoming.delete(exchangeId);
       this._subscribed.delete(sub.target);
-      // Now, not when the rejection settles: a subscribe on this turn must make a new one.
+      // Now, not when the rejection settles: a subscribe in this iteration must make a new one.
       this._subscribing.delete(sub.target);
     }
   }
