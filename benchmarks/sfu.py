@@ -55,7 +55,7 @@ sys.path.insert(0, str(HERE))
 from aiortc.contrib.media import MediaRelay  # noqa: E402
 from workloads import percentile, proc_cpu_s  # noqa: E402
 
-from media import direct_first_frame  # noqa: E402
+from media import direct_first_frame, parse_size  # noqa: E402
 from roomsignal import Session  # noqa: E402
 from roomsignal.media import Publisher, Subscriber, TestPatternTrack  # noqa: E402
 from roomsignal.server import SignalingServer  # noqa: E402
@@ -487,8 +487,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "capacity" in only:
             steps = [int(k) for k in args.steps.split(",")]
             window = args.window
-            width, _, height = args.capacity_size.partition("x")
-            size = (int(width), int(height))
+            size = parse_size(args.capacity_size)
             log(
                 f"capacity: {steps} counting subscribers of {args.capacity_size} at "
                 f"{args.capacity_fps:g} fps, {window:g} s windows, {args.procs} procs"
@@ -562,8 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet()
     if args.command == "_publisher":
-        width, _, height = args.size.partition("x")
-        asyncio.run(publisher_bot(args.url, args.secret, (int(width), int(height)), args.fps))
+        asyncio.run(publisher_bot(args.url, args.secret, parse_size(args.size), args.fps))
         return 0
     if args.command == "_viewers":
         asyncio.run(viewer_worker(args.url, args.secret, args.target, args.k, args.tag))
