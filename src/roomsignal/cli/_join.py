@@ -24,7 +24,7 @@ import functools
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.exceptions import InvalidURI
@@ -35,6 +35,7 @@ from roomsignal.cli._options import (
     UsageError,
     non_negative_int,
     positive_float,
+    unless,
 )
 from roomsignal.cli._render import EVENTS, Names, clock, event_json, event_line
 from roomsignal.cli._serve import install_stop_signals
@@ -173,7 +174,7 @@ async def _join(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     try:
         try:
-            if not await _first(session.connect(), stop.wait()):
+            if not await unless(session.connect(), stop.wait()):
                 return 0  # you stopped it while it joined: nothing to leave
         except SessionErrorException as exc:
             error = exc.error
@@ -284,22 +285,3 @@ def _readable_stdin() -> bool:
         )
     except (ValueError, OSError, AttributeError):
         return False
-
-
-async def _first(main: Awaitable[Any], other: Awaitable[Any]) -> bool:
-    """Await ``main`` unless ``other`` ends first (then cancel ``main``); True if ``main`` won.
-
-    ``main``'s exception, if it ends with one, is raised.
-    """
-    main_task = asyncio.ensure_future(main)
-    other_task = asyncio.ensure_future(other)
-    try:
-        await asyncio.wait({main_task, other_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (main_task, other_task):
-            task.cancel()
-        await asyncio.gather(main_task, other_task, return_exceptions=True)
-    if main_task.cancelled():
-        return False
-    main_task.result()
-    return True

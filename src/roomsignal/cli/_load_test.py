@@ -37,6 +37,7 @@ from roomsignal.cli._options import (
     non_negative_float,
     positive_float,
     resolve_secret,
+    unless,
 )
 from roomsignal.cli._tls import add_ca_option, client_ssl
 
@@ -323,18 +324,8 @@ async def _run(plan: LoadPlan, console: Any, live: bool) -> dict[str, Any] | Non
 
     stopped = asyncio.Event()
     install_stop_signals(stopped)
-    probe = asyncio.ensure_future(_preflight(plan))
-    waiting = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({probe, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
-        if not probe.done():
-            probe.cancel()
-        await asyncio.gather(probe, waiting, return_exceptions=True)
-    if probe.cancelled():  # Ctrl-C before any bot: nothing to report
-        return None
-    probe.result()
+    if not await unless(_preflight(plan), stopped.wait()):
+        return None  # Ctrl-C before any bot: nothing to report
     test = LoadTest(plan)
     watcher = asyncio.ensure_future(_stop_on(stopped, test))
     try:

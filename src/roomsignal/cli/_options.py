@@ -8,9 +8,12 @@ the user can act on (a port in use), printed the same way, exit 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import os
 import socket
+from collections.abc import Awaitable
+from typing import Any
 
 __all__ = [
     "SECRET_ENV",
@@ -23,6 +26,7 @@ __all__ = [
     "port_number",
     "positive_float",
     "resolve_secret",
+    "unless",
     "weak_secret_note",
 ]
 
@@ -117,3 +121,22 @@ def bind_host(text: str) -> str:
         f"not an IP address nor a name of this machine: {text!r} "
         f"(give an address such as 127.0.0.1, 0.0.0.0 or ::1, or one of: {', '.join(sorted(own))})"
     )
+
+
+async def unless(main: Awaitable[Any], other: Awaitable[Any]) -> bool:
+    """Await ``main`` unless ``other`` ends first (then cancel ``main``); True if ``main`` won.
+
+    ``main``'s exception, if it ends with one, is raised.
+    """
+    main_task = asyncio.ensure_future(main)
+    other_task = asyncio.ensure_future(other)
+    try:
+        await asyncio.wait({main_task, other_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (main_task, other_task):
+            task.cancel()
+        await asyncio.gather(main_task, other_task, return_exceptions=True)
+    if main_task.cancelled():
+        return False
+    main_task.result()
+    return True

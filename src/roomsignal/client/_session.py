@@ -628,6 +628,7 @@ class Session(ListenerMethods, RequestMethods, Restore, Supervision):
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         request_id, frame = self._core.request(method, build, future)
         # request_timeout of time connected (_on_deadline): a drop pauses it.
+        # (_online_clock() inlined on this hot path: joined, so not away now.)
         expiry = loop.call_later(
             self.request_timeout,
             self._on_deadline,

@@ -707,10 +707,9 @@ class Cluster:
     # --- tasks ----------------------------------------------------------------------
 
     def _send(self, node: str, message: dict[str, Any]) -> None:
-        relayed = self.server.counts.relayed
-        key = ("sent", message["k"])
-        relayed[key] = relayed.get(key, 0) + 1
-        if key[1] in (FRAME, WRITE):  # stamped for the relay latency (/metrics)
+        counts = self.server.counts
+        counts.bump(counts.relayed, ("sent", message["k"]))
+        if message["k"] in (FRAME, WRITE):  # stamped for the relay latency (/metrics)
             message["t"] = round(time.time(), 4)
         self._outbox.append((node, message, encode_message(message)))
         self._hurry()
@@ -834,8 +833,7 @@ class Cluster:
                             logger.warning("ignoring a malformed relay message")
                             continue
                         counts = self.server.counts
-                        key = ("received", str(message["k"]))
-                        counts.relayed[key] = counts.relayed.get(key, 0) + 1
+                        counts.bump(counts.relayed, ("received", str(message["k"])))
                         stamp = message.get("t")
                         if isinstance(stamp, float | int):  # the sender's wall clock
                             counts.relay_latency.observe(max(0.0, time.time() - stamp))

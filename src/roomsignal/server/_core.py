@@ -15,6 +15,8 @@ from collections import OrderedDict
 from typing import Any
 
 from roomsignal.protocol import (
+    EmptyResult,
+    Model,
     SessionErrorNotification,
     SessionErrorParams,
     SessionStateResult,
@@ -26,6 +28,7 @@ from roomsignal.server._denials import (
 )
 from roomsignal.server._metrics import Counts
 from roomsignal.server._state import (
+    EMPTY_ANSWER,
     Exchange,
     ExchangeState,
     Member,
@@ -95,6 +98,17 @@ class RoomsCore:
             raise RoomError(Denial.NO_VIDEO_GRANT)
         if audio and not member.grants.audio:
             raise RoomError(Denial.NO_AUDIO_GRANT)
+
+    def _keep(
+        self, member: Member, request_id: int | str, frame: str, result: Model | None = None
+    ) -> None:
+        """Keep ``frame``, ``member``'s answer to ``request_id``, for a re-sent request.
+
+        A ``{}`` ``result`` is kept as ``EMPTY_ANSWER`` (PROTOCOL.md section 8).
+        """
+        kept = EMPTY_ANSWER if type(result) is EmptyResult else frame
+        config = self._config
+        member.remember(request_id, kept, config.replay_buffer, config.replay_buffer_bytes)
 
     def _target(self, member: Member, target_id: str, *, live: bool = True) -> Member:
         """The member ``target_id`` of ``member``'s session, never ``member`` itself.

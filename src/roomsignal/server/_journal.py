@@ -351,6 +351,13 @@ class _Room:
     answer_marks: dict[str, Any] = field(default_factory=dict)
     order: int = 0  # the order of the last answer written (kept on a takeover)
 
+    def forget_seats(self) -> None:
+        """Forget what was written for each seat (its seq, shape and answers)."""
+        self.seqs.clear()
+        self.shapes.clear()
+        self.answers.clear()
+        self.answer_marks.clear()
+
 
 Write = tuple[str, list[str], list[Any]]  # room, keys, args of one JOURNAL call
 
@@ -564,17 +571,11 @@ class Journal:
             if reset:
                 return None  # nothing of ours in Redis
             keys += [prefix + member_id for member_id in record.seqs]
-            record.seqs.clear()
-            record.shapes.clear()
-            record.answers.clear()
-            record.answer_marks.clear()
+            record.forget_seats()
             record.sync, record.max_streaming, record.reset = _UNSET, None, True
             return room, keys, self._args(record, {"e": 1}, reset=False)
         if reset:
-            record.seqs.clear()
-            record.shapes.clear()
-            record.answers.clear()
-            record.answer_marks.clear()
+            record.forget_seats()
             record.sync, record.max_streaming, record.reset = _UNSET, None, False
         index: dict[str, int] = {}
 

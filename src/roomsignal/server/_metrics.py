@@ -144,8 +144,7 @@ class Counts:
 
     def error(self, code: int, via: str, count: int = 1) -> None:
         """Count ``count`` errors with ``code``, answered (``answer``) or pushed (``push``)."""
-        key = (code, via)
-        self.errors[key] = self.errors.get(key, 0) + count
+        self.bump(self.errors, (code, via), count)
 
     def timed(self, method: str, seconds: float) -> None:
         """Record one request of ``method`` handled in ``seconds``."""
@@ -154,7 +153,8 @@ class Counts:
             histogram = self.latency[method] = Histogram()
         histogram.observe(seconds)
 
-    def bump(self, table: dict[Any, int], key: Any, count: int = 1) -> None:
+    @staticmethod
+    def bump(table: dict[Any, int], key: Any, count: int = 1) -> None:
         """``table[key] += count``, starting at 0."""
         table[key] = table.get(key, 0) + count
 

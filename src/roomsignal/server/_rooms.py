@@ -119,7 +119,7 @@ _READ_ONLY = frozenset({"ping", "getSessionState"})  # requests that change no s
 EXPIRE_BUDGET = 4096
 # Requests whose answers are not kept per seat: a join is never answered from them;
 # the others change nothing, and a room's state can be large (2000 members).
-_NOT_KEPT = frozenset({"join", "ping", "getSessionState"})
+_NOT_KEPT = _READ_ONLY | {"join"}
 
 
 class Rooms(MediaRules, ChatRules):
@@ -232,7 +232,8 @@ class Rooms(MediaRules, ChatRules):
                 extra=fields(member.session.id, member.id),
             )
             return []
-        frame = kept = None
+        frame = None
+        result: Model | None = None
         try:
             result = self._dispatch(out, conn, request, now)
         except RoomError as exc:
@@ -242,32 +243,31 @@ class Rooms(MediaRules, ChatRules):
                 participant_id = caller.id
             data = error_data(exc.code, method, participant_id, exc.exchange_id, exc.extra)
             self.counts.error(exc.code, "answer")
-            if caller is not None:
-                acting: str | None = caller.id
-                session_id: str | None = caller.session.id
-            else:  # a join: the only participant it names is the seat it resumes
-                acting, session_id = exc.participant_id, exc.session_id
-            logger.info(
-                "%s refused with %s: %s",
-                method,
-                exc.code,
-                exc.message,
-                extra=fields(session_id, acting, target=exc.participant_id, code=exc.code),
-            )
-            frame = kept = error_frame(request.id, exc.code, exc.message, data)
+            if logger.isEnabledFor(logging.INFO):  # a flood of bad requests builds no fields
+                if caller is not None:
+                    acting: str | None = caller.id
+                    session_id: str | None = caller.session.id
+                else:  # a join: the only participant it names is the seat it resumes
+                    acting, session_id = exc.participant_id, exc.session_id
+                logger.info(
+                    "%s refused with %s: %s",
+                    method,
+                    exc.code,
+                    exc.message,
+                    extra=fields(session_id, acting, target=exc.participant_id, code=exc.code),
+                )
+            frame = error_frame(request.id, exc.code, exc.message, data)
         except Exception:
             logger.exception("internal error while handling %s", method)
             self.counts.error(ErrorCode.SESSION_GENERIC_ERROR_CODE, "answer")
-            frame = kept = internal_error_frame(request.id, method)
+            frame = internal_error_frame(request.id, method)
         else:
             if result is not None:
                 frame = response_frame(request.id, result)
-                kept = EMPTY_ANSWER if type(result) is EmptyResult else frame
         if frame is not None:
             out.first(Send(conn, frame))
-            if member is not None and kept is not None:
-                config = self._config
-                member.remember(request.id, kept, config.replay_buffer, config.replay_buffer_bytes)
+            if member is not None:
+                self._keep(member, request.id, frame, result)
         return out.effects
 
     def disconnect(self, conn: int, now: float) -> list[Effect]:
@@ -497,8 +497,7 @@ class Rooms(MediaRules, ChatRules):
         self._members[member.id] = member
         self._secrets[member.secret] = member
         self._conns[conn] = member
-        joins = self.counts.joins
-        joins[member.type] = joins.get(member.type, 0) + 1
+        self.counts.bump(self.counts.joins, member.type)
         logger.info(
             "participant %s (%r, %s) joined session %s",
             member.id,
@@ -702,10 +701,7 @@ class Rooms(MediaRules, ChatRules):
         if params.scenario == "connectionDrop":
             # Its answer is the drop; one sent again after the resume is answered {}
             # (handled once: it must not drop the new connection too).
-            config = self._config
-            member.remember(
-                request.id, EMPTY_ANSWER, config.replay_buffer, config.replay_buffer_bytes
-            )
+            self._keep(member, request.id, EMPTY_ANSWER)
             out.effects.append(Abort(member.conn))
             self._detach(out, member, now)
             return None

@@ -420,8 +420,7 @@ class MediaRules(ExchangeRules):
             frame = response_frame(ticket.request_id, result)
         # Kept like any answer (section 8): a caller that lost its connection
         # meanwhile gets it when it sends the request again after its resume.
-        config = self._config
-        member.remember(ticket.request_id, frame, config.replay_buffer, config.replay_buffer_bytes)
+        self._keep(member, ticket.request_id, frame, result)
         if member.conn is not None:
             out.send(member.conn, frame)
 
