@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import signal
@@ -39,6 +40,18 @@ async def _dev(*args: str) -> Proc:
         process_group=0,
     )
     return Proc(process)
+
+
+async def _end(proc: Proc) -> None:
+    """Close ``proc``; if ``dev.py`` is still running (a failed wait), kill its whole group.
+
+    ``dev.py`` runs the real work as a child: killing ``dev.py`` alone would
+    leave that child running (a web demo that never exits, a test run).
+    """
+    if proc.process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.process.pid, signal.SIGKILL)
+    await proc.close()
 
 
 def _ctrl_c(proc: Proc) -> None:
@@ -101,7 +114,7 @@ async def test_ctrl_c_stops_demo_web_without_a_traceback() -> None:
         _ctrl_c(proc)
         status = await proc.wait(timeout=30)
     finally:
-        await proc.close()
+        await _end(proc)
     assert "Traceback" not in "\n".join(proc.stderr), proc.stderr
     assert status == 0
     assert proc.stdout[-1] == "roomsignal demo --web: stopped"
@@ -121,7 +134,7 @@ async def test_ctrl_c_stops_dev_py_test_without_a_traceback(tmp_path: Path) -> N
         _ctrl_c(proc)
         status = await proc.wait(timeout=30)
     finally:
-        await proc.close()
+        await _end(proc)
     stderr = "\n".join(proc.stderr)
     assert "Traceback" not in stderr and "Traceback" not in "\n".join(proc.stdout), stderr
     assert status == 2  # pytest's own status for an interrupted run
@@ -137,6 +150,6 @@ async def test_ctrl_c_stops_demo_media_without_a_traceback() -> None:
         _ctrl_c(proc)
         status = await proc.wait(timeout=30)
     finally:
-        await proc.close()
+        await _end(proc)
     assert "Traceback" not in "\n".join(proc.stderr + proc.stdout), proc.stderr
     assert status in (0, 130)  # 0 if the run was already over

@@ -24,8 +24,13 @@ async def test_load_test_spreads_its_bots_over_the_nodes(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
+    try:
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    finally:  # a load test timed out goes no further against the next test's cluster
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert process.returncode == 0, err.decode()
     report = json.loads(out.decode().splitlines()[-1])
     assert report["urls"] == [node.url for node in nodes]

@@ -184,18 +184,20 @@ async def test_what_the_media_node_makes_a_home_send_is_journaled_first(
                     }
                 )
             )
+            seen: set[str] = set()
             async with asyncio.timeout(WAIT):
-                while True:
+                while seen != {"answer", "sdpAnswer"}:  # both, in whichever order
                     frame = json.loads(await ws.recv())
                     if frame.get("id") == 3:
                         assert frame["result"] == {}
                         journal = await room_hash(redis, "show")
                         assert f"a:{me}:3" in journal  # the answer, journaled before it came
+                        seen.add("answer")
                     elif frame.get("method") == "sdpAnswer":
                         seq = frame["params"]["seq"]
                         journal = await room_hash(redis, "show")
                         assert int(journal[f"q:{me}"]) >= seq  # so was its seq
-                        break
+                        seen.add("sdpAnswer")
     finally:
         await pc.close()
         await cluster.close()

@@ -246,10 +246,12 @@ async def test_a_connection_closed_mid_request_is_801_then_media_node_lost(
         assert janus.pid is not None
         os.kill(janus.pid, signal.SIGSTOP)
         offer = asyncio.create_task(session.send_offer(result.exchange_id or "", sdp))
-        assert server.media_node is not None
-        async with asyncio.timeout(WAIT):  # the offer is with Janus, which cannot answer
-            await server.media_node.wait_in_flight()
-        janus.kill()
+        try:
+            assert server.media_node is not None
+            async with asyncio.timeout(WAIT):  # the offer is with Janus, which cannot answer
+                await server.media_node.wait_in_flight()
+        finally:
+            janus.kill()  # (SIGKILL ends a stopped process too)
         with pytest.raises(MediaError) as raised:
             await offer
         assert raised.value.error.data["reason"] == "connectionClosed"

@@ -99,14 +99,16 @@ async def test_a_killed_serve_janus_leaves_no_janus_behind() -> None:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")  # noqa: ASYNC240
         folder = argv[argv.index("-F") + 1]  # its private config folder: ours to remove
         pidfd = os.pidfd_open(pid)  # readable once that process has exited
+        exited = asyncio.Event()
         try:
-            exited = asyncio.Event()
             loop.add_reader(pidfd, exited.set)
             proc.process.kill()  # no chance to stop Janus itself
             await proc.wait()
             await asyncio.wait_for(exited.wait(), 10)
         finally:
             loop.remove_reader(pidfd)
+            if not exited.is_set():  # the bug this looks for: leave no Janus running
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             os.close(pidfd)
             shutil.rmtree(folder, ignore_errors=True)
 
