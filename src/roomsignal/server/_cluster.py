@@ -149,7 +149,7 @@ class Cluster:
         self._remote: dict[tuple[str, int], int] = {}  # home: (edge, conn) -> virtual conn
         self._homed: dict[str, float] = {}  # home: room -> when last seen empty (0: in use)
         # (node, message, encoded), in call order
-        self._outbox: list[tuple[str, dict[str, Any], str]] = []
+        self._outbox: list[tuple[str, dict[str, Any]]] = []  # encoded when flushed
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()  # relay messages are waiting
         self._tasks: list[asyncio.Task[None]] = []
@@ -621,11 +621,10 @@ class Cluster:
         link.owed += cost
         outbox = self._outbox
         for at in range(len(outbox) - 1, max(len(outbox) - _CHARGE_SCAN, 0) - 1, -1):
-            node, message, _ = outbox[at]
+            node, message = outbox[at]
             if node == link.node and message["k"] == WRITE and message["c"] == link.remote_conn:
-                message["p"] = message.get("p", 0) + link.owed
+                message["p"] = message.get("p", 0) + link.owed  # not encoded yet: no copy
                 link.owed = 0
-                outbox[at] = (node, message, encode_message(message))
                 return
 
     def _refuse_open(self, message: dict[str, Any]) -> None:
@@ -711,7 +710,7 @@ class Cluster:
         counts.bump(counts.relayed, ("sent", message["k"]))
         if message["k"] in (FRAME, WRITE):  # stamped for the relay latency (/metrics)
             message["t"] = round(time.time(), 4)
-        self._outbox.append((node, message, encode_message(message)))
+        self._outbox.append((node, message))
         self._hurry()
 
     def _hurry(self) -> None:
@@ -746,8 +745,8 @@ class Cluster:
             async with redis.pipeline(transaction=False) as pipe:
                 for _, keys, args in writes:
                     pipe.eval(JOURNAL, len(keys), *keys, *args)
-                for node, _, data in batch:
-                    pipe.publish(self._key("to", node), data)
+                for node, message in batch:
+                    pipe.publish(self._key("to", node), encode_message(message))
                 self.round_trips += len(batch) + len(writes)
                 try:
                     results = await pipe.execute(raise_on_error=False)
@@ -768,7 +767,7 @@ class Cluster:
         for count in receivers:
             if isinstance(count, Exception):
                 raise count
-        for (node, message, _), count in zip(batch, receivers, strict=True):
+        for (node, message), count in zip(batch, receivers, strict=True):
             if count == 0:  # nobody listens on that node's channel: the message is lost
                 self._undelivered(node, message)
 
